@@ -1,0 +1,249 @@
+package tandem
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// Config says which datasources tandem mirrors. Load one from YAML with
+// LoadConfig, or build it in Go and pass it to Open, which validates it.
+type Config struct {
+	// Primary names the datasource whose locks order writes. Empty: the
+	// first datasource.
+	Primary string
+	// Datasources are the databases to keep identical, at least two.
+	Datasources []Datasource
+
+	file        string // the YAML file it came from, for messages
+	dir         string // relative SQLite paths are relative to this directory
+	primaryLine int    // line of the primary field in file
+}
+
+// Datasource is one configured database.
+type Datasource struct {
+	// Name identifies the datasource in status, logs and commands.
+	Name string
+	// Driver is the engine: "sqlite".
+	Driver string
+	// DSN locates the database. For sqlite: a file path, relative to the
+	// config file's directory, optionally followed by ?synchronous=…&busy_timeout=….
+	DSN string
+
+	line   int            // line of the entry in the config file
+	fields map[string]int // line of each field
+	dsn    string         // resolved by Validate
+	eng    engine.Engine  // set by Validate
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+
+// LoadConfig reads and validates a YAML config file. Every error is a
+// *ConfigError naming the field and line; nothing is created or written.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Msg: err.Error()}
+	}
+	cfg, err := ParseConfig(data, filepath.Dir(abs))
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = path
+		}
+		return nil, err
+	}
+	cfg.file = path
+	return cfg, nil
+}
+
+// ParseConfig parses and validates YAML config text. Relative SQLite paths
+// are resolved against dir.
+func ParseConfig(data []byte, dir string) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, yamlError(err)
+	}
+	cfg := &Config{dir: dir}
+	if len(doc.Content) == 0 {
+		return nil, &ConfigError{Msg: "empty config: want primary and datasources"}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, &ConfigError{Line: root.Line, Msg: "want a mapping with primary and datasources"}
+	}
+	var sawDatasources bool
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "primary":
+			s, err := scalar(v, "primary")
+			if err != nil {
+				return nil, err
+			}
+			cfg.Primary = s
+			cfg.primaryLine = v.Line
+		case "datasources":
+			sawDatasources = true
+			if v.Kind != yaml.SequenceNode {
+				return nil, &ConfigError{Line: v.Line, Field: "datasources", Msg: "want a list of datasources"}
+			}
+			for j, item := range v.Content {
+				ds, err := parseDatasource(item, j)
+				if err != nil {
+					return nil, err
+				}
+				cfg.Datasources = append(cfg.Datasources, ds)
+			}
+		default:
+			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources)"}
+		}
+	}
+	if !sawDatasources {
+		return nil, &ConfigError{Line: root.Line, Field: "datasources", Msg: "missing: list at least two datasources"}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// yamlError turns a YAML syntax error into a ConfigError with its line.
+func yamlError(err error) error {
+	msg := err.Error()
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		line := 0
+		fmt.Sscan(m[1], &line)
+		return &ConfigError{Line: line, Msg: "YAML syntax: " + m[2]}
+	}
+	return &ConfigError{Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func scalar(v *yaml.Node, field string) (string, error) {
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		return "", &ConfigError{Line: v.Line, Field: field, Msg: "want a string"}
+	}
+	return v.Value, nil
+}
+
+func parseDatasource(n *yaml.Node, i int) (Datasource, error) {
+	at := fmt.Sprintf("datasources[%d]", i)
+	ds := Datasource{line: n.Line, fields: map[string]int{}}
+	if n.Kind != yaml.MappingNode {
+		return ds, &ConfigError{Line: n.Line, Field: at, Msg: "want a mapping with name, driver and dsn"}
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		field := at + "." + k.Value
+		var dst *string
+		switch k.Value {
+		case "name":
+			dst = &ds.Name
+		case "driver":
+			dst = &ds.Driver
+		case "dsn":
+			dst = &ds.DSN
+		default:
+			return ds, &ConfigError{Line: k.Line, Field: field, Msg: "unknown field (known: name, driver, dsn)"}
+		}
+		if _, dup := ds.fields[k.Value]; dup {
+			return ds, &ConfigError{Line: k.Line, Field: field, Msg: "given twice"}
+		}
+		s, err := scalar(v, field)
+		if err != nil {
+			return ds, err
+		}
+		*dst = s
+		ds.fields[k.Value] = v.Line
+	}
+	return ds, nil
+}
+
+// Validate checks the config and resolves each datasource's DSN. It is
+// called by LoadConfig and Open; it creates and writes nothing.
+func (c *Config) Validate() error {
+	fail := func(line int, field, format string, args ...any) error {
+		return &ConfigError{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(c.Datasources) < 2 {
+		return fail(0, "datasources", "%d given: tandem mirrors at least two", len(c.Datasources))
+	}
+	seen := map[string]int{}
+	for i := range c.Datasources {
+		ds := &c.Datasources[i]
+		at := fmt.Sprintf("datasources[%d]", i)
+		line := func(f string) int {
+			if l, ok := ds.fields[f]; ok {
+				return l
+			}
+			return ds.line
+		}
+		if ds.Name == "" {
+			return fail(ds.line, at+".name", "missing")
+		}
+		if !nameRE.MatchString(ds.Name) {
+			return fail(line("name"), at+".name", "%q: want a letter, then letters, digits, '_' or '-' (at most 63)", ds.Name)
+		}
+		if j, dup := seen[ds.Name]; dup {
+			return fail(line("name"), at+".name", "%q is already the name of datasources[%d]", ds.Name, j)
+		}
+		seen[ds.Name] = i
+		if ds.Driver == "" {
+			return fail(ds.line, at+".driver", "missing (known: %s)", strings.Join(driverNames(), ", "))
+		}
+		eng, ok := drivers[ds.Driver]
+		if !ok {
+			return fail(line("driver"), at+".driver", "unknown driver %q (known: %s)", ds.Driver, strings.Join(driverNames(), ", "))
+		}
+		if ds.DSN == "" {
+			return fail(ds.line, at+".dsn", "missing")
+		}
+		dir := c.dir
+		if dir == "" {
+			dir = "."
+		}
+		resolved, err := eng.ResolveDSN(ds.DSN, dir)
+		if err != nil {
+			return fail(line("dsn"), at+".dsn", "%v", err)
+		}
+		ds.dsn = resolved
+		ds.eng = eng
+	}
+	if c.Primary != "" {
+		if _, ok := seen[c.Primary]; !ok {
+			names := make([]string, 0, len(seen))
+			for n := range seen {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return fail(c.primaryLine, "primary", "%q is not a datasource (have: %s)", c.Primary, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// primaryIndex is the index of the configured primary datasource.
+func (c *Config) primaryIndex() int {
+	for i, ds := range c.Datasources {
+		if ds.Name == c.Primary {
+			return i
+		}
+	}
+	return 0
+}

@@ -1,0 +1,212 @@
+// Package engine is the contract between tandem and one database engine.
+//
+// tandem's write path (package tandem) is engine-neutral: it asks an Engine
+// for the SQL text of a statement, for the storage form of a value and for
+// the structure of a database, and runs everything through database/sql.
+// Adding an engine means implementing this interface in a sub-package of its
+// own and listing it in tandem's driver table; the write path does not change.
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Type is the logical type of a column, independent of any engine.
+type Type int
+
+// The logical column types tandem maps Go fields to.
+const (
+	Integer Type = iota + 1 // int64 and smaller integers
+	Real                    // float64
+	Text                    // string; Column.Size bounds it in characters
+	Blob                    // []byte; Column.Size bounds it in bytes
+	Bool                    // bool
+	Time                    // time.Time, stored in UTC with microsecond precision
+)
+
+func (t Type) String() string {
+	switch t {
+	case Integer:
+		return "integer"
+	case Real:
+		return "real"
+	case Text:
+		return "text"
+	case Blob:
+		return "blob"
+	case Bool:
+		return "bool"
+	case Time:
+		return "time"
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// Column describes one column of a table as tandem's models define it.
+type Column struct {
+	Name    string
+	Type    Type
+	Size    int  // maximum length for Text (characters) and Blob (bytes); 0: unbounded
+	NotNull bool // the column refuses NULL
+	Auto    bool // an integer primary key whose value the primary database assigns
+	// Default is the column's default as a SQL literal ('' quoted text, a
+	// number), or "" for none. tandem applies defaults in Go before writing,
+	// so the literal only matters to writers other than tandem.
+	Default string
+}
+
+// Index is a secondary index of a table.
+type Index struct {
+	Name    string
+	Unique  bool
+	Columns []string
+}
+
+// Table is a table as tandem's models define it.
+type Table struct {
+	Name    string
+	Columns []Column
+	PK      []string // primary key columns, in key order
+	Indexes []Index
+}
+
+// Column returns the column called name, or nil.
+func (t *Table) Column(name string) *Column {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
+
+// TableInfo is the structure of a table as a live database reports it,
+// normalised so that two databases of the same engine created from the same
+// definitions report equal TableInfos.
+type TableInfo struct {
+	Name    string
+	Columns []ColumnInfo // in table order
+	Indexes []IndexInfo  // sorted by name
+}
+
+// ColumnInfo is one column of a live table.
+type ColumnInfo struct {
+	Name    string
+	Type    string // declared type, upper case
+	NotNull bool
+	PK      int // 1-based position in the primary key; 0 when not part of it
+	Default string
+}
+
+// IndexInfo is one index of a live table.
+type IndexInfo struct {
+	Name    string
+	Unique  bool
+	Columns []string
+}
+
+// String renders the column the way a diff message shows it.
+func (c ColumnInfo) String() string {
+	var b strings.Builder
+	b.WriteString(c.Type)
+	if c.NotNull {
+		b.WriteString(" NOT NULL")
+	}
+	if c.PK > 0 {
+		fmt.Fprintf(&b, " PRIMARY KEY(%d)", c.PK)
+	}
+	if c.Default != "" {
+		b.WriteString(" DEFAULT " + c.Default)
+	}
+	return b.String()
+}
+
+// String renders the index the way a diff message shows it.
+func (x IndexInfo) String() string {
+	u := ""
+	if x.Unique {
+		u = "UNIQUE "
+	}
+	return u + "(" + strings.Join(x.Columns, ", ") + ")"
+}
+
+// Querier is what introspection needs: a *sql.DB, *sql.Conn or *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Engine is one database engine: SQLite, PostgreSQL, MySQL.
+//
+// Implementations hold no per-database state; a Conn holds that.
+type Engine interface {
+	// Name is the driver name used in configuration ("sqlite").
+	Name() string
+
+	// ResolveDSN checks a data source name from a configuration file and
+	// returns it in the form Open takes. Relative file paths are resolved
+	// against baseDir. It must not create or write anything. Errors must not
+	// contain secrets such as passwords.
+	ResolveDSN(dsn, baseDir string) (string, error)
+
+	// Redact returns dsn with any password replaced, for logs and errors.
+	Redact(dsn string) string
+
+	// Open connects to the database.
+	Open(ctx context.Context, dsn string) (*Conn, error)
+
+	// Quote quotes an identifier.
+	Quote(ident string) string
+
+	// Placeholder returns the bind placeholder for the n-th argument (1-based).
+	Placeholder(n int) string
+
+	// CreateTable returns the statements that create t and its indexes,
+	// each doing nothing when its object already exists.
+	CreateTable(t *Table) []string
+
+	// Upsert returns a statement that writes a full row of t: it inserts
+	// the row, or replaces every non-key column of the row with the same
+	// primary key. Arguments are all columns in t.Columns order.
+	Upsert(t *Table) string
+
+	// InsertAuto returns a statement that inserts a row of t without its
+	// Auto column, and whether the engine returns the assigned id as a
+	// result row (RETURNING) rather than through sql.Result.LastInsertId.
+	InsertAuto(t *Table) (query string, returning bool)
+
+	// Value converts a Go value of a column's logical type (int64, float64,
+	// string, []byte, bool, time.Time, or nil) to the argument this engine
+	// stores, so that every database of the engine stores the same bytes.
+	Value(c *Column, v any) (any, error)
+
+	// Tables reports the structure of every user table (tandem's own
+	// bookkeeping tables excluded), sorted by name.
+	Tables(ctx context.Context, q Querier) ([]TableInfo, error)
+
+	// LimitClause renders LIMIT/OFFSET; limit < 0 means none.
+	LimitClause(limit, offset int) string
+}
+
+// Conn is an open database: a pool for writes and one for reads.
+//
+// Engines whose database admits a single writer at a time (SQLite) give
+// Write one connection, so that writers in one process queue in Go instead
+// of polling the database's lock.
+type Conn struct {
+	Write *sql.DB
+	Read  *sql.DB
+}
+
+// Close closes both pools.
+func (c *Conn) Close() error {
+	err := c.Write.Close()
+	if c.Read != c.Write {
+		if err2 := c.Read.Close(); err == nil {
+			err = err2
+		}
+	}
+	return err
+}

@@ -1,0 +1,414 @@
+// Package sqlite is tandem's engine for SQLite database files.
+//
+// Every database is opened in WAL mode, with writes in BEGIN IMMEDIATE
+// transactions (so a writer takes the file's write lock when it begins, not
+// when it first writes, and two writers never deadlock on a lock upgrade) and
+// a single write connection per process.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// Engine is the SQLite engine. Its zero value is ready to use.
+type Engine struct{}
+
+var _ engine.Engine = Engine{}
+
+// Name implements engine.Engine.
+func (Engine) Name() string { return "sqlite" }
+
+// TimeFormat is how time values are stored: UTC, microseconds, fixed width,
+// so that text order is time order and every node stores the same bytes.
+const TimeFormat = "2006-01-02T15:04:05.000000Z"
+
+// options are the DSN query parameters tandem understands, with defaults.
+var options = map[string]string{
+	"synchronous":  "full", // durable commits: an acknowledged write survives power loss
+	"busy_timeout": "5000", // ms another process's lock is waited for
+}
+
+var synchronousModes = map[string]bool{"off": true, "normal": true, "full": true, "extra": true}
+
+// dsn is a parsed SQLite data source name: a file path and options.
+type dsn struct {
+	path string
+	opts map[string]string
+}
+
+func parseDSN(s string) (dsn, error) {
+	d := dsn{opts: map[string]string{}}
+	for k, v := range options {
+		d.opts[k] = v
+	}
+	path, query, _ := strings.Cut(strings.TrimPrefix(s, "file:"), "?")
+	if path == "" {
+		return d, fmt.Errorf("empty file path")
+	}
+	if path == ":memory:" {
+		return d, fmt.Errorf("in-memory databases cannot be mirrored: give a file path")
+	}
+	d.path = path
+	if query == "" {
+		return d, nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return d, fmt.Errorf("options %q: %v", query, err)
+	}
+	for k, vs := range q {
+		if _, ok := options[k]; !ok {
+			return d, fmt.Errorf("unknown option %q (known: busy_timeout, synchronous)", k)
+		}
+		v := strings.ToLower(vs[len(vs)-1])
+		switch k {
+		case "synchronous":
+			if !synchronousModes[v] {
+				return d, fmt.Errorf("option synchronous=%q: want off, normal, full or extra", v)
+			}
+		case "busy_timeout":
+			if n, err := strconv.Atoi(v); err != nil || n < 0 {
+				return d, fmt.Errorf("option busy_timeout=%q: want milliseconds, a whole number >= 0", v)
+			}
+		}
+		d.opts[k] = v
+	}
+	return d, nil
+}
+
+func (d dsn) String() string {
+	if len(d.opts) == 0 {
+		return d.path
+	}
+	q := url.Values{}
+	for k, v := range d.opts {
+		if options[k] != v {
+			q.Set(k, v)
+		}
+	}
+	if len(q) == 0 {
+		return d.path
+	}
+	return d.path + "?" + q.Encode()
+}
+
+// ResolveDSN implements engine.Engine. The file may be absent (it is created
+// on first open), but its directory must exist.
+func (Engine) ResolveDSN(s, baseDir string) (string, error) {
+	d, err := parseDSN(s)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(d.path) {
+		d.path = filepath.Join(baseDir, d.path)
+	}
+	d.path = filepath.Clean(d.path)
+	dir := filepath.Dir(d.path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("directory %s does not exist", dir)
+	case !st.IsDir():
+		return "", fmt.Errorf("%s is not a directory", dir)
+	}
+	if st, err := os.Stat(d.path); err == nil && !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", d.path)
+	}
+	return d.String(), nil
+}
+
+// Redact implements engine.Engine: a file path holds no secret.
+func (Engine) Redact(s string) string { return s }
+
+// Open implements engine.Engine.
+func (Engine) Open(ctx context.Context, s string) (*engine.Conn, error) {
+	d, err := parseDSN(s)
+	if err != nil {
+		return nil, err
+	}
+	w, err := sql.Open(driverName, driverDSN(d, true))
+	if err != nil {
+		return nil, err
+	}
+	// One writer per process: SQLite admits one writer per file anyway, and
+	// queueing in database/sql is fairer and cheaper than the busy handler.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open(driverName, driverDSN(d, false))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	c := &engine.Conn{Write: w, Read: r}
+	// journal_mode=WAL is persistent in the file; set it once through the writer.
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		c.Close()
+		return nil, fmt.Errorf("cannot switch %s to WAL mode (got %q)", d.path, mode)
+	}
+	if err := r.PingContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Quote implements engine.Engine.
+func (Engine) Quote(ident string) string {
+	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
+}
+
+// Placeholder implements engine.Engine.
+func (Engine) Placeholder(int) string { return "?" }
+
+func sqlType(c *engine.Column) string {
+	switch c.Type {
+	case engine.Integer:
+		return "INTEGER"
+	case engine.Real:
+		return "REAL"
+	case engine.Text:
+		if c.Size > 0 {
+			return fmt.Sprintf("VARCHAR(%d)", c.Size)
+		}
+		return "TEXT"
+	case engine.Blob:
+		return "BLOB"
+	case engine.Bool:
+		return "BOOLEAN"
+	case engine.Time:
+		return "TIMESTAMP"
+	}
+	panic(fmt.Sprintf("sqlite: no SQL type for %v", c.Type))
+}
+
+// CreateTable implements engine.Engine.
+func (e Engine) CreateTable(t *engine.Table) []string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", e.Quote(t.Name))
+	for i := range t.Columns {
+		c := &t.Columns[i]
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", e.Quote(c.Name), sqlType(c))
+		if c.NotNull {
+			b.WriteString(" NOT NULL")
+		}
+		if c.Default != "" {
+			b.WriteString(" DEFAULT " + c.Default)
+		}
+	}
+	fmt.Fprintf(&b, ", PRIMARY KEY (%s))", e.list(t.PK))
+	stmts := []string{b.String()}
+	for _, x := range t.Indexes {
+		u := ""
+		if x.Unique {
+			u = "UNIQUE "
+		}
+		stmts = append(stmts, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", u, e.Quote(x.Name), e.Quote(t.Name), e.list(x.Columns)))
+	}
+	return stmts
+}
+
+func (e Engine) list(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = e.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Upsert implements engine.Engine.
+func (e Engine) Upsert(t *engine.Table) string {
+	names := make([]string, len(t.Columns))
+	for i := range t.Columns {
+		names[i] = t.Columns[i].Name
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO ", e.Quote(t.Name), e.list(names), marks(len(names)), e.list(t.PK))
+	var sets []string
+	for _, n := range names {
+		if !contains(t.PK, n) {
+			sets = append(sets, fmt.Sprintf("%s = excluded.%s", e.Quote(n), e.Quote(n)))
+		}
+	}
+	if len(sets) == 0 {
+		b.WriteString("NOTHING")
+	} else {
+		b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
+	}
+	return b.String()
+}
+
+// InsertAuto implements engine.Engine.
+func (e Engine) InsertAuto(t *engine.Table) (string, bool) {
+	var names []string
+	for i := range t.Columns {
+		if !t.Columns[i].Auto {
+			names = append(names, t.Columns[i].Name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("INSERT INTO %s DEFAULT VALUES", e.Quote(t.Name)), false
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", e.Quote(t.Name), e.list(names), marks(len(names))), false
+}
+
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Value implements engine.Engine.
+func (Engine) Value(c *engine.Column, v any) (any, error) {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case time.Time:
+		return x.UTC().Format(TimeFormat), nil
+	case float64:
+		// SQLite stores NaN as NULL; refuse rather than change the value.
+		if math.IsNaN(x) {
+			return nil, fmt.Errorf("NaN cannot be stored")
+		}
+	}
+	return v, nil
+}
+
+// LimitClause implements engine.Engine.
+func (Engine) LimitClause(limit, offset int) string {
+	switch {
+	case limit < 0 && offset <= 0:
+		return ""
+	case offset <= 0:
+		return fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return fmt.Sprintf(" LIMIT %d OFFSET %d", limit, offset)
+}
+
+// Tables implements engine.Engine.
+func (Engine) Tables(ctx context.Context, q engine.Querier) ([]engine.TableInfo, error) {
+	names, err := strings1(ctx, q, `SELECT name FROM sqlite_schema WHERE type = 'table'
+		AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_tandem\_%' ESCAPE '\' ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	tables := make([]engine.TableInfo, 0, len(names))
+	for _, name := range names {
+		t := engine.TableInfo{Name: name}
+		rows, err := q.QueryContext(ctx, `SELECT name, type, "notnull", COALESCE(dflt_value, ''), pk FROM pragma_table_info(?) ORDER BY cid`, name)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var c engine.ColumnInfo
+			if err := rows.Scan(&c.Name, &c.Type, &c.NotNull, &c.Default, &c.PK); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			c.Type = strings.ToUpper(strings.TrimSpace(c.Type))
+			t.Columns = append(t.Columns, c)
+		}
+		if err := closeRows(rows); err != nil {
+			return nil, err
+		}
+		idx, err := indexes(ctx, q, name)
+		if err != nil {
+			return nil, err
+		}
+		t.Indexes = idx
+		tables = append(tables, t)
+	}
+	return tables, nil
+}
+
+func indexes(ctx context.Context, q engine.Querier, table string) ([]engine.IndexInfo, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, "unique", origin FROM pragma_index_list(?) WHERE origin <> 'pk' ORDER BY name`, table)
+	if err != nil {
+		return nil, err
+	}
+	var list []engine.IndexInfo
+	var origins []string
+	for rows.Next() {
+		var x engine.IndexInfo
+		var origin string
+		if err := rows.Scan(&x.Name, &x.Unique, &origin); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		list = append(list, x)
+		origins = append(origins, origin)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	for i := range list {
+		cols, err := strings1(ctx, q, `SELECT name FROM pragma_index_info(?) ORDER BY seqno`, list[i].Name)
+		if err != nil {
+			return nil, err
+		}
+		list[i].Columns = cols
+		if origins[i] == "u" {
+			// Indexes behind UNIQUE constraints get names from SQLite's
+			// counter; name them by what they are instead.
+			list[i].Name = "UNIQUE(" + strings.Join(cols, ",") + ")"
+		}
+	}
+	return list, nil
+}
+
+func strings1(ctx context.Context, q engine.Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, closeRows(rows)
+}
+
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	if err2 := rows.Close(); err == nil {
+		err = err2
+	}
+	return err
+}

@@ -1,0 +1,71 @@
+package tandem
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; test for them with errors.Is.
+var (
+	// ErrConfig: the configuration is invalid. Nothing was opened or written.
+	ErrConfig = errors.New("invalid configuration")
+	// ErrNotFound: no row has the given primary key.
+	ErrNotFound = errors.New("not found")
+	// ErrSchemaMismatch: the datasources' structures differ, so tandem
+	// refuses to mirror writes onto them.
+	ErrSchemaMismatch = errors.New("datasource structures differ")
+	// ErrInvalidValue: a value does not fit its column. Nothing was written.
+	ErrInvalidValue = errors.New("value does not fit column")
+	// ErrInvalidModel: a Go type cannot be used as a model.
+	ErrInvalidModel = errors.New("invalid model")
+	// ErrNodeDown: a datasource could not be reached.
+	ErrNodeDown = errors.New("datasource unreachable")
+	// ErrPartialCommit: a write committed on some datasources and failed on
+	// others. The keys it touched stay recorded on the datasources that
+	// committed, for catch-up.
+	ErrPartialCommit = errors.New("write committed on some datasources only")
+	// ErrIdentityClash: two datasources carry the same node identity but are
+	// different databases (one was copied from the other).
+	ErrIdentityClash = errors.New("two databases share one identity")
+	// ErrClosed: the cluster was closed.
+	ErrClosed = errors.New("cluster closed")
+)
+
+// ConfigError is a configuration problem, located by file, line and field.
+type ConfigError struct {
+	File  string // the config file, if loaded from one
+	Line  int    // 1-based line in File; 0 when unknown
+	Field string // e.g. "datasources[1].driver"; "" for the whole file
+	Msg   string
+}
+
+func (e *ConfigError) Error() string {
+	var s string
+	switch {
+	case e.File != "" && e.Line > 0:
+		s = fmt.Sprintf("%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		s = e.File + ": "
+	}
+	if e.Field != "" {
+		s += e.Field + ": "
+	}
+	return s + e.Msg
+}
+
+// Is makes errors.Is(err, ErrConfig) true for every ConfigError.
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+// ValueError says which value of which row does not fit its column.
+type ValueError struct {
+	Table  string
+	Column string
+	Msg    string
+}
+
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("%s.%s: %s", e.Table, e.Column, e.Msg)
+}
+
+// Is makes errors.Is(err, ErrInvalidValue) true for every ValueError.
+func (e *ValueError) Is(target error) bool { return target == ErrInvalidValue }

@@ -1,0 +1,588 @@
+package tandem
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// A model is a Go struct type mapped to a table. Fields map to columns:
+//
+//	type Book struct {
+//		ID        int64     `tandem:"id,pk,auto"`
+//		ISBN      string    `tandem:"isbn,size=13,unique"`
+//		Title     string    `tandem:"title,size=255,index"`
+//		Price     *float64  // nullable: a pointer field
+//		CreatedAt time.Time `tandem:"created_at,default=now"`
+//	}
+//
+// The tag is the column name (default: the field name in snake_case)
+// followed by options:
+//
+//	pk          part of the primary key (several fields: a composite key, in field order)
+//	auto        integer primary key assigned by the primary database on insert
+//	notnull     a pointer field that must not be nil (non-pointer fields are always NOT NULL)
+//	unique      a unique index on this column; unique=NAME groups columns into one index
+//	index       an index on this column; index=NAME groups columns into one index
+//	size=N      at most N characters (string) or bytes ([]byte)
+//	default=V   the value a zero field takes when saved (now: the current time)
+//	-           not a column
+//
+// Without a pk option, a field named ID is the primary key (auto, if an integer).
+// The table is named by a TableName() string method, or else the type name
+// in snake_case.
+type model struct {
+	typ     reflect.Type
+	table   engine.Table
+	fields  [][]int // field index path of each column
+	def     []any   // default of each column, in canonical form; nil: none
+	defNow  []bool  // default is the current time
+	pk      []int   // column indexes of the primary key
+	auto    int     // column index of the auto column; -1: none
+	all     []int   // every column index
+	nonAuto []int   // every column index but auto's
+	hasHook struct{ beforeSave, afterSave, beforeDelete, afterDelete bool }
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// tabler lets a model name its table.
+type tabler interface{ TableName() string }
+
+func newModel(t reflect.Type) (*model, error) {
+	if t.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("%w: %v is not a struct", ErrInvalidModel, t)
+	}
+	m := &model{typ: t, auto: -1}
+	m.table.Name = snake(t.Name())
+	if tn, ok := reflect.New(t).Interface().(tabler); ok {
+		m.table.Name = tn.TableName()
+	}
+	if m.table.Name == "" {
+		return nil, fmt.Errorf("%w: %v has no table name", ErrInvalidModel, t)
+	}
+	indexes := map[string]*engine.Index{}
+	var indexOrder []string
+	var autoWanted []int
+	if err := m.addFields(t, nil, indexes, &indexOrder, &autoWanted); err != nil {
+		return nil, err
+	}
+	if len(m.table.Columns) == 0 {
+		return nil, fmt.Errorf("%w: %v has no columns", ErrInvalidModel, t)
+	}
+	if len(m.pk) == 0 {
+		// Convention: a field named ID is the key.
+		for i, f := range m.fields {
+			if sf := t.FieldByIndex(f); sf.Name == "ID" {
+				m.pk = []int{i}
+				if isIntKind(sf.Type.Kind()) {
+					autoWanted = append(autoWanted, i)
+				}
+			}
+		}
+	}
+	if len(m.pk) == 0 {
+		return nil, fmt.Errorf("%w: %v has no primary key: tag a field `tandem:\",pk\"`", ErrInvalidModel, t)
+	}
+	for _, i := range autoWanted {
+		c := &m.table.Columns[i]
+		if len(m.pk) != 1 || m.pk[0] != i || c.Type != engine.Integer {
+			return nil, fmt.Errorf("%w: %v.%s: auto needs the single integer primary key", ErrInvalidModel, t, c.Name)
+		}
+		c.Auto = true
+		m.auto = i
+	}
+	for _, i := range m.pk {
+		m.table.PK = append(m.table.PK, m.table.Columns[i].Name)
+		if m.fieldType(i).Kind() == reflect.Pointer {
+			return nil, fmt.Errorf("%w: %v.%s: a primary key column cannot be a pointer", ErrInvalidModel, t, m.table.Columns[i].Name)
+		}
+	}
+	for i := range m.table.Columns {
+		m.all = append(m.all, i)
+		if i != m.auto {
+			m.nonAuto = append(m.nonAuto, i)
+		}
+	}
+	for _, name := range indexOrder {
+		m.table.Indexes = append(m.table.Indexes, *indexes[name])
+	}
+	p := reflect.New(t).Interface()
+	_, m.hasHook.beforeSave = p.(BeforeSaver)
+	_, m.hasHook.afterSave = p.(AfterSaver)
+	_, m.hasHook.beforeDelete = p.(BeforeDeleter)
+	_, m.hasHook.afterDelete = p.(AfterDeleter)
+	return m, nil
+}
+
+func (m *model) addFields(t reflect.Type, path []int, indexes map[string]*engine.Index, order *[]string, auto *[]int) error {
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag, tagged := sf.Tag.Lookup("tandem")
+		if tag == "-" || !sf.IsExported() {
+			continue
+		}
+		idx := append(append([]int(nil), path...), i)
+		if sf.Anonymous && !tagged && sf.Type.Kind() == reflect.Struct && sf.Type != timeType {
+			if err := m.addFields(sf.Type, idx, indexes, order, auto); err != nil {
+				return err
+			}
+			continue
+		}
+		name, opts, err := parseTag(tag)
+		if err != nil {
+			return fmt.Errorf("%w: %v.%s: %v", ErrInvalidModel, m.typ, sf.Name, err)
+		}
+		if name == "" {
+			name = snake(sf.Name)
+		}
+		for _, c := range m.table.Columns {
+			if c.Name == name {
+				return fmt.Errorf("%w: %v.%s: column %q defined twice", ErrInvalidModel, m.typ, sf.Name, name)
+			}
+		}
+		base := sf.Type
+		nullable := base.Kind() == reflect.Pointer
+		if nullable {
+			base = base.Elem()
+		}
+		typ, ok := logicalType(base)
+		if !ok {
+			return fmt.Errorf("%w: %v.%s: unsupported type %v", ErrInvalidModel, m.typ, sf.Name, sf.Type)
+		}
+		col := engine.Column{Name: name, Type: typ, NotNull: !nullable}
+		ci := len(m.table.Columns)
+		var def any
+		var defNow bool
+		for _, o := range opts {
+			key, val, hasVal := strings.Cut(o, "=")
+			switch key {
+			case "pk":
+				m.pk = append(m.pk, ci)
+			case "auto":
+				*auto = append(*auto, ci)
+			case "notnull":
+				col.NotNull = true
+			case "unique", "index":
+				iname := val
+				if !hasVal {
+					iname = m.table.Name + "_" + name + map[string]string{"unique": "_key", "index": "_idx"}[key]
+				}
+				x, seen := indexes[iname]
+				if !seen {
+					x = &engine.Index{Name: iname, Unique: key == "unique"}
+					indexes[iname] = x
+					*order = append(*order, iname)
+				} else if x.Unique != (key == "unique") {
+					return fmt.Errorf("%w: %v.%s: index %q is both unique and not", ErrInvalidModel, m.typ, sf.Name, iname)
+				}
+				x.Columns = append(x.Columns, name)
+			case "size":
+				n, err := strconv.Atoi(val)
+				if err != nil || n <= 0 || (typ != engine.Text && typ != engine.Blob) {
+					return fmt.Errorf("%w: %v.%s: size=%q: want a positive length on a string or []byte field", ErrInvalidModel, m.typ, sf.Name, val)
+				}
+				col.Size = n
+			case "default":
+				if !hasVal {
+					return fmt.Errorf("%w: %v.%s: default needs a value (default=V)", ErrInvalidModel, m.typ, sf.Name)
+				}
+				if typ == engine.Time && val == "now" {
+					defNow = true
+					break
+				}
+				d, lit, err := parseDefault(typ, val)
+				if err != nil {
+					return fmt.Errorf("%w: %v.%s: default=%q: %v", ErrInvalidModel, m.typ, sf.Name, val, err)
+				}
+				def, col.Default = d, lit
+			default:
+				return fmt.Errorf("%w: %v.%s: unknown tag option %q (known: pk, auto, notnull, unique, index, size, default)", ErrInvalidModel, m.typ, sf.Name, o)
+			}
+		}
+		m.table.Columns = append(m.table.Columns, col)
+		m.fields = append(m.fields, idx)
+		m.def = append(m.def, def)
+		m.defNow = append(m.defNow, defNow)
+	}
+	return nil
+}
+
+// parseTag splits `name,opt,opt=value`. A default value may hold commas
+// when it is the last option.
+func parseTag(tag string) (name string, opts []string, err error) {
+	name, rest, _ := strings.Cut(tag, ",")
+	for rest != "" {
+		if strings.HasPrefix(rest, "default=") {
+			opts = append(opts, rest)
+			break
+		}
+		var o string
+		o, rest, _ = strings.Cut(rest, ",")
+		if o = strings.TrimSpace(o); o != "" {
+			opts = append(opts, o)
+		}
+	}
+	name = strings.TrimSpace(name)
+	for _, r := range name {
+		if !(r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return "", nil, fmt.Errorf("column name %q: use letters, digits and '_'", name)
+		}
+	}
+	return name, opts, nil
+}
+
+func parseDefault(t engine.Type, s string) (v any, literal string, err error) {
+	switch t {
+	case engine.Integer:
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, strconv.FormatInt(n, 10), err
+	case engine.Real:
+		f, err := strconv.ParseFloat(s, 64)
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			err = fmt.Errorf("not a finite number")
+		}
+		return f, strconv.FormatFloat(f, 'g', -1, 64), err
+	case engine.Text:
+		return s, "'" + strings.ReplaceAll(s, "'", "''") + "'", nil
+	case engine.Bool:
+		b, err := strconv.ParseBool(s)
+		lit := "0"
+		if b {
+			lit = "1"
+		}
+		return b, lit, err
+	}
+	return nil, "", fmt.Errorf("only integer, real, text, bool and time (now) columns take a default")
+}
+
+func logicalType(t reflect.Type) (engine.Type, bool) {
+	if t == timeType {
+		return engine.Time, true
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return engine.Integer, true
+	case reflect.Float32, reflect.Float64:
+		return engine.Real, true
+	case reflect.String:
+		return engine.Text, true
+	case reflect.Bool:
+		return engine.Bool, true
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return engine.Blob, true
+		}
+	}
+	return 0, false
+}
+
+func isIntKind(k reflect.Kind) bool {
+	return k >= reflect.Int && k <= reflect.Uint64 && k != reflect.Uintptr
+}
+
+func (m *model) fieldType(i int) reflect.Type { return m.typ.FieldByIndex(m.fields[i]).Type }
+
+// snake turns a Go name into snake_case: BookID -> book_id, ISBN -> isbn.
+func snake(s string) string {
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]) && unicode.IsUpper(rs[i-1]))) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// row reads every column of the struct v (addressable) as canonical values:
+// int64, float64, string, []byte, bool, time.Time or nil. On the way it
+// applies defaults and normalises times (UTC, microseconds), writing both
+// back into v so that v holds exactly what is stored. It checks that every
+// value fits its column and writes nothing on error.
+func (m *model) row(v reflect.Value, now time.Time) ([]any, error) {
+	vals := make([]any, len(m.table.Columns))
+	type setBack struct {
+		f reflect.Value
+		x any
+	}
+	var back []setBack
+	for i := range m.table.Columns {
+		c := &m.table.Columns[i]
+		f := v.FieldByIndex(m.fields[i])
+		x, err := canonical(f)
+		if err != nil {
+			return nil, m.valueError(vals, i, err.Error())
+		}
+		if m.defNow[i] && (x == nil || x.(time.Time).IsZero()) {
+			x = now
+			back = append(back, setBack{f, x})
+		} else if m.def[i] != nil && (x == nil || reflect.ValueOf(x).IsZero()) {
+			x = m.def[i]
+			back = append(back, setBack{f, x})
+		}
+		if err := fits(c, x); err != nil {
+			return nil, m.valueError(vals, i, err.Error())
+		}
+		if t, ok := x.(time.Time); ok {
+			x = t.UTC().Truncate(time.Microsecond)
+			if !t.Equal(x.(time.Time)) || t.Location() != time.UTC {
+				back = append(back, setBack{f, x})
+			}
+		}
+		vals[i] = x
+	}
+	for _, b := range back {
+		if err := assign(b.f, b.x); err != nil {
+			return nil, err
+		}
+	}
+	return vals, nil
+}
+
+func (m *model) valueError(vals []any, i int, msg string) error {
+	e := &ValueError{Table: m.table.Name, Column: m.table.Columns[i].Name, Msg: msg}
+	// Name the row when its key was read before the failing column.
+	var parts []string
+	for _, k := range m.pk {
+		if k >= i || vals[k] == nil || (k == m.auto && vals[k] == int64(0)) {
+			return e
+		}
+		parts = append(parts, fmt.Sprintf("%s=%v", m.table.Columns[k].Name, vals[k]))
+	}
+	e.Msg += " (row " + strings.Join(parts, ", ") + ")"
+	return e
+}
+
+// canonical reads a field as int64, float64, string, []byte, bool,
+// time.Time or nil.
+func canonical(f reflect.Value) (any, error) {
+	if f.Kind() == reflect.Pointer {
+		if f.IsNil() {
+			return nil, nil
+		}
+		f = f.Elem()
+	}
+	if f.Type() == timeType {
+		return f.Interface().(time.Time), nil
+	}
+	switch f.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return f.Int(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		u := f.Uint()
+		if u > math.MaxInt64 {
+			return nil, fmt.Errorf("%d is larger than the largest integer a column holds (%d)", u, int64(math.MaxInt64))
+		}
+		return int64(u), nil
+	case reflect.Float32, reflect.Float64:
+		return f.Float(), nil
+	case reflect.String:
+		return f.String(), nil
+	case reflect.Bool:
+		return f.Bool(), nil
+	case reflect.Slice:
+		if f.IsNil() {
+			return nil, nil
+		}
+		return f.Bytes(), nil
+	}
+	return nil, fmt.Errorf("unsupported kind %v", f.Kind())
+}
+
+// fits checks x against the column, the same way for every engine.
+func fits(c *engine.Column, x any) error {
+	if x == nil {
+		if c.NotNull {
+			return fmt.Errorf("is NOT NULL: nil given")
+		}
+		return nil
+	}
+	switch x := x.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%v cannot be stored: only finite numbers fit a column on every engine", x)
+		}
+	case string:
+		if !utf8.ValidString(x) {
+			return fmt.Errorf("text is not valid UTF-8")
+		}
+		if strings.IndexByte(x, 0) >= 0 {
+			return fmt.Errorf("text holds a NUL byte, which not every engine stores")
+		}
+		if c.Size > 0 {
+			if n := utf8.RuneCountInString(x); n > c.Size {
+				return fmt.Errorf("%d characters given, the column holds at most %d", n, c.Size)
+			}
+		}
+	case []byte:
+		if c.Size > 0 && len(x) > c.Size {
+			return fmt.Errorf("%d bytes given, the column holds at most %d", len(x), c.Size)
+		}
+	case time.Time:
+		if y := x.UTC().Year(); y < 1 || y > 9999 {
+			return fmt.Errorf("year %d is outside 1..9999", y)
+		}
+	}
+	return nil
+}
+
+// assign stores a value read from a database (or a canonical value) in a field.
+func assign(f reflect.Value, x any) error {
+	if f.Kind() == reflect.Pointer {
+		if x == nil {
+			f.SetZero()
+			return nil
+		}
+		p := reflect.New(f.Type().Elem())
+		if err := assign(p.Elem(), x); err != nil {
+			return err
+		}
+		f.Set(p)
+		return nil
+	}
+	if x == nil {
+		f.SetZero()
+		return nil
+	}
+	if f.Type() == timeType {
+		t, err := asTime(x)
+		if err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(t))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := asInt(x)
+		if err != nil {
+			return err
+		}
+		if f.OverflowInt(n) {
+			return fmt.Errorf("%d overflows %v", n, f.Type())
+		}
+		f.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := asInt(x)
+		if err != nil {
+			return err
+		}
+		if n < 0 || f.OverflowUint(uint64(n)) {
+			return fmt.Errorf("%d overflows %v", n, f.Type())
+		}
+		f.SetUint(uint64(n))
+	case reflect.Float32, reflect.Float64:
+		switch v := x.(type) {
+		case float64:
+			f.SetFloat(v)
+		case int64:
+			f.SetFloat(float64(v))
+		default:
+			return fmt.Errorf("cannot read %T as %v", x, f.Type())
+		}
+	case reflect.String:
+		switch v := x.(type) {
+		case string:
+			f.SetString(v)
+		case []byte:
+			f.SetString(string(v))
+		default:
+			return fmt.Errorf("cannot read %T as %v", x, f.Type())
+		}
+	case reflect.Bool:
+		switch v := x.(type) {
+		case bool:
+			f.SetBool(v)
+		case int64:
+			f.SetBool(v != 0)
+		default:
+			return fmt.Errorf("cannot read %T as %v", x, f.Type())
+		}
+	case reflect.Slice:
+		switch v := x.(type) {
+		case []byte:
+			f.SetBytes(append([]byte{}, v...))
+		case string:
+			f.SetBytes([]byte(v))
+		default:
+			return fmt.Errorf("cannot read %T as %v", x, f.Type())
+		}
+	default:
+		return fmt.Errorf("cannot read %T as %v", x, f.Type())
+	}
+	return nil
+}
+
+func asInt(x any) (int64, error) {
+	switch v := x.(type) {
+	case int64:
+		return v, nil
+	case bool:
+		if v {
+			return 1, nil
+		}
+		return 0, nil
+	case float64:
+		if v == math.Trunc(v) && v >= math.MinInt64 && v < math.MaxInt64 {
+			return int64(v), nil
+		}
+	}
+	return 0, fmt.Errorf("cannot read %T %v as an integer", x, x)
+}
+
+var timeLayouts = []string{
+	"2006-01-02T15:04:05.000000Z",
+	time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999-07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+}
+
+func asTime(x any) (time.Time, error) {
+	switch v := x.(type) {
+	case time.Time:
+		return v.UTC(), nil
+	case []byte:
+		return asTime(string(v))
+	case string:
+		for _, l := range timeLayouts {
+			if t, err := time.Parse(l, v); err == nil {
+				return t.UTC(), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("cannot read %q as a time", v)
+	}
+	return time.Time{}, fmt.Errorf("cannot read %T as a time", x)
+}
+
+// keyOf encodes a row's primary key (canonical values) as the text the
+// intent record stores: a JSON array, e.g. [42] or ["uk",7].
+func keyOf(vals []any) string {
+	b, err := json.Marshal(vals)
+	if err != nil {
+		panic(fmt.Sprintf("tandem: encode key %v: %v", vals, err)) // canonical values always encode
+	}
+	return string(b)
+}
+
+func (m *model) keyVals(row []any) []any {
+	k := make([]any, len(m.pk))
+	for i, c := range m.pk {
+		k[i] = row[c]
+	}
+	return k
+}

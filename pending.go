@@ -1,0 +1,186 @@
+package tandem
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// intent is the record a write leaves, in its own transaction, on every
+// database it writes: the keys it touched. Once every database has
+// committed, the records are cleared in batches off the hot path. A record
+// that survives names keys some database may lack: the write failed to
+// commit somewhere, or the process died between commits.
+type intent struct {
+	txid string
+	gen  int64 // cluster generation the write was made in
+	at   int64 // unix ms
+	keys []pendingKey
+}
+
+type pendingKey struct{ table, key string }
+
+func newIntent(ops []op, gen int64, now time.Time) *intent {
+	in := &intent{
+		// Time-ordered, so records sort by age.
+		txid: fmt.Sprintf("%016x%s", now.UnixNano(), newID(8)),
+		gen:  gen,
+		at:   now.UnixMilli(),
+	}
+	seen := make(map[pendingKey]bool, len(ops))
+	for _, o := range ops {
+		k := pendingKey{o.m.table.Name, keyOf(o.key)}
+		if !seen[k] {
+			seen[k] = true
+			in.keys = append(in.keys, k)
+		}
+	}
+	return in
+}
+
+// recordChunk is how many keys one INSERT records.
+const recordChunk = 100
+
+// recordIntent writes in's keys to _tandem_pending inside tx.
+func (n *Node) recordIntent(ctx context.Context, tx *sql.Tx, in *intent) error {
+	for start := 0; start < len(in.keys); start += recordChunk {
+		keys := in.keys[start:min(start+recordChunk, len(in.keys))]
+		args := make([]any, 0, 6*len(keys))
+		for i, k := range keys {
+			args = append(args, in.txid, int64(start+i), k.table, k.key, in.gen, in.at)
+		}
+		if _, err := n.exec(ctx, tx, n.recordSQL(len(keys)), args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) recordSQL(rows int) string {
+	e := n.eng
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (txid, seq, tbl, pk, gen, at) VALUES ", e.Quote(pendingTable.Name))
+	p := 0
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := 0; c < 6; c++ {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			p++
+			b.WriteString(e.Placeholder(p))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// clearRecords deletes the intent records of txids from n.
+func (n *Node) clearRecords(ctx context.Context, txids []string) error {
+	e := n.eng
+	marks := make([]string, len(txids))
+	args := make([]any, len(txids))
+	for i, id := range txids {
+		marks[i] = e.Placeholder(i + 1)
+		args[i] = id
+	}
+	q := fmt.Sprintf("DELETE FROM %s WHERE txid IN (%s)", e.Quote(pendingTable.Name), strings.Join(marks, ", "))
+	_, err := n.conn.Write.ExecContext(ctx, q, args...)
+	return err
+}
+
+// pendingCount counts the intent records on n.
+func (n *Node) pendingCount(ctx context.Context) (int64, error) {
+	var count int64
+	err := n.conn.Read.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+n.eng.Quote(pendingTable.Name)).Scan(&count)
+	return count, err
+}
+
+// clearer batches the txids of writes committed everywhere and deletes
+// their intent records from every database.
+type clearer struct {
+	c    *Cluster
+	ch   chan string
+	done chan struct{}
+
+	mu      sync.RWMutex
+	stopped bool
+}
+
+const (
+	clearBatch = 256
+	clearEvery = 50 * time.Millisecond
+)
+
+func newClearer(c *Cluster) *clearer {
+	cl := &clearer{c: c, ch: make(chan string, 4*clearBatch), done: make(chan struct{})}
+	go cl.run()
+	return cl
+}
+
+// add queues txid for clearing. After stop the record stays: it is
+// harmless (catch-up of a key that is already identical copies nothing new).
+func (cl *clearer) add(txid string) {
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	if !cl.stopped {
+		cl.ch <- txid
+	}
+}
+
+// stop clears what is queued and ends the goroutine.
+func (cl *clearer) stop() {
+	cl.mu.Lock()
+	cl.stopped = true
+	close(cl.ch)
+	cl.mu.Unlock()
+	<-cl.done
+}
+
+func (cl *clearer) run() {
+	defer close(cl.done)
+	var batch []string
+	tick := time.NewTicker(clearEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case id, ok := <-cl.ch:
+			if !ok {
+				cl.flush(batch)
+				return
+			}
+			if batch = append(batch, id); len(batch) >= clearBatch {
+				cl.flush(batch)
+				batch = batch[:0]
+			}
+		case <-tick.C:
+			if len(batch) > 0 {
+				cl.flush(batch)
+				batch = batch[:0]
+			}
+		}
+	}
+}
+
+func (cl *clearer) flush(txids []string) {
+	if len(txids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range cl.c.nodes {
+		if n.sameAs != nil || n.conn == nil {
+			continue
+		}
+		if err := n.clearRecords(ctx, txids); err != nil {
+			// The records stay; they name keys that are in fact identical.
+			cl.c.log.Warn("clearing intent records failed", "node", n.name, "count", len(txids), "err", err)
+		}
+	}
+}

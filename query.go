@@ -1,0 +1,323 @@
+package tandem
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// Reader is where reads come from: a Cluster (the primary's database) or a
+// Tx (the transaction on the primary, which sees the transaction's writes).
+type Reader interface {
+	reader() (querier, *Node, *Cluster, error)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (c *Cluster) reader() (querier, *Node, *Cluster, error) {
+	if c.closed.Load() {
+		return nil, nil, nil, ErrClosed
+	}
+	p := c.primary.database()
+	if err := p.problem(); err != nil {
+		return nil, nil, nil, err
+	}
+	return p.conn.Read, p, c, nil
+}
+
+func (tx *Tx) reader() (querier, *Node, *Cluster, error) {
+	if tx.done {
+		return nil, nil, nil, fmt.Errorf("read: transaction already finished")
+	}
+	return tx.tx, tx.primary, tx.c, nil
+}
+
+// QueryOption narrows, orders or limits Find and Count.
+type QueryOption func(*query)
+
+type query struct {
+	where  []string
+	args   []any
+	eq     []eqCond
+	order  []string
+	limit  int
+	offset int
+}
+
+type eqCond struct {
+	col string
+	val any
+}
+
+// Where adds a condition in SQL, with ? for each argument, e.g.
+// Where("price < ? AND title LIKE ?", 20, "Go%"). Conditions are ANDed.
+func Where(cond string, args ...any) QueryOption {
+	return func(q *query) {
+		q.where = append(q.where, cond)
+		q.args = append(q.args, args...)
+	}
+}
+
+// Eq adds the condition column = value (column IS NULL for a nil value).
+func Eq(column string, value any) QueryOption {
+	return func(q *query) { q.eq = append(q.eq, eqCond{column, value}) }
+}
+
+// OrderBy orders by columns, each "name" or "name DESC" (or "name ASC").
+func OrderBy(columns ...string) QueryOption {
+	return func(q *query) { q.order = append(q.order, columns...) }
+}
+
+// Limit returns at most n rows.
+func Limit(n int) QueryOption { return func(q *query) { q.limit = n } }
+
+// Offset skips the first n rows.
+func Offset(n int) QueryOption { return func(q *query) { q.offset = n } }
+
+// Get reads the row of model T with the given primary key (one value per
+// key column, in key order). It returns ErrNotFound when there is none.
+func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
+	db, n, c, err := r.reader()
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.model(reflect.TypeFor[T]())
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != len(m.pk) {
+		return nil, fmt.Errorf("get %s: %d key values given, the key has %d (%s)", m.table.Name, len(key), len(m.pk), strings.Join(m.table.PK, ", "))
+	}
+	args := make([]any, len(key))
+	for i, k := range key {
+		if args[i], err = n.arg(k); err != nil {
+			return nil, fmt.Errorf("get %s: key %s: %w", m.table.Name, m.table.PK[i], err)
+		}
+	}
+	s := n.sql(m)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", s.selectCols, n.eng.Quote(m.table.Name), s.byKey)
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
+	}
+	list, err := scanRows[T](m, rows)
+	if err != nil {
+		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("get %s %s: %w", m.table.Name, keyOf(key), ErrNotFound)
+	}
+	return &list[0], nil
+}
+
+// Find reads the rows of model T that match every condition.
+func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error) {
+	db, n, c, err := r.reader()
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.model(reflect.TypeFor[T]())
+	if err != nil {
+		return nil, err
+	}
+	q, args, err := n.selectSQL(m, n.sql(m).selectCols, opts, true)
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", m.table.Name, err)
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, err)
+	}
+	list, err := scanRows[T](m, rows)
+	if err != nil {
+		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, err)
+	}
+	return list, nil
+}
+
+// Count counts the rows of model T that match every condition.
+func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, error) {
+	db, n, c, err := r.reader()
+	if err != nil {
+		return 0, err
+	}
+	m, err := c.model(reflect.TypeFor[T]())
+	if err != nil {
+		return 0, err
+	}
+	q, args, err := n.selectSQL(m, "COUNT(*)", opts, false)
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", m.table.Name, err)
+	}
+	var count int64
+	if err := db.QueryRowContext(ctx, q, args...).Scan(&count); err != nil {
+		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, err)
+	}
+	return count, nil
+}
+
+func (n *Node) selectSQL(m *model, what string, opts []QueryOption, ordered bool) (string, []any, error) {
+	q := query{limit: -1}
+	for _, o := range opts {
+		o(&q)
+	}
+	e := n.eng
+	var b strings.Builder
+	fmt.Fprintf(&b, "SELECT %s FROM %s", what, e.Quote(m.table.Name))
+	var conds []string
+	var args []any
+	p := 0
+	for _, w := range q.where {
+		cond, used, err := rebind(w, e, p)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, "("+cond+")")
+		p += used
+	}
+	if p != len(q.args) {
+		return "", nil, fmt.Errorf("conditions have %d placeholders and %d arguments", p, len(q.args))
+	}
+	for _, a := range q.args {
+		v, err := n.arg(a)
+		if err != nil {
+			return "", nil, err
+		}
+		args = append(args, v)
+	}
+	for _, eq := range q.eq {
+		col := m.table.Column(eq.col)
+		if col == nil {
+			return "", nil, fmt.Errorf("no column %q (have: %s)", eq.col, m.columnNames())
+		}
+		if eq.val == nil {
+			conds = append(conds, e.Quote(col.Name)+" IS NULL")
+			continue
+		}
+		v, err := n.arg(eq.val)
+		if err != nil {
+			return "", nil, fmt.Errorf("column %s: %w", col.Name, err)
+		}
+		p++
+		conds = append(conds, e.Quote(col.Name)+" = "+e.Placeholder(p))
+		args = append(args, v)
+	}
+	if len(conds) > 0 {
+		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
+	}
+	if ordered {
+		var order []string
+		for _, o := range q.order {
+			name, dir, _ := strings.Cut(strings.TrimSpace(o), " ")
+			dir = strings.ToUpper(strings.TrimSpace(dir))
+			if m.table.Column(name) == nil {
+				return "", nil, fmt.Errorf("order by %q: no such column (have: %s)", name, m.columnNames())
+			}
+			if dir != "" && dir != "ASC" && dir != "DESC" {
+				return "", nil, fmt.Errorf("order by %q: want ASC or DESC after the column", o)
+			}
+			order = append(order, strings.TrimSpace(e.Quote(name)+" "+dir))
+		}
+		if len(order) == 0 {
+			// A stable order: the same rows in the same order from every engine.
+			for _, k := range m.table.PK {
+				order = append(order, e.Quote(k))
+			}
+		}
+		b.WriteString(" ORDER BY " + strings.Join(order, ", "))
+		b.WriteString(e.LimitClause(q.limit, q.offset))
+	}
+	return b.String(), args, nil
+}
+
+func (m *model) columnNames() string {
+	names := make([]string, len(m.table.Columns))
+	for i, c := range m.table.Columns {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// rebind replaces each ? outside quotes in cond with the engine's
+// placeholder, numbering from after+1. It returns how many it replaced.
+func rebind(cond string, e engine.Engine, after int) (string, int, error) {
+	var b strings.Builder
+	n := 0
+	var quote rune
+	for _, r := range cond {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"' || r == '`':
+			quote = r
+		case r == '?':
+			n++
+			b.WriteString(e.Placeholder(after + n))
+			continue
+		case r == ';':
+			return "", 0, fmt.Errorf("condition %q: ';' is not allowed", cond)
+		}
+		b.WriteRune(r)
+	}
+	if quote != 0 {
+		return "", 0, fmt.Errorf("condition %q: unterminated quote", cond)
+	}
+	return b.String(), n, nil
+}
+
+// arg converts a query argument to n's storage form, the way column values
+// are: integers to int64, times to the engine's time form, and so on.
+func (n *Node) arg(a any) (any, error) {
+	if a == nil {
+		return nil, nil
+	}
+	x, err := canonical(reflect.ValueOf(a))
+	if err != nil {
+		return nil, err
+	}
+	var col engine.Column
+	switch x := x.(type) {
+	case time.Time:
+		col.Type = engine.Time
+		return n.eng.Value(&col, x.UTC().Truncate(time.Microsecond))
+	case bool:
+		col.Type = engine.Bool
+	case float64:
+		col.Type = engine.Real
+	}
+	return n.eng.Value(&col, x)
+}
+
+func scanRows[T any](m *model, rows *sql.Rows) ([]T, error) {
+	defer rows.Close()
+	var list []T
+	raw := make([]any, len(m.table.Columns))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		var t T
+		v := reflect.ValueOf(&t).Elem()
+		for i, x := range raw {
+			if err := assign(v.FieldByIndex(m.fields[i]), x); err != nil {
+				return nil, fmt.Errorf("column %s: %w", m.table.Columns[i].Name, err)
+			}
+		}
+		list = append(list, t)
+	}
+	return list, rows.Err()
+}

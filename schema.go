@@ -1,0 +1,260 @@
+package tandem
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// Structure is the comparison of the datasources' table structures
+// (columns, types, nullability, keys, defaults, indexes).
+type Structure struct {
+	// Match is true when every reachable database has the same structure
+	// as the primary's.
+	Match bool
+	// Fingerprints maps each reachable datasource to a digest of its structure.
+	Fingerprints map[string]string
+	// Diffs names every difference by table and column, e.g.
+	// "table book: column price: REAL on foo, TEXT on bar".
+	Diffs []string
+}
+
+func (s Structure) err() error {
+	return fmt.Errorf("%w: %s", ErrSchemaMismatch, strings.Join(s.Diffs, "; "))
+}
+
+// Structure returns the last comparison of the datasources' structures,
+// made by Open and Migrate.
+func (c *Cluster) Structure() Structure {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.structure
+}
+
+// checkStructure compares every reachable database with the primary's.
+func (c *Cluster) checkStructure(ctx context.Context) error {
+	st := Structure{Match: true, Fingerprints: map[string]string{}}
+	type result struct {
+		n      *Node
+		tables []engine.TableInfo
+	}
+	var base *result
+	var all []result
+	for _, n := range c.nodes {
+		if n.conn == nil || n.problem() != nil {
+			continue
+		}
+		tables, err := n.eng.Tables(ctx, n.conn.Read)
+		if err != nil {
+			return fmt.Errorf("read structure of %s: %w", n.name, err)
+		}
+		st.Fingerprints[n.name] = fingerprint(tables)
+		all = append(all, result{n, tables})
+		if n == c.primary.database() {
+			base = &all[len(all)-1]
+		}
+	}
+	if base == nil && len(all) > 0 {
+		base = &all[0]
+	}
+	for _, r := range all {
+		if r.n.database() == base.n || r.n.sameAs != nil {
+			continue
+		}
+		st.Diffs = append(st.Diffs, diffTables(base.n.name, base.tables, r.n.name, r.tables)...)
+	}
+	st.Match = len(st.Diffs) == 0
+	c.mu.Lock()
+	c.structure = st
+	c.mu.Unlock()
+	return nil
+}
+
+// fingerprint digests a structure: equal structures, equal fingerprints.
+func fingerprint(tables []engine.TableInfo) string {
+	h := sha256.New()
+	for _, t := range tables {
+		fmt.Fprintf(h, "table %q\n", t.Name)
+		for _, c := range t.Columns {
+			fmt.Fprintf(h, "  column %q %s\n", c.Name, c)
+		}
+		for _, x := range t.Indexes {
+			fmt.Fprintf(h, "  index %q %s\n", x.Name, x)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// diffTables names every difference between a's and b's structures.
+func diffTables(aName string, a []engine.TableInfo, bName string, b []engine.TableInfo) []string {
+	var diffs []string
+	bt := map[string]engine.TableInfo{}
+	for _, t := range b {
+		bt[t.Name] = t
+	}
+	at := map[string]bool{}
+	for _, ta := range a {
+		at[ta.Name] = true
+		tb, ok := bt[ta.Name]
+		if !ok {
+			diffs = append(diffs, fmt.Sprintf("table %s: missing on %s", ta.Name, bName))
+			continue
+		}
+		diffs = append(diffs, diffColumns(ta, aName, tb, bName)...)
+	}
+	for _, tb := range b {
+		if !at[tb.Name] {
+			diffs = append(diffs, fmt.Sprintf("table %s: missing on %s", tb.Name, aName))
+		}
+	}
+	return diffs
+}
+
+func diffColumns(ta engine.TableInfo, aName string, tb engine.TableInfo, bName string) []string {
+	var diffs []string
+	prefix := "table " + ta.Name + ": "
+	bc := map[string]engine.ColumnInfo{}
+	for _, c := range tb.Columns {
+		bc[c.Name] = c
+	}
+	ac := map[string]bool{}
+	for _, ca := range ta.Columns {
+		ac[ca.Name] = true
+		cb, ok := bc[ca.Name]
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%scolumn %s: missing on %s", prefix, ca.Name, bName))
+		case ca.String() != cb.String():
+			diffs = append(diffs, fmt.Sprintf("%scolumn %s: %s on %s, %s on %s", prefix, ca.Name, ca, aName, cb, bName))
+		}
+	}
+	for _, cb := range tb.Columns {
+		if !ac[cb.Name] {
+			diffs = append(diffs, fmt.Sprintf("%scolumn %s: missing on %s", prefix, cb.Name, aName))
+		}
+	}
+	if len(diffs) == 0 && len(ta.Columns) == len(tb.Columns) {
+		for i := range ta.Columns {
+			if ta.Columns[i].Name != tb.Columns[i].Name {
+				diffs = append(diffs, fmt.Sprintf("%scolumn order differs: (%s) on %s, (%s) on %s",
+					prefix, colNames(ta), aName, colNames(tb), bName))
+				break
+			}
+		}
+	}
+	bi := map[string]engine.IndexInfo{}
+	for _, x := range tb.Indexes {
+		bi[x.Name] = x
+	}
+	ai := map[string]bool{}
+	for _, xa := range ta.Indexes {
+		ai[xa.Name] = true
+		xb, ok := bi[xa.Name]
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%sindex %s: missing on %s", prefix, xa.Name, bName))
+		case xa.String() != xb.String():
+			diffs = append(diffs, fmt.Sprintf("%sindex %s: %s on %s, %s on %s", prefix, xa.Name, xa, aName, xb, bName))
+		}
+	}
+	for _, xb := range tb.Indexes {
+		if !ai[xb.Name] {
+			diffs = append(diffs, fmt.Sprintf("%sindex %s: missing on %s", prefix, xb.Name, aName))
+		}
+	}
+	return diffs
+}
+
+func colNames(t engine.TableInfo) string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// Migrate creates the tables and indexes of the given models (struct
+// values or pointers to them) on every database, with the same statements
+// on each, where they do not exist yet. It does not alter existing tables:
+// a table that lacks a column its model defines is an error. Afterwards it
+// compares the structures again and returns ErrSchemaMismatch if they differ.
+func (c *Cluster) Migrate(ctx context.Context, models ...any) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	var ms []*model
+	for _, v := range models {
+		t := reflect.TypeOf(v)
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil {
+			return fmt.Errorf("%w: migrate: nil model", ErrInvalidModel)
+		}
+		m, err := c.model(t)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+	}
+	for _, n := range c.nodes {
+		if n.sameAs != nil {
+			continue
+		}
+		if err := n.problem(); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if err := n.migrate(ctx, ms); err != nil {
+			return fmt.Errorf("migrate %s: %w", n.name, err)
+		}
+	}
+	if err := c.checkStructure(ctx); err != nil {
+		return err
+	}
+	if st := c.Structure(); !st.Match {
+		return st.err()
+	}
+	return nil
+}
+
+func (n *Node) migrate(ctx context.Context, ms []*model) error {
+	tx, err := n.conn.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, m := range ms {
+		for _, stmt := range n.eng.CreateTable(&m.table) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("table %s: %w", m.table.Name, err)
+			}
+		}
+	}
+	tables, err := n.eng.Tables(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		for _, t := range tables {
+			if t.Name != m.table.Name {
+				continue
+			}
+			have := map[string]bool{}
+			for _, c := range t.Columns {
+				have[c.Name] = true
+			}
+			for _, c := range m.table.Columns {
+				if !have[c.Name] {
+					return fmt.Errorf("table %s exists without column %s that model %v defines (tandem does not alter existing tables)",
+						m.table.Name, c.Name, m.typ)
+				}
+			}
+		}
+	}
+	return tx.Commit()
+}

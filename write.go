@@ -1,0 +1,388 @@
+package tandem
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Hooks a model may implement. Before hooks run before the row is written
+// and may refuse the write by returning an error; after hooks run once the
+// row is written on the primary, inside the same transaction, and an error
+// rolls the whole transaction back on every database.
+type (
+	BeforeSaver interface {
+		BeforeSave(ctx context.Context) error
+	}
+	AfterSaver interface {
+		AfterSave(ctx context.Context) error
+	}
+	BeforeDeleter interface {
+		BeforeDelete(ctx context.Context) error
+	}
+	AfterDeleter interface {
+		AfterDelete(ctx context.Context) error
+	}
+)
+
+// Writer is what Cluster and Tx have in common for writes.
+type Writer interface {
+	Save(ctx context.Context, v any) error
+	Delete(ctx context.Context, v any) error
+}
+
+var (
+	_ Writer = (*Cluster)(nil)
+	_ Writer = (*Tx)(nil)
+)
+
+// Save inserts or updates the row v (a pointer to a model struct) on every
+// database. A model with an auto key and a zero key is inserted, and v's key
+// is set to the id the primary assigned; any other row is written whole,
+// replacing the row with the same key if there is one.
+func (c *Cluster) Save(ctx context.Context, v any) error {
+	return c.Tx(ctx, func(tx *Tx) error { return tx.Save(ctx, v) })
+}
+
+// Delete deletes the row with v's primary key from every database. Deleting
+// a row that does not exist is not an error.
+func (c *Cluster) Delete(ctx context.Context, v any) error {
+	return c.Tx(ctx, func(tx *Tx) error { return tx.Delete(ctx, v) })
+}
+
+// Tx is a transaction on every database. The callback's saves and deletes
+// take effect on every database or on none (see ErrPartialCommit for the one
+// exception: a database failing at commit itself).
+type Tx struct {
+	c       *Cluster
+	primary *Node
+	tx      *sql.Tx // on the primary
+	ops     []op
+	now     time.Time
+	done    bool
+}
+
+// op is one write, replayed on the secondaries exactly as the primary did it.
+type op struct {
+	m   *model
+	del bool
+	key []any // canonical values of the primary key
+	row []any // canonical values of the full row; nil for a delete
+}
+
+// Tx runs fn in a transaction on every database: fn's writes are applied to
+// the primary as fn makes them (taking its locks), and when fn returns nil
+// they are applied to the secondaries concurrently and committed on every
+// database concurrently. If fn returns an error or panics, nothing is
+// written anywhere. Inside fn use tx, never the Cluster: the primary's
+// write connection is held by tx.
+func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
+	nodes, err := c.writeSet()
+	if err != nil {
+		return err
+	}
+	p := nodes[0]
+	// Once commits start they must finish on every database, whatever
+	// happens to the caller's context: statements use ctx, the transactions
+	// themselves do not.
+	ptx, err := p.conn.Write.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return fmt.Errorf("begin on %s: %w", p.name, err)
+	}
+	tx := &Tx{c: c, primary: p, tx: ptx, now: time.Now()}
+	defer func() {
+		if !tx.done {
+			tx.done = true
+			ptx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	tx.done = true
+	return c.mirror(ctx, tx, nodes)
+}
+
+// Save writes v within the transaction; see Cluster.Save.
+func (tx *Tx) Save(ctx context.Context, v any) error {
+	if tx.done {
+		return fmt.Errorf("save: transaction already finished")
+	}
+	m, rv, err := tx.c.modelOf(v)
+	if err != nil {
+		return err
+	}
+	if m.hasHook.beforeSave {
+		if err := v.(BeforeSaver).BeforeSave(ctx); err != nil {
+			return err
+		}
+	}
+	row, err := m.row(rv, tx.now.UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return err
+	}
+	p := tx.primary
+	if m.auto >= 0 && row[m.auto] == int64(0) {
+		// The primary decides the id; every other database is told it.
+		id, err := p.insertAuto(ctx, tx.tx, m, row)
+		if err != nil {
+			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, err)
+		}
+		row[m.auto] = id
+		if err := assign(rv.FieldByIndex(m.fields[m.auto]), id); err != nil {
+			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
+		}
+	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
+		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
+	}
+	tx.ops = append(tx.ops, op{m: m, key: m.keyVals(row), row: row})
+	if m.hasHook.afterSave {
+		return v.(AfterSaver).AfterSave(ctx)
+	}
+	return nil
+}
+
+// Delete deletes v's row within the transaction; see Cluster.Delete.
+func (tx *Tx) Delete(ctx context.Context, v any) error {
+	if tx.done {
+		return fmt.Errorf("delete: transaction already finished")
+	}
+	m, rv, err := tx.c.modelOf(v)
+	if err != nil {
+		return err
+	}
+	if m.hasHook.beforeDelete {
+		if err := v.(BeforeDeleter).BeforeDelete(ctx); err != nil {
+			return err
+		}
+	}
+	key := make([]any, len(m.pk))
+	for i, ci := range m.pk {
+		if key[i], err = canonical(rv.FieldByIndex(m.fields[ci])); err != nil {
+			return m.valueError(nil, ci, err.Error())
+		}
+		if t, ok := key[i].(time.Time); ok {
+			key[i] = t.UTC().Truncate(time.Microsecond)
+		}
+	}
+	n, err := tx.primary.delete(ctx, tx.tx, m, key)
+	if err != nil {
+		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, keyOf(key), tx.primary.name, err)
+	}
+	// A delete that found no row on the primary is not mirrored: with no
+	// row there was no lock to order it against a concurrent insert of the
+	// same key, which it could otherwise undo on a secondary.
+	if n > 0 {
+		tx.ops = append(tx.ops, op{m: m, del: true, key: key})
+	}
+	if m.hasHook.afterDelete {
+		return v.(AfterDeleter).AfterDelete(ctx)
+	}
+	return nil
+}
+
+// mirror applies tx's writes to the secondaries and commits everywhere.
+//
+// The primary already holds the locks of every row tx wrote. A concurrent
+// writer of the same rows waits for them on the primary, and by the time
+// the primary commits, tx holds the same locks on every secondary; so
+// writes to one row reach every database in the same order.
+func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
+	p := tx.primary
+	if len(tx.ops) == 0 || len(nodes) == 1 {
+		if err := tx.tx.Commit(); err != nil {
+			return fmt.Errorf("commit on %s: %w", p.name, err)
+		}
+		return nil
+	}
+	in := newIntent(tx.ops, c.gen, tx.now)
+	if err := p.recordIntent(ctx, tx.tx, in); err != nil {
+		tx.tx.Rollback()
+		return fmt.Errorf("record intent on %s: %w", p.name, err)
+	}
+
+	// Apply on every secondary concurrently.
+	secs := nodes[1:]
+	stxs := make([]*sql.Tx, len(secs))
+	errs := make([]error, len(secs))
+	var wg sync.WaitGroup
+	for i, n := range secs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stxs[i], errs[i] = n.apply(ctx, tx.ops, in)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		tx.tx.Rollback()
+		for _, s := range stxs {
+			if s != nil {
+				s.Rollback()
+			}
+		}
+		return err
+	}
+
+	// Commit everywhere concurrently.
+	all := append([]*sql.Tx{tx.tx}, stxs...)
+	cerrs := make([]error, len(all))
+	if c.commitHook != nil {
+		cerrs[0] = tx.tx.Commit()
+		c.commitHook(in.txid)
+		for i, s := range stxs {
+			cerrs[i+1] = s.Commit()
+		}
+	} else {
+		for i, s := range all {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cerrs[i] = s.Commit()
+			}()
+		}
+		wg.Wait()
+	}
+	var ok, failed []string
+	var failures []error
+	for i, err := range cerrs {
+		if err != nil {
+			failed = append(failed, nodes[i].name)
+			failures = append(failures, fmt.Errorf("commit on %s: %w", nodes[i].name, err))
+		} else {
+			ok = append(ok, nodes[i].name)
+		}
+	}
+	switch {
+	case len(failed) == 0:
+		c.clear.add(in.txid)
+		return nil
+	case len(ok) == 0:
+		return errors.Join(failures...)
+	}
+	c.log.Error("write committed on some datasources only", "txid", in.txid, "committed", ok, "failed", failed)
+	return fmt.Errorf("%w: committed on %s, not on %s (keys recorded as intent %s): %w",
+		ErrPartialCommit, strings.Join(ok, ", "), strings.Join(failed, ", "), in.txid, errors.Join(failures...))
+}
+
+// apply begins a transaction on a secondary and replays ops on it.
+func (n *Node) apply(ctx context.Context, ops []op, in *intent) (*sql.Tx, error) {
+	tx, err := n.conn.Write.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	for _, o := range ops {
+		if o.del {
+			_, err = n.delete(ctx, tx, o.m, o.key)
+		} else {
+			err = n.upsert(ctx, tx, o.m, o.row)
+		}
+		if err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, keyOf(o.key), n.name, err)
+		}
+	}
+	if err := n.recordIntent(ctx, tx, in); err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("record intent on %s: %w", n.name, err)
+	}
+	return tx, nil
+}
+
+// args converts canonical values to n's storage form.
+func (n *Node) args(m *model, cols []int, vals []any) ([]any, error) {
+	out := make([]any, len(cols))
+	for i, ci := range cols {
+		v, err := n.eng.Value(&m.table.Columns[ci], vals[i])
+		if err != nil {
+			return nil, &ValueError{Table: m.table.Name, Column: m.table.Columns[ci].Name, Msg: err.Error()}
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func (n *Node) exec(ctx context.Context, tx *sql.Tx, query string, args []any) (sql.Result, error) {
+	return tx.ExecContext(ctx, query, args...)
+}
+
+func (n *Node) upsert(ctx context.Context, tx *sql.Tx, m *model, row []any) error {
+	args, err := n.args(m, m.all, row)
+	if err != nil {
+		return err
+	}
+	_, err = n.exec(ctx, tx, n.sql(m).upsert, args)
+	return err
+}
+
+func (n *Node) insertAuto(ctx context.Context, tx *sql.Tx, m *model, row []any) (int64, error) {
+	cols := m.nonAuto
+	vals := make([]any, len(cols))
+	for i, ci := range cols {
+		vals[i] = row[ci]
+	}
+	args, err := n.args(m, cols, vals)
+	if err != nil {
+		return 0, err
+	}
+	q := n.sql(m)
+	if q.insertReturning {
+		var id int64
+		err = tx.QueryRowContext(ctx, q.insertAuto, args...).Scan(&id)
+		return id, err
+	}
+	res, err := n.exec(ctx, tx, q.insertAuto, args)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+func (n *Node) delete(ctx context.Context, tx *sql.Tx, m *model, key []any) (int64, error) {
+	args, err := n.args(m, m.pk, key)
+	if err != nil {
+		return 0, err
+	}
+	res, err := n.exec(ctx, tx, n.sql(m).delete, args)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// statements are a model's SQL texts for one engine.
+type statements struct {
+	upsert          string
+	insertAuto      string
+	insertReturning bool
+	delete          string // by primary key
+	selectCols      string // "a", "b", ... for SELECT
+	byKey           string // WHERE clause on the primary key
+}
+
+// sql returns m's statements for n's engine, building them once.
+func (n *Node) sql(m *model) *statements {
+	if s, ok := n.texts.Load(m.typ); ok {
+		return s.(*statements)
+	}
+	e := n.eng
+	s := &statements{upsert: e.Upsert(&m.table)}
+	s.insertAuto, s.insertReturning = e.InsertAuto(&m.table)
+	cols := make([]string, len(m.table.Columns))
+	for i := range m.table.Columns {
+		cols[i] = e.Quote(m.table.Columns[i].Name)
+	}
+	s.selectCols = strings.Join(cols, ", ")
+	conds := make([]string, len(m.pk))
+	for i, ci := range m.pk {
+		conds[i] = fmt.Sprintf("%s = %s", e.Quote(m.table.Columns[ci].Name), e.Placeholder(i+1))
+	}
+	s.byKey = strings.Join(conds, " AND ")
+	s.delete = fmt.Sprintf("DELETE FROM %s WHERE %s", e.Quote(m.table.Name), s.byKey)
+	actual, _ := n.texts.LoadOrStore(m.typ, s)
+	return actual.(*statements)
+}
