@@ -16,11 +16,12 @@ import (
 
 // Node is one configured datasource.
 type Node struct {
-	name string
-	eng  engine.Engine
-	dsn  string // never logged: may hold a password; use eng.Redact
-	conn *engine.Conn
-	id   string // node identity stored in the database
+	cluster *Cluster
+	name    string
+	eng     engine.Engine
+	dsn     string // never logged: may hold a password; use eng.Redact
+	conn    *engine.Conn
+	id      string // node identity stored in the database
 
 	// sameAs is the earlier datasource that reaches the same database;
 	// writes go to that one only.
@@ -176,10 +177,28 @@ func (n *Node) generation(ctx context.Context) (int64, error) {
 }
 
 func (n *Node) close() error {
-	if n.conn == nil {
-		return nil
+	if n.conn == nil || n.sameAs != nil {
+		return nil // an alias shares its database's connection
 	}
 	return n.conn.Close()
+}
+
+// sameFiles recognises, before anything is opened, datasources that name
+// one database file; each later one becomes an alias of the first.
+func (c *Cluster) sameFiles() {
+	for j, b := range c.nodes {
+		fe, ok := b.eng.(engine.FileEngine)
+		if !ok {
+			continue
+		}
+		for _, a := range c.nodes[:j] {
+			if a.sameAs == nil && a.eng.Name() == b.eng.Name() && fe.SameFile(a.dsn, b.dsn) {
+				b.sameAs = a
+				c.log.Info("datasources are one database file; writing it once", "node", b.name, "same_as", a.name)
+				break
+			}
+		}
+	}
 }
 
 // findAliases recognises datasources that reach one database: they carry
@@ -188,7 +207,7 @@ func (n *Node) close() error {
 // through one datasource and reading it back through the other.
 func (c *Cluster) findAliases(ctx context.Context) {
 	for j, b := range c.nodes {
-		if b.conn == nil || b.id == "" {
+		if b.conn == nil || b.id == "" || b.sameAs != nil {
 			continue
 		}
 		for _, a := range c.nodes[:j] {
@@ -211,12 +230,20 @@ func (c *Cluster) findAliases(ctx context.Context) {
 	}
 }
 
+// sameDatabase writes a token under a key of its own through a and reads it
+// back through b. (A shared key would race with other processes probing.)
 func sameDatabase(ctx context.Context, a, b *Node) (bool, error) {
 	token := newID(8)
-	if err := a.setMeta(ctx, a.conn.Write, "probe", token); err != nil {
+	key := "probe_" + token
+	if err := a.setMeta(ctx, a.conn.Write, key, token); err != nil {
 		return false, err
 	}
-	got, err := b.meta(ctx, b.conn.Read, "probe")
+	got, err := b.meta(ctx, b.conn.Read, key)
+	_, errDel := a.conn.Write.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
+		a.eng.Quote(metaTable.Name), a.eng.Placeholder(1)), key)
+	if err == nil {
+		err = errDel
+	}
 	return got == token, err
 }
 

@@ -321,3 +321,12 @@ func scanRows[T any](m *model, rows *sql.Rows) ([]T, error) {
 	}
 	return list, rows.Err()
 }
+
+// reader makes a Node a Reader: reads from that datasource only, whatever
+// its state. Useful to compare datasources, as the demo does.
+func (n *Node) reader() (querier, *Node, *Cluster, error) {
+	if n.conn == nil {
+		return nil, nil, nil, fmt.Errorf("%w: %s", ErrNodeDown, n.name)
+	}
+	return n.conn.Read, n, n.cluster, nil
+}

@@ -3,6 +3,8 @@ package tandem
 import (
 	"context"
 	"fmt"
+	"io"
+	"text/tabwriter"
 	"time"
 )
 
@@ -95,4 +97,41 @@ func (n *Node) inDoubt(ctx context.Context, cutoff int64) (int64, error) {
 	q := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE at < %s", n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1))
 	err := n.conn.Read.QueryRowContext(ctx, q, cutoff).Scan(&count)
 	return count, err
+}
+
+// WriteTable writes the status as a table for people.
+func (s *Status) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tDRIVER\tIDENTITY\tROLE\tSTATE\tSTRUCTURE\tIN DOUBT\tNOTE")
+	for _, n := range s.Nodes {
+		role := "secondary"
+		if n.Primary {
+			role = "primary"
+		}
+		structure := "-"
+		if n.Fingerprint != "" {
+			structure = n.Fingerprint[:8] + " differs"
+			if n.StructureMatches {
+				structure = n.Fingerprint[:8] + " matches"
+			}
+		}
+		note := n.Error
+		if n.SameAs != "" {
+			note = "same database as " + n.SameAs + ": written once"
+		}
+		id := n.Identity
+		if id == "" {
+			id = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.Driver, id, role, n.State, structure, n.InDoubt, note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range s.StructureDiffs {
+		if _, err := fmt.Fprintln(w, "structure differs: "+d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -85,11 +85,15 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		o(c)
 	}
 	for _, ds := range cfg.Datasources {
-		c.nodes = append(c.nodes, &Node{name: ds.Name, eng: ds.eng, dsn: ds.dsn})
+		c.nodes = append(c.nodes, &Node{cluster: c, name: ds.Name, eng: ds.eng, dsn: ds.dsn})
 	}
 	c.primary = c.nodes[cfg.primaryIndex()]
+	c.sameFiles()
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
+		if n.sameAs != nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -100,6 +104,11 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		}()
 	}
 	wg.Wait()
+	for _, n := range c.nodes {
+		if a := n.sameAs; a != nil {
+			n.conn, n.id = a.conn, a.id
+		}
+	}
 	c.findAliases(ctx)
 	if gen, err := c.primary.generation(ctx); err == nil {
 		c.gen = gen

@@ -190,6 +190,16 @@ type Engine interface {
 	LimitClause(limit, offset int) string
 }
 
+// FileEngine is implemented by engines whose databases are files. tandem
+// asks it before opening anything, so that one file is never opened under
+// two names: SQLite keeps a WAL file per name, and two names of one file
+// would each get their own WAL and corrupt it.
+type FileEngine interface {
+	// SameFile reports whether two resolved DSNs name one database file
+	// (the same path, a symbolic link, or a hard link).
+	SameFile(dsnA, dsnB string) bool
+}
+
 // Conn is an open database: a pool for writes and one for reads.
 //
 // Engines whose database admits a single writer at a time (SQLite) give

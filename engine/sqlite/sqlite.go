@@ -24,7 +24,10 @@ import (
 // Engine is the SQLite engine. Its zero value is ready to use.
 type Engine struct{}
 
-var _ engine.Engine = Engine{}
+var (
+	_ engine.Engine     = Engine{}
+	_ engine.FileEngine = Engine{}
+)
 
 // Name implements engine.Engine.
 func (Engine) Name() string { return "sqlite" }
@@ -126,6 +129,36 @@ func (Engine) ResolveDSN(s, baseDir string) (string, error) {
 		return "", fmt.Errorf("%s is not a regular file", d.path)
 	}
 	return d.String(), nil
+}
+
+// SameFile implements engine.FileEngine. Files that exist are compared by
+// device and inode (hard links, symbolic links); a file not created yet is
+// compared by its path with symbolic links resolved.
+func (Engine) SameFile(a, b string) bool {
+	da, errA := parseDSN(a)
+	db, errB := parseDSN(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	sa, errA := os.Stat(da.path)
+	sb, errB := os.Stat(db.path)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	return canonicalPath(da.path) == canonicalPath(db.path)
+}
+
+// canonicalPath resolves symbolic links in the directory of a file that
+// may not exist yet.
+func canonicalPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }
 
 // Redact implements engine.Engine: a file path holds no secret.
