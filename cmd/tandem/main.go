@@ -1,0 +1,118 @@
+// Command tandem operates a set of SQL databases kept identical by the
+// tandem library: it shows their status and runs the demo.
+//
+// Exit codes: 0 success; 1 the command ran and found a problem (a node not
+// in sync, structures that differ); 2 bad usage or configuration, or an error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tandemdb/tandem"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = []command{
+	{"status", "show each datasource: identity, state, structure", runStatus},
+	{"demo", "write a bookstore to two SQLite files and show they are identical", runDemo},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "tandem: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: tandem <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'tandem <command> -h' for a command's flags.")
+}
+
+// newFlags returns a flag set that reports errors to stderr without exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tandem "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args; on failure it returns the exit code to use.
+func parseFlags(fs *flag.FlagSet, args []string) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		return false, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return false, 2
+	}
+	return true, 0
+}
+
+// configFlag adds the --config flag; its default comes from $TANDEM_CONFIG,
+// else tandem.yaml.
+func configFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("TANDEM_CONFIG")
+	if def == "" {
+		def = "tandem.yaml"
+	}
+	return fs.String("config", def, "config file (default from $TANDEM_CONFIG)")
+}
+
+// logger logs warnings and errors to stderr, as text.
+func logger(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// fail prints err and returns its exit code: 2 for everything but the
+// problems a command reports as findings.
+func fail(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "tandem %s: %v\n", cmd, err)
+	return 2
+}
+
+// openCluster loads the config and opens the cluster.
+func openCluster(ctx context.Context, path string, stderr io.Writer) (*tandem.Cluster, error) {
+	cfg, err := tandem.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return tandem.Open(ctx, cfg, tandem.WithLogger(logger(stderr)))
+}

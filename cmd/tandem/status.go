@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+
+	"github.com/tandemdb/tandem"
+)
+
+// runStatus: tandem status --config F [--json]. Exit 0 when every node is in
+// sync and the structures match, 1 when not, 2 on error.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	config := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
+	}
+	c, err := openCluster(ctx, *config, stderr)
+	if err != nil {
+		return fail(stderr, "status", err)
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return fail(stderr, "status", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return fail(stderr, "status", err)
+		}
+	} else if err := st.WriteTable(stdout); err != nil {
+		return fail(stderr, "status", err)
+	}
+	if !st.StructureMatch {
+		return 1
+	}
+	for _, n := range st.Nodes {
+		if n.State != tandem.StateInSync {
+			return 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs tandem's whole test suite: formatting, vet, every test (with the race
+# detector), and the demo as a new user runs it. Installs what it needs.
+#
+#   bash scripts/test.sh
+#
+# Set TANDEM_FAIL_ON_SKIP=1 (CI does) to fail when any test was skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null; then
+	echo "test.sh: Go 1.26 is required (https://go.dev/dl/); not found on PATH" >&2
+	exit 2
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1
+status=$?
+set -e
+# The full log is long; show failures and the per-package summary.
+grep -E '^(=== RUN|--- (FAIL|SKIP)|FAIL|ok |panic|PASS)' "$log" | grep -v '^=== RUN' || true
+if [ $status -ne 0 ]; then
+	echo "---- failing output ----"
+	grep -B2 -A30 -E -- '--- FAIL|^panic' "$log" | head -300 || true
+	exit $status
+fi
+passed=$(grep -c -- '--- PASS' "$log" || true)
+skipped=$(grep -c -- '--- SKIP' "$log" || true)
+if [ "${TANDEM_FAIL_ON_SKIP:-0}" = 1 ] && [ "$skipped" -gt 0 ]; then
+	echo "test.sh: $skipped test(s) skipped and TANDEM_FAIL_ON_SKIP=1:" >&2
+	grep -A3 -- '--- SKIP' "$log" >&2
+	exit 1
+fi
+
+echo "== demo"
+demo=$(mktemp -d)
+go run ./cmd/tandem demo --dir "$demo/tandem-demo" >"$demo/out.txt"
+grep -q "every row is identical on every datasource" "$demo/out.txt"
+go run ./cmd/tandem status --config "$demo/tandem-demo/tandem.yaml" >/dev/null
+rm -rf "$demo"
+
+echo "$passed passed, 0 failed, $skipped skipped"
