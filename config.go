@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,9 +25,10 @@ type Config struct {
 	// Datasources are the databases to keep identical, at least two.
 	Datasources []Datasource
 
-	file        string // the YAML file it came from, for messages
-	dir         string // relative SQLite paths are relative to this directory
-	primaryLine int    // line of the primary field in file
+	file            string // the YAML file it came from, for messages
+	dir             string // relative SQLite paths are relative to this directory
+	primaryLine     int    // line of the primary field in file
+	datasourcesLine int    // line of the datasources list in file
 }
 
 // Datasource is one configured database.
@@ -76,7 +78,17 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &ConfigError{Msg: "empty config: want primary and datasources"}
+		}
 		return nil, yamlError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, yamlError(err)
+		}
+		return nil, &ConfigError{Line: extra.Line, Msg: "a second YAML document: want one"}
 	}
 	cfg := &Config{dir: dir}
 	if len(doc.Content) == 0 {
@@ -86,9 +98,13 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &ConfigError{Line: root.Line, Msg: "want a mapping with primary and datasources"}
 	}
-	var sawDatasources bool
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if seen[k.Value] {
+			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "given twice"}
+		}
+		seen[k.Value] = true
 		switch k.Value {
 		case "primary":
 			s, err := scalar(v, "primary")
@@ -98,7 +114,7 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 			cfg.Primary = s
 			cfg.primaryLine = v.Line
 		case "datasources":
-			sawDatasources = true
+			cfg.datasourcesLine = k.Line
 			if v.Kind != yaml.SequenceNode {
 				return nil, &ConfigError{Line: v.Line, Field: "datasources", Msg: "want a list of datasources"}
 			}
@@ -113,7 +129,7 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources)"}
 		}
 	}
-	if !sawDatasources {
+	if !seen["datasources"] {
 		return nil, &ConfigError{Line: root.Line, Field: "datasources", Msg: "missing: list at least two datasources"}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -182,7 +198,7 @@ func (c *Config) Validate() error {
 		return &ConfigError{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	if len(c.Datasources) < 2 {
-		return fail(0, "datasources", "%d given: tandem mirrors at least two", len(c.Datasources))
+		return fail(c.datasourcesLine, "datasources", "%d given: tandem mirrors at least two", len(c.Datasources))
 	}
 	seen := map[string]int{}
 	for i := range c.Datasources {

@@ -145,7 +145,7 @@ func (m *model) addFields(t reflect.Type, path []int, indexes map[string]*engine
 			name = snake(sf.Name)
 		}
 		for _, c := range m.table.Columns {
-			if c.Name == name {
+			if strings.EqualFold(c.Name, name) {
 				return fmt.Errorf("%w: %v.%s: column %q defined twice", ErrInvalidModel, m.typ, sf.Name, name)
 			}
 		}
@@ -172,9 +172,13 @@ func (m *model) addFields(t reflect.Type, path []int, indexes map[string]*engine
 			case "notnull":
 				col.NotNull = true
 			case "unique", "index":
-				iname := val
+				// Index names are global to a database on most engines:
+				// prefix them with the table's.
+				iname := m.table.Name + "_" + val
 				if !hasVal {
 					iname = m.table.Name + "_" + name + map[string]string{"unique": "_key", "index": "_idx"}[key]
+				} else if val == "" || strings.ContainsAny(val, " \t\"'`") {
+					return fmt.Errorf("%w: %v.%s: %s=%q: want a name (letters, digits, '_')", ErrInvalidModel, m.typ, sf.Name, key, val)
 				}
 				x, seen := indexes[iname]
 				if !seen {
@@ -200,6 +204,9 @@ func (m *model) addFields(t reflect.Type, path []int, indexes map[string]*engine
 					break
 				}
 				d, lit, err := parseDefault(typ, val)
+				if err == nil {
+					err = defaultFits(base, nullable, d)
+				}
 				if err != nil {
 					return fmt.Errorf("%w: %v.%s: default=%q: %v", ErrInvalidModel, m.typ, sf.Name, val, err)
 				}
@@ -221,6 +228,7 @@ func (m *model) addFields(t reflect.Type, path []int, indexes map[string]*engine
 func parseTag(tag string) (name string, opts []string, err error) {
 	name, rest, _ := strings.Cut(tag, ",")
 	for rest != "" {
+		rest = strings.TrimLeft(rest, " ")
 		if strings.HasPrefix(rest, "default=") {
 			opts = append(opts, rest)
 			break
@@ -262,6 +270,28 @@ func parseDefault(t engine.Type, s string) (v any, literal string, err error) {
 		return b, lit, err
 	}
 	return nil, "", fmt.Errorf("only integer, real, text, bool and time (now) columns take a default")
+}
+
+// defaultFits checks that a default value can be held by the field's Go type.
+func defaultFits(t reflect.Type, nullable bool, d any) error {
+	z := reflect.New(t).Elem()
+	switch v := d.(type) {
+	case int64:
+		if (z.CanInt() && z.OverflowInt(v)) || (z.CanUint() && (v < 0 || z.OverflowUint(uint64(v)))) {
+			return fmt.Errorf("does not fit %v", t)
+		}
+	case float64:
+		if z.OverflowFloat(v) {
+			return fmt.Errorf("does not fit %v", t)
+		}
+	case bool:
+		// A zero field takes the default, so a non-pointer bool with a
+		// default could never be saved false.
+		if !nullable {
+			return fmt.Errorf("a bool field with a default must be a *bool, or false could never be saved")
+		}
+	}
+	return nil
 }
 
 func logicalType(t reflect.Type) (engine.Type, bool) {
@@ -327,10 +357,13 @@ func (m *model) row(v reflect.Value, now time.Time) ([]any, error) {
 		if err != nil {
 			return nil, m.valueError(vals, i, err.Error())
 		}
-		if m.defNow[i] && (x == nil || x.(time.Time).IsZero()) {
+		// A pointer field takes its default when nil (so it can store the
+		// zero value); any other field when zero.
+		unset := x == nil || (f.Kind() != reflect.Pointer && reflect.ValueOf(x).IsZero())
+		if m.defNow[i] && (unset || x.(time.Time).IsZero()) {
 			x = now
 			back = append(back, setBack{f, x})
-		} else if m.def[i] != nil && (x == nil || reflect.ValueOf(x).IsZero()) {
+		} else if m.def[i] != nil && unset {
 			x = m.def[i]
 			back = append(back, setBack{f, x})
 		}
@@ -355,6 +388,9 @@ func (m *model) row(v reflect.Value, now time.Time) ([]any, error) {
 
 func (m *model) valueError(vals []any, i int, msg string) error {
 	e := &ValueError{Table: m.table.Name, Column: m.table.Columns[i].Name, Msg: msg}
+	if vals == nil {
+		return e
+	}
 	// Name the row when its key was read before the failing column.
 	var parts []string
 	for _, k := range m.pk {
@@ -396,7 +432,7 @@ func canonical(f reflect.Value) (any, error) {
 		return f.Bool(), nil
 	case reflect.Slice:
 		if f.IsNil() {
-			return nil, nil
+			return []byte{}, nil // a nil slice in a field is empty; only a nil *[]byte is NULL
 		}
 		return f.Bytes(), nil
 	}
@@ -574,7 +610,9 @@ func asTime(x any) (time.Time, error) {
 func keyOf(vals []any) string {
 	b, err := json.Marshal(vals)
 	if err != nil {
-		panic(fmt.Sprintf("tandem: encode key %v: %v", vals, err)) // canonical values always encode
+		// Only a non-finite float fails, and fits refuses those before
+		// anything is recorded; this is for error messages.
+		return fmt.Sprint(vals)
 	}
 	return string(b)
 }

@@ -198,13 +198,13 @@ func (n *Node) selectSQL(m *model, what string, opts []QueryOption, ordered bool
 		if col == nil {
 			return "", nil, fmt.Errorf("no column %q (have: %s)", eq.col, m.columnNames())
 		}
-		if eq.val == nil {
-			conds = append(conds, e.Quote(col.Name)+" IS NULL")
-			continue
-		}
 		v, err := n.arg(eq.val)
 		if err != nil {
 			return "", nil, fmt.Errorf("column %s: %w", col.Name, err)
+		}
+		if v == nil {
+			conds = append(conds, e.Quote(col.Name)+" IS NULL")
+			continue
 		}
 		p++
 		conds = append(conds, e.Quote(col.Name)+" = "+e.Placeholder(p))
@@ -294,6 +294,9 @@ func (n *Node) arg(a any) (any, error) {
 		col.Type = engine.Bool
 	case float64:
 		col.Type = engine.Real
+		if err := fits(&col, x); err != nil {
+			return nil, err
+		}
 	}
 	return n.eng.Value(&col, x)
 }
