@@ -12,6 +12,7 @@ import (
 
 	_ "github.com/ncruces/go-sqlite3/driver"
 
+	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/internal/testcluster"
 )
 
@@ -53,15 +54,18 @@ func BenchmarkSave(b *testing.B) {
 			}
 			runSaves(b, goroutines, save)
 		})
-		b.Run(fmt.Sprintf("mode=tandem/goroutines=%d", goroutines), func(b *testing.B) {
-			c, _ := testcluster.New(b)
-			ctx := context.Background()
-			if err := c.Migrate(ctx, &benchItem{}); err != nil {
-				b.Fatal(err)
-			}
-			save := func(ctx context.Context, it *benchItem) error { return c.Save(ctx, it) }
-			runSaves(b, goroutines, save)
-		})
+		for _, mode := range []string{"tandem", "tandem-serial"} {
+			b.Run(fmt.Sprintf("mode=%s/goroutines=%d", mode, goroutines), func(b *testing.B) {
+				c, _ := testcluster.New(b)
+				tandem.SetSerialCommit(c, mode == "tandem-serial")
+				ctx := context.Background()
+				if err := c.Migrate(ctx, &benchItem{}); err != nil {
+					b.Fatal(err)
+				}
+				save := func(ctx context.Context, it *benchItem) error { return c.Save(ctx, it) }
+				runSaves(b, goroutines, save)
+			})
+		}
 	}
 }
 

@@ -57,6 +57,10 @@ type Cluster struct {
 	clear  *clearer
 	closed atomic.Bool
 
+	// serialCommit commits the primary before the secondaries (measured
+	// against concurrent commits by BenchmarkSave).
+	serialCommit bool
+
 	// commitHook, when set (tests only), runs between the primary's commit
 	// and the secondaries' commits, which then run one after the other.
 	commitHook func(txid string)

@@ -61,6 +61,8 @@ type Tx struct {
 	c       *Cluster
 	primary *Node
 	tx      *sql.Tx // on the primary
+	others  []*Node // the secondaries this write goes to
+	secs    []*secondary
 	ops     []op
 	now     time.Time
 	done    bool
@@ -74,12 +76,13 @@ type op struct {
 	row []any // canonical values of the full row; nil for a delete
 }
 
-// Tx runs fn in a transaction on every database: fn's writes are applied to
-// the primary as fn makes them (taking its locks), and when fn returns nil
-// they are applied to the secondaries concurrently and committed on every
-// database concurrently. If fn returns an error or panics, nothing is
-// written anywhere. Inside fn use tx, never the Cluster: the primary's
-// write connection is held by tx.
+// Tx runs fn in a transaction on every database. Each of fn's writes is
+// applied to the primary as fn makes it (taking the primary's locks), then
+// streamed to every secondary, where a goroutine per secondary applies it
+// in its own transaction; when fn returns nil, every database records the
+// write's keys and all commit concurrently. If fn returns an error or
+// panics, nothing is written anywhere. Inside fn use tx, never the Cluster:
+// the primary's write connection is held by tx.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	nodes, err := c.writeSet()
 	if err != nil {
@@ -93,11 +96,10 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin on %s: %w", p.name, err)
 	}
-	tx := &Tx{c: c, primary: p, tx: ptx, now: time.Now()}
+	tx := &Tx{c: c, primary: p, tx: ptx, others: nodes[1:], now: time.Now()}
 	defer func() {
 		if !tx.done {
-			tx.done = true
-			ptx.Rollback()
+			tx.abort()
 		}
 	}()
 	if err := fn(tx); err != nil {
@@ -105,6 +107,105 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	tx.done = true
 	return c.mirror(ctx, tx, nodes)
+}
+
+// secondary is one secondary database's side of a Tx: a goroutine that
+// begins a transaction there and applies the primary's writes in the order
+// they arrive.
+//
+// It begins only once tx holds the primary's lock (SQLite) or the first
+// row lock (row-locking engines), so every writer takes the primary's locks
+// before any secondary's: writers are ordered by the primary and cannot
+// deadlock on each other.
+type secondary struct {
+	n    *Node
+	ops  chan op
+	in   *intent // set before ops is closed; nil when the Tx aborts
+	tx   *sql.Tx
+	err  error
+	done chan struct{}
+}
+
+// send applies o on every secondary, starting their transactions on the
+// first write.
+func (tx *Tx) send(ctx context.Context, o op) {
+	if tx.secs == nil {
+		for _, n := range tx.others {
+			s := &secondary{n: n, ops: make(chan op, 64), done: make(chan struct{})}
+			tx.secs = append(tx.secs, s)
+			go s.run(ctx)
+		}
+	}
+	for _, s := range tx.secs {
+		s.ops <- o
+	}
+}
+
+func (s *secondary) run(ctx context.Context) {
+	defer close(s.done)
+	n := s.n
+	s.tx, s.err = n.conn.Write.BeginTx(context.WithoutCancel(ctx), nil)
+	if s.err != nil {
+		s.err = fmt.Errorf("begin on %s: %w", n.name, s.err)
+	}
+	for o := range s.ops {
+		if s.err != nil {
+			continue // drain: the Tx fails anyway
+		}
+		var err error
+		if o.del {
+			_, err = n.delete(ctx, s.tx, o.m, o.key)
+		} else {
+			err = n.upsert(ctx, s.tx, o.m, o.row)
+		}
+		if err != nil {
+			s.err = fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, keyOf(o.key), n.name, err)
+		}
+	}
+	if s.err == nil && s.in != nil {
+		if err := n.recordIntent(ctx, s.tx, s.in); err != nil {
+			s.err = fmt.Errorf("record intent on %s: %w", n.name, err)
+		}
+	}
+}
+
+// handOver tells the secondaries that no more writes come: they record in
+// (nil when the Tx aborts) and stop.
+func (tx *Tx) handOver(in *intent) {
+	for _, s := range tx.secs {
+		s.in = in
+		close(s.ops)
+	}
+}
+
+// wait waits for the secondaries and returns their transactions and errors.
+func (tx *Tx) wait() ([]*sql.Tx, error) {
+	var errs []error
+	stxs := make([]*sql.Tx, len(tx.secs))
+	for i, s := range tx.secs {
+		<-s.done
+		stxs[i] = s.tx
+		if s.err != nil {
+			errs = append(errs, s.err)
+		}
+	}
+	return stxs, errors.Join(errs...)
+}
+
+// abort rolls back everywhere.
+func (tx *Tx) abort() {
+	tx.done = true
+	tx.handOver(nil)
+	stxs, _ := tx.wait()
+	rollback(append(stxs, tx.tx))
+}
+
+func rollback(txs []*sql.Tx) {
+	for _, t := range txs {
+		if t != nil {
+			t.Rollback()
+		}
+	}
 }
 
 // Save writes v within the transaction; see Cluster.Save.
@@ -139,7 +240,9 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
 	}
-	tx.ops = append(tx.ops, op{m: m, key: m.keyVals(row), row: row})
+	o := op{m: m, key: m.keyVals(row), row: row}
+	tx.ops = append(tx.ops, o)
+	tx.send(ctx, o)
 	if m.hasHook.afterSave {
 		return v.(AfterSaver).AfterSave(ctx)
 	}
@@ -177,7 +280,9 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	// row there was no lock to order it against a concurrent insert of the
 	// same key, which it could otherwise undo on a secondary.
 	if n > 0 {
-		tx.ops = append(tx.ops, op{m: m, del: true, key: key})
+		o := op{m: m, del: true, key: key}
+		tx.ops = append(tx.ops, o)
+		tx.send(ctx, o)
 	}
 	if m.hasHook.afterDelete {
 		return v.(AfterDeleter).AfterDelete(ctx)
@@ -185,55 +290,43 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	return nil
 }
 
-// mirror applies tx's writes to the secondaries and commits everywhere.
+// mirror finishes tx: it records the intent on every database and commits
+// everywhere concurrently.
 //
-// The primary already holds the locks of every row tx wrote. A concurrent
-// writer of the same rows waits for them on the primary, and by the time
-// the primary commits, tx holds the same locks on every secondary; so
-// writes to one row reach every database in the same order.
+// The primary holds the locks of every row tx wrote. A concurrent writer of
+// the same rows waits for them on the primary, and by the time the primary
+// commits, tx holds the same locks on every secondary; so writes to one row
+// reach every database in the same order.
 func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
 	p := tx.primary
-	if len(tx.ops) == 0 || len(nodes) == 1 {
+	if len(tx.ops) == 0 { // no secondary was started
 		if err := tx.tx.Commit(); err != nil {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
 		return nil
 	}
 	in := newIntent(tx.ops, c.gen, tx.now)
+	tx.handOver(in)
+	// The secondaries record theirs meanwhile.
+	var perr error
 	if err := p.recordIntent(ctx, tx.tx, in); err != nil {
-		tx.tx.Rollback()
-		return fmt.Errorf("record intent on %s: %w", p.name, err)
+		perr = fmt.Errorf("record intent on %s: %w", p.name, err)
 	}
-
-	// Apply on every secondary concurrently.
-	secs := nodes[1:]
-	stxs := make([]*sql.Tx, len(secs))
-	errs := make([]error, len(secs))
-	var wg sync.WaitGroup
-	for i, n := range secs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stxs[i], errs[i] = n.apply(ctx, tx.ops, in)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		tx.tx.Rollback()
-		for _, s := range stxs {
-			if s != nil {
-				s.Rollback()
-			}
-		}
+	stxs, serr := tx.wait()
+	if err := errors.Join(perr, serr); err != nil {
+		rollback(append(stxs, tx.tx))
 		return err
 	}
 
 	// Commit everywhere concurrently.
 	all := append([]*sql.Tx{tx.tx}, stxs...)
 	cerrs := make([]error, len(all))
-	if c.commitHook != nil {
+	var wg sync.WaitGroup
+	if c.serialCommit || c.commitHook != nil {
 		cerrs[0] = tx.tx.Commit()
-		c.commitHook(in.txid)
+		if c.commitHook != nil {
+			c.commitHook(in.txid)
+		}
 		for i, s := range stxs {
 			cerrs[i+1] = s.Commit()
 		}
@@ -267,30 +360,6 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
 	c.log.Error("write committed on some datasources only", "txid", in.txid, "committed", ok, "failed", failed)
 	return fmt.Errorf("%w: committed on %s, not on %s (keys recorded as intent %s): %w",
 		ErrPartialCommit, strings.Join(ok, ", "), strings.Join(failed, ", "), in.txid, errors.Join(failures...))
-}
-
-// apply begins a transaction on a secondary and replays ops on it.
-func (n *Node) apply(ctx context.Context, ops []op, in *intent) (*sql.Tx, error) {
-	tx, err := n.conn.Write.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
-	}
-	for _, o := range ops {
-		if o.del {
-			_, err = n.delete(ctx, tx, o.m, o.key)
-		} else {
-			err = n.upsert(ctx, tx, o.m, o.row)
-		}
-		if err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, keyOf(o.key), n.name, err)
-		}
-	}
-	if err := n.recordIntent(ctx, tx, in); err != nil {
-		tx.Rollback()
-		return nil, fmt.Errorf("record intent on %s: %w", n.name, err)
-	}
-	return tx, nil
 }
 
 // args converts canonical values to n's storage form.
