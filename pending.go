@@ -52,7 +52,7 @@ func (n *Node) recordIntent(ctx context.Context, tx *sql.Tx, in *intent) error {
 		for i, k := range keys {
 			args = append(args, in.txid, int64(start+i), k.table, k.key, in.gen, in.at)
 		}
-		if _, err := n.exec(ctx, tx, n.recordSQL(len(keys)), args); err != nil {
+		if _, err := tx.ExecContext(ctx, n.recordSQL(len(keys)), args...); err != nil {
 			return err
 		}
 	}
@@ -93,13 +93,6 @@ func (n *Node) clearRecords(ctx context.Context, txids []string) error {
 	q := fmt.Sprintf("DELETE FROM %s WHERE txid IN (%s)", e.Quote(pendingTable.Name), strings.Join(marks, ", "))
 	_, err := n.conn.Write.ExecContext(ctx, q, args...)
 	return err
-}
-
-// pendingCount counts the intent records on n.
-func (n *Node) pendingCount(ctx context.Context) (int64, error) {
-	var count int64
-	err := n.conn.Read.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+n.eng.Quote(pendingTable.Name)).Scan(&count)
-	return count, err
 }
 
 // clearer batches the txids of writes committed everywhere and deletes

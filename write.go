@@ -126,16 +126,25 @@ type secondary struct {
 	done chan struct{}
 }
 
-// send applies o on every secondary, starting their transactions on the
-// first write.
-func (tx *Tx) send(ctx context.Context, o op) {
-	if tx.secs == nil {
-		for _, n := range tx.others {
-			s := &secondary{n: n, ops: make(chan op, 64), done: make(chan struct{})}
-			tx.secs = append(tx.secs, s)
-			go s.run(ctx)
-		}
+// start starts the secondaries' goroutines, once, before the Tx's first
+// write reaches the primary, so that their BEGIN overlaps the primary's work.
+// (On SQLite the Tx already holds the primary's lock; row-locking engines
+// take no lock at BEGIN.)
+func (tx *Tx) start(ctx context.Context) {
+	if tx.secs != nil || len(tx.others) == 0 {
+		return
 	}
+	for _, n := range tx.others {
+		s := &secondary{n: n, ops: make(chan op, 64), done: make(chan struct{})}
+		tx.secs = append(tx.secs, s)
+		go s.run(ctx)
+	}
+}
+
+// send records o, which the primary has applied, and streams it to every
+// secondary.
+func (tx *Tx) send(o op) {
+	tx.ops = append(tx.ops, o)
 	for _, s := range tx.secs {
 		s.ops <- o
 	}
@@ -226,6 +235,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
+	tx.start(ctx)
 	p := tx.primary
 	if m.auto >= 0 && row[m.auto] == int64(0) {
 		// The primary decides the id; every other database is told it.
@@ -240,9 +250,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
 	}
-	o := op{m: m, key: m.keyVals(row), row: row}
-	tx.ops = append(tx.ops, o)
-	tx.send(ctx, o)
+	tx.send(op{m: m, key: m.keyVals(row), row: row})
 	if m.hasHook.afterSave {
 		return v.(AfterSaver).AfterSave(ctx)
 	}
@@ -272,6 +280,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 			key[i] = t.UTC().Truncate(time.Microsecond)
 		}
 	}
+	tx.start(ctx)
 	n, err := tx.primary.delete(ctx, tx.tx, m, key)
 	if err != nil {
 		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, keyOf(key), tx.primary.name, err)
@@ -280,9 +289,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	// row there was no lock to order it against a concurrent insert of the
 	// same key, which it could otherwise undo on a secondary.
 	if n > 0 {
-		o := op{m: m, del: true, key: key}
-		tx.ops = append(tx.ops, o)
-		tx.send(ctx, o)
+		tx.send(op{m: m, del: true, key: key})
 	}
 	if m.hasHook.afterDelete {
 		return v.(AfterDeleter).AfterDelete(ctx)
@@ -299,7 +306,10 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 // reach every database in the same order.
 func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
 	p := tx.primary
-	if len(tx.ops) == 0 { // no secondary was started
+	if len(tx.ops) == 0 {
+		tx.handOver(nil)
+		stxs, _ := tx.wait()
+		rollback(stxs)
 		if err := tx.tx.Commit(); err != nil {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
@@ -375,16 +385,12 @@ func (n *Node) args(m *model, cols []int, vals []any) ([]any, error) {
 	return out, nil
 }
 
-func (n *Node) exec(ctx context.Context, tx *sql.Tx, query string, args []any) (sql.Result, error) {
-	return tx.ExecContext(ctx, query, args...)
-}
-
 func (n *Node) upsert(ctx context.Context, tx *sql.Tx, m *model, row []any) error {
 	args, err := n.args(m, m.all, row)
 	if err != nil {
 		return err
 	}
-	_, err = n.exec(ctx, tx, n.sql(m).upsert, args)
+	_, err = tx.ExecContext(ctx, n.sql(m).upsert, args...)
 	return err
 }
 
@@ -404,7 +410,7 @@ func (n *Node) insertAuto(ctx context.Context, tx *sql.Tx, m *model, row []any) 
 		err = tx.QueryRowContext(ctx, q.insertAuto, args...).Scan(&id)
 		return id, err
 	}
-	res, err := n.exec(ctx, tx, q.insertAuto, args)
+	res, err := tx.ExecContext(ctx, q.insertAuto, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -416,7 +422,7 @@ func (n *Node) delete(ctx context.Context, tx *sql.Tx, m *model, key []any) (int
 	if err != nil {
 		return 0, err
 	}
-	res, err := n.exec(ctx, tx, n.sql(m).delete, args)
+	res, err := tx.ExecContext(ctx, n.sql(m).delete, args...)
 	if err != nil {
 		return 0, err
 	}
