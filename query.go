@@ -85,11 +85,7 @@ func Offset(n int) QueryOption { return func(q *query) { q.offset = n } }
 // Get reads the row of model T with the given primary key (one value per
 // key column, in key order). It returns ErrNotFound when there is none.
 func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
-	db, n, c, err := r.reader()
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.model(reflect.TypeFor[T]())
+	db, n, m, err := readerFor[T](r)
 	if err != nil {
 		return nil, err
 	}
@@ -120,11 +116,7 @@ func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
 
 // Find reads the rows of model T that match every condition.
 func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error) {
-	db, n, c, err := r.reader()
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.model(reflect.TypeFor[T]())
+	db, n, m, err := readerFor[T](r)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +137,7 @@ func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error
 
 // Count counts the rows of model T that match every condition.
 func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, error) {
-	db, n, c, err := r.reader()
-	if err != nil {
-		return 0, err
-	}
-	m, err := c.model(reflect.TypeFor[T]())
+	db, n, m, err := readerFor[T](r)
 	if err != nil {
 		return 0, err
 	}
@@ -162,6 +150,16 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, err)
 	}
 	return count, nil
+}
+
+// readerFor resolves where r reads from and the model of T.
+func readerFor[T any](r Reader) (querier, *Node, *model, error) {
+	db, n, c, err := r.reader()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := c.model(reflect.TypeFor[T]())
+	return db, n, m, err
 }
 
 func (n *Node) selectSQL(m *model, what string, opts []QueryOption, ordered bool) (string, []any, error) {

@@ -116,55 +116,44 @@ func diffTables(aName string, a []engine.TableInfo, bName string, b []engine.Tab
 }
 
 func diffColumns(ta engine.TableInfo, aName string, tb engine.TableInfo, bName string) []string {
-	var diffs []string
-	prefix := "table " + ta.Name + ": "
-	bc := map[string]engine.ColumnInfo{}
-	for _, c := range tb.Columns {
-		bc[c.Name] = c
-	}
-	ac := map[string]bool{}
-	for _, ca := range ta.Columns {
-		ac[ca.Name] = true
-		cb, ok := bc[ca.Name]
-		switch {
-		case !ok:
-			diffs = append(diffs, fmt.Sprintf("%scolumn %s: missing on %s", prefix, ca.Name, bName))
-		case ca.String() != cb.String():
-			diffs = append(diffs, fmt.Sprintf("%scolumn %s: %s on %s, %s on %s", prefix, ca.Name, ca, aName, cb, bName))
-		}
-	}
-	for _, cb := range tb.Columns {
-		if !ac[cb.Name] {
-			diffs = append(diffs, fmt.Sprintf("%scolumn %s: missing on %s", prefix, cb.Name, aName))
-		}
-	}
+	prefix := "table " + ta.Name + ": column "
+	diffs := diffNamed(prefix, ta.Columns, aName, tb.Columns, bName,
+		func(c engine.ColumnInfo) string { return c.Name })
 	if len(diffs) == 0 && len(ta.Columns) == len(tb.Columns) {
 		for i := range ta.Columns {
 			if ta.Columns[i].Name != tb.Columns[i].Name {
-				diffs = append(diffs, fmt.Sprintf("%scolumn order differs: (%s) on %s, (%s) on %s",
-					prefix, colNames(ta), aName, colNames(tb), bName))
+				diffs = append(diffs, fmt.Sprintf("table %s: column order differs: (%s) on %s, (%s) on %s",
+					ta.Name, colNames(ta), aName, colNames(tb), bName))
 				break
 			}
 		}
 	}
-	bi := map[string]engine.IndexInfo{}
-	for _, x := range tb.Indexes {
-		bi[x.Name] = x
+	return append(diffs, diffNamed("table "+ta.Name+": index ", ta.Indexes, aName, tb.Indexes, bName,
+		func(x engine.IndexInfo) string { return x.Name })...)
+}
+
+// diffNamed compares two lists of named things (columns, indexes) by name,
+// and each pair by its String form.
+func diffNamed[T fmt.Stringer](prefix string, a []T, aName string, b []T, bName string, name func(T) string) []string {
+	var diffs []string
+	inB := map[string]T{}
+	for _, x := range b {
+		inB[name(x)] = x
 	}
-	ai := map[string]bool{}
-	for _, xa := range ta.Indexes {
-		ai[xa.Name] = true
-		xb, ok := bi[xa.Name]
+	inA := map[string]bool{}
+	for _, xa := range a {
+		inA[name(xa)] = true
+		xb, ok := inB[name(xa)]
 		switch {
 		case !ok:
-			diffs = append(diffs, fmt.Sprintf("%sindex %s: missing on %s", prefix, xa.Name, bName))
+			diffs = append(diffs, fmt.Sprintf("%s%s: missing on %s", prefix, name(xa), bName))
 		case xa.String() != xb.String():
-			diffs = append(diffs, fmt.Sprintf("%sindex %s: %s on %s, %s on %s", prefix, xa.Name, xa, aName, xb, bName))
+			diffs = append(diffs, fmt.Sprintf("%s%s: %s on %s, %s on %s", prefix, name(xa), xa, aName, xb, bName))
 		}
 	}
-	for _, xb := range tb.Indexes {
-		if !ai[xb.Name] {
-			diffs = append(diffs, fmt.Sprintf("%sindex %s: missing on %s", prefix, xb.Name, aName))
+	for _, xb := range b {
+		if !inA[name(xb)] {
+			diffs = append(diffs, fmt.Sprintf("%s%s: missing on %s", prefix, name(xb), aName))
 		}
 	}
 	return diffs
