@@ -334,6 +334,11 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
 	var wg sync.WaitGroup
 	if c.serialCommit || c.commitHook != nil {
 		cerrs[0] = tx.tx.Commit()
+		if cerrs[0] != nil {
+			// Nothing committed yet: fail cleanly everywhere.
+			rollback(stxs)
+			return fmt.Errorf("commit on %s: %w", p.name, cerrs[0])
+		}
 		if c.commitHook != nil {
 			c.commitHook(in.txid)
 		}
