@@ -143,12 +143,18 @@ var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 // yamlError turns a YAML syntax error into a ConfigError with its line.
 func yamlError(err error) error {
 	msg := err.Error()
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		line := 0
-		fmt.Sscan(m[1], &line)
-		return &ConfigError{Line: line, Msg: "YAML syntax: " + m[2]}
+	m := lineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return &ConfigError{Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
 	}
-	return &ConfigError{Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+	line := 0
+	fmt.Sscan(m[1], &line)
+	if strings.HasPrefix(m[2], "did not find expected") {
+		// A parser (not scanner) error: the YAML library reports the
+		// 0-based line where the enclosing block starts, not the problem.
+		return &ConfigError{Line: line + 1, Msg: "YAML syntax: " + m[2] + " in the block that starts here"}
+	}
+	return &ConfigError{Line: line, Msg: "YAML syntax: " + m[2]}
 }
 
 func scalar(v *yaml.Node, field string) (string, error) {

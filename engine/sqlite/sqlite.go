@@ -148,12 +148,27 @@ func (Engine) SameFile(a, b string) bool {
 	return canonicalPath(da.path) == canonicalPath(db.path)
 }
 
-// canonicalPath resolves symbolic links in the directory of a file that
-// may not exist yet.
+// canonicalPath resolves the symbolic links of a file path that may not
+// exist yet: those of its directories, and a link at the path itself even
+// when its target has not been created.
 func canonicalPath(p string) string {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return p
+	}
+	for range 40 { // a chain of links, bounded like the kernel's
+		fi, err := os.Lstat(abs)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			break
+		}
+		target, err := os.Readlink(abs)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(abs), target)
+		}
+		abs = filepath.Clean(target)
 	}
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
 		return filepath.Join(dir, filepath.Base(abs))
