@@ -27,6 +27,10 @@ var (
 	// ErrIdentityClash: two datasources carry the same node identity but are
 	// different databases (one was copied from the other).
 	ErrIdentityClash = errors.New("two databases share one identity")
+	// ErrNotCommitted: the write was not committed because a write grouped
+	// into the same transaction failed in a way that ended it. Nothing of
+	// it was written; it may be retried.
+	ErrNotCommitted = errors.New("write not committed")
 	// ErrClosed: the cluster was closed.
 	ErrClosed = errors.New("cluster closed")
 )

@@ -45,6 +45,12 @@ func (n *Node) ID() string { return n.id }
 // SameAs returns the earlier datasource that is the same database as n, or nil.
 func (n *Node) SameAs() *Node { return n.sameAs }
 
+// singleWriter returns n's engine as a SingleWriter, or nil.
+func (n *Node) singleWriter() engine.SingleWriter {
+	sw, _ := n.eng.(engine.SingleWriter)
+	return sw
+}
+
 // database returns the node that writes to n's database.
 func (n *Node) database() *Node {
 	if n.sameAs != nil {

@@ -50,6 +50,7 @@ type Cluster struct {
 	gen     int64 // cluster generation, recorded with each intent
 
 	models sync.Map // reflect.Type -> *model
+	group  grouper  // queue of Saves and Deletes to commit together
 
 	mu        sync.RWMutex
 	structure Structure // the last structure comparison

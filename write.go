@@ -44,13 +44,22 @@ var (
 // database. A model with an auto key and a zero key is inserted, and v's key
 // is set to the id the primary assigned; any other row is written whole,
 // replacing the row with the same key if there is one.
+//
+// On SQLite, concurrent Saves and Deletes are committed in groups (see
+// group.go): each returns once its row is committed everywhere.
 func (c *Cluster) Save(ctx context.Context, v any) error {
+	if c.groupable(v) {
+		return c.writeGrouped(ctx, v, false)
+	}
 	return c.Tx(ctx, func(tx *Tx) error { return tx.Save(ctx, v) })
 }
 
 // Delete deletes the row with v's primary key from every database. Deleting
 // a row that does not exist is not an error.
 func (c *Cluster) Delete(ctx context.Context, v any) error {
+	if c.groupable(v) {
+		return c.writeGrouped(ctx, v, true)
+	}
 	return c.Tx(ctx, func(tx *Tx) error { return tx.Delete(ctx, v) })
 }
 
@@ -59,6 +68,7 @@ func (c *Cluster) Delete(ctx context.Context, v any) error {
 // exception: a database failing at commit itself).
 type Tx struct {
 	c       *Cluster
+	ctx     context.Context // the Tx's: the secondaries' goroutines run under it
 	primary *Node
 	tx      *sql.Tx // on the primary
 	others  []*Node // the secondaries this write goes to
@@ -66,6 +76,28 @@ type Tx struct {
 	ops     []op
 	now     time.Time
 	done    bool
+	// broken is the error of a statement that may have ended the
+	// primary's transaction (SQLite rolls it back on I/O errors and
+	// interrupts); later statements would run outside it, so none may.
+	broken error
+}
+
+// statementFailed notes err, returned by a statement on the primary.
+func (tx *Tx) statementFailed(err error) {
+	if sw := tx.primary.singleWriter(); sw != nil && !sw.StatementOnly(err) {
+		tx.broken = err
+	}
+}
+
+// usable refuses writes after a statement ended the transaction.
+func (tx *Tx) usable(what string) error {
+	switch {
+	case tx.done:
+		return fmt.Errorf("%s: transaction already finished", what)
+	case tx.broken != nil:
+		return fmt.Errorf("%s: %w: an earlier statement ended the transaction: %v", what, ErrNotCommitted, tx.broken)
+	}
+	return nil
 }
 
 // op is one write, replayed on the secondaries exactly as the primary did it.
@@ -96,7 +128,7 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin on %s: %w", p.name, err)
 	}
-	tx := &Tx{c: c, primary: p, tx: ptx, others: nodes[1:], now: time.Now()}
+	tx := &Tx{c: c, ctx: ctx, primary: p, tx: ptx, others: nodes[1:], now: time.Now()}
 	defer func() {
 		if !tx.done {
 			tx.abort()
@@ -104,6 +136,9 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	}()
 	if err := fn(tx); err != nil {
 		return err
+	}
+	if err := tx.usable("commit"); err != nil {
+		return err // the deferred abort rolls back everywhere
 	}
 	tx.done = true
 	return c.mirror(ctx, tx, nodes)
@@ -130,14 +165,14 @@ type secondary struct {
 // write reaches the primary, so that their BEGIN overlaps the primary's work.
 // (On SQLite the Tx already holds the primary's lock; row-locking engines
 // take no lock at BEGIN.)
-func (tx *Tx) start(ctx context.Context) {
+func (tx *Tx) start() {
 	if tx.secs != nil || len(tx.others) == 0 {
 		return
 	}
 	for _, n := range tx.others {
 		s := &secondary{n: n, ops: make(chan op, 64), done: make(chan struct{})}
 		tx.secs = append(tx.secs, s)
-		go s.run(ctx)
+		go s.run(tx.ctx)
 	}
 }
 
@@ -219,8 +254,8 @@ func rollback(txs []*sql.Tx) {
 
 // Save writes v within the transaction; see Cluster.Save.
 func (tx *Tx) Save(ctx context.Context, v any) error {
-	if tx.done {
-		return fmt.Errorf("save: transaction already finished")
+	if err := tx.usable("save"); err != nil {
+		return err
 	}
 	m, rv, err := tx.c.modelOf(v)
 	if err != nil {
@@ -235,12 +270,13 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	tx.start(ctx)
+	tx.start()
 	p := tx.primary
 	if m.auto >= 0 && row[m.auto] == int64(0) {
 		// The primary decides the id; every other database is told it.
 		id, err := p.insertAuto(ctx, tx.tx, m, row)
 		if err != nil {
+			tx.statementFailed(err)
 			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, err)
 		}
 		row[m.auto] = id
@@ -248,6 +284,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
 		}
 	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
+		tx.statementFailed(err)
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
 	}
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
@@ -259,8 +296,8 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 
 // Delete deletes v's row within the transaction; see Cluster.Delete.
 func (tx *Tx) Delete(ctx context.Context, v any) error {
-	if tx.done {
-		return fmt.Errorf("delete: transaction already finished")
+	if err := tx.usable("delete"); err != nil {
+		return err
 	}
 	m, rv, err := tx.c.modelOf(v)
 	if err != nil {
@@ -280,9 +317,10 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 			key[i] = t.UTC().Truncate(time.Microsecond)
 		}
 	}
-	tx.start(ctx)
+	tx.start()
 	n, err := tx.primary.delete(ctx, tx.tx, m, key)
 	if err != nil {
+		tx.statementFailed(err)
 		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, keyOf(key), tx.primary.name, err)
 	}
 	// A delete that found no row on the primary is not mirrored: with no

@@ -200,6 +200,17 @@ type FileEngine interface {
 	SameFile(dsnA, dsnB string) bool
 }
 
+// SingleWriter is implemented by engines whose database admits one writer
+// at a time (SQLite). tandem groups concurrent single-row writes on such a
+// primary into one transaction per database: grouping costs no concurrency
+// there, and saves a commit (an fsync) per write.
+type SingleWriter interface {
+	// StatementOnly reports whether err, returned by a statement, undid
+	// that statement only and left its transaction open (a constraint
+	// violation), rather than ending the transaction.
+	StatementOnly(err error) bool
+}
+
 // Conn is an open database: a pool for writes and one for reads.
 //
 // Engines whose database admits a single writer at a time (SQLite) give

@@ -9,6 +9,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
+
 	"github.com/tandemdb/tandem/engine"
 )
 
@@ -25,9 +28,18 @@ import (
 type Engine struct{}
 
 var (
-	_ engine.Engine     = Engine{}
-	_ engine.FileEngine = Engine{}
+	_ engine.Engine       = Engine{}
+	_ engine.FileEngine   = Engine{}
+	_ engine.SingleWriter = Engine{}
 )
+
+// StatementOnly implements engine.SingleWriter: SQLite backs out a statement
+// that violates a constraint and leaves the transaction open; other errors
+// (I/O, a full disk, an interrupt) may roll the whole transaction back.
+func (Engine) StatementOnly(err error) bool {
+	var e *sqlite3.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.CONSTRAINT
+}
 
 // Name implements engine.Engine.
 func (Engine) Name() string { return "sqlite" }
