@@ -28,12 +28,13 @@ import (
 const maxGroup = 64
 
 type groupRequest struct {
-	ctx  context.Context
-	v    any
-	del  bool
-	err  error
-	done chan struct{} // closed when err is final
-	lead chan struct{} // closed when this request must lead the next group
+	ctx      context.Context
+	v        any
+	del      bool
+	err      error
+	panicked any           // a panic of the write (a hook's), re-raised in the caller
+	done     chan struct{} // closed when err is final
+	lead     chan struct{} // closed when this request must lead the next group
 }
 
 type grouper struct {
@@ -69,13 +70,32 @@ func (c *Cluster) writeGrouped(ctx context.Context, v any, del bool) error {
 	if !leader {
 		select {
 		case <-r.done:
-			return r.err
 		case <-r.lead:
+			c.leadGroup()
 		}
+	} else {
+		c.leadGroup()
 	}
-	c.leadGroup()
 	<-r.done
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
 	return r.err
+}
+
+// write applies r in tx and returns what it panicked with, if it did.
+func (r *groupRequest) write(tx *Tx) (panicked any) {
+	defer func() { panicked = recover() }()
+	// A member's cancellation must not interrupt a statement (on SQLite
+	// that rolls back the whole transaction): it counts only until the
+	// member's turn. Its context's values still reach hooks.
+	ctx := context.WithoutCancel(r.ctx)
+	if r.del {
+		r.err = tx.Delete(ctx, r.v)
+	} else {
+		r.err = tx.Save(ctx, r.v)
+	}
+	return nil
 }
 
 // leadGroup writes the queued requests (the leader's own first) as one
@@ -90,22 +110,15 @@ func (c *Cluster) leadGroup() {
 	g.groups.Add(1)
 	g.members.Add(int64(n))
 
-	// The group's own work must not fail because one member's context
-	// ends; each member's statements still run under its own context.
+	// The group's own work must not fail because one member's context ends.
 	gctx := context.WithoutCancel(members[0].ctx)
 	err := c.Tx(gctx, func(tx *Tx) error {
 		for _, r := range members {
 			if r.err = r.ctx.Err(); r.err != nil {
 				continue
 			}
-			// A member's cancellation must not interrupt a statement (on
-			// SQLite that rolls back the whole transaction): it counts only
-			// until the member's turn. Its context's values still reach hooks.
-			mctx := context.WithoutCancel(r.ctx)
-			if r.del {
-				r.err = tx.Delete(mctx, r.v)
-			} else {
-				r.err = tx.Save(mctx, r.v)
+			if r.panicked = r.write(tx); r.panicked != nil {
+				return fmt.Errorf("%w: a write in the same group panicked", ErrNotCommitted)
 			}
 			if tx.broken != nil {
 				return fmt.Errorf("%w: a write in the same group failed: %v", ErrNotCommitted, r.err)
