@@ -14,31 +14,7 @@ import (
 	"github.com/tandemdb/tandem/engine"
 )
 
-// A model is a Go struct type mapped to a table. Fields map to columns:
-//
-//	type Book struct {
-//		ID        int64     `tandem:"id,pk,auto"`
-//		ISBN      string    `tandem:"isbn,size=13,unique"`
-//		Title     string    `tandem:"title,size=255,index"`
-//		Price     *float64  // nullable: a pointer field
-//		CreatedAt time.Time `tandem:"created_at,default=now"`
-//	}
-//
-// The tag is the column name (default: the field name in snake_case)
-// followed by options:
-//
-//	pk          part of the primary key (several fields: a composite key, in field order)
-//	auto        integer primary key assigned by the primary database on insert
-//	notnull     a pointer field that must not be nil (non-pointer fields are always NOT NULL)
-//	unique      a unique index on this column; unique=NAME groups columns into one index
-//	index       an index on this column; index=NAME groups columns into one index
-//	size=N      at most N characters (string) or bytes ([]byte)
-//	default=V   the value a zero field takes when saved (now: the current time)
-//	-           not a column
-//
-// Without a pk option, a field named ID is the primary key (auto, if an integer).
-// The table is named by a TableName() string method, or else the type name
-// in snake_case.
+// model is a Go struct type mapped to a table; see the package doc for the tags.
 type model struct {
 	typ     reflect.Type
 	table   engine.Table

@@ -11,6 +11,35 @@
 // crash between commits leaves a durable list of what to copy.
 //
 // Reads (Get, Find, Count) come from the primary.
+//
+// # Models
+//
+// A model is a Go struct type mapped to a table. Fields map to columns:
+//
+//	type Book struct {
+//		ID        int64     `tandem:"id,pk,auto"`
+//		ISBN      string    `tandem:"isbn,size=13,unique"`
+//		Title     string    `tandem:"title,size=255,index"`
+//		Price     *float64  // nullable: a pointer field
+//		CreatedAt time.Time `tandem:"created_at,default=now"`
+//	}
+//
+// The tag is the column name (default: the field name in snake_case)
+// followed by options:
+//
+//	pk          part of the primary key (several fields: a composite key, in field order)
+//	auto        integer primary key assigned by the primary database on insert
+//	notnull     a pointer field that must not be nil (non-pointer fields are always NOT NULL)
+//	unique      a unique index on this column; unique=NAME groups columns into one index (named TABLE_NAME)
+//	index       an index on this column; index=NAME groups columns into one index (named TABLE_NAME)
+//	size=N      at most N characters (string) or bytes ([]byte)
+//	default=V   the value a zero field (a nil pointer field) takes when saved; now: the current time.
+//	            A non-pointer field with a default cannot store its zero value; a bool needs *bool.
+//	-           not a column
+//
+// Without a pk option, a field named ID is the primary key (auto, if an integer).
+// The table is named by a TableName() string method, or else the type name
+// in snake_case.
 package tandem
 
 import (
