@@ -236,12 +236,18 @@ func (tx *Tx) wait() ([]*sql.Tx, error) {
 	return stxs, errors.Join(errs...)
 }
 
+// dropSecondaries ends the secondaries' transactions without committing.
+func (tx *Tx) dropSecondaries() {
+	tx.handOver(nil)
+	stxs, _ := tx.wait()
+	rollback(stxs)
+}
+
 // abort rolls back everywhere.
 func (tx *Tx) abort() {
 	tx.done = true
-	tx.handOver(nil)
-	stxs, _ := tx.wait()
-	rollback(append(stxs, tx.tx))
+	tx.dropSecondaries()
+	tx.tx.Rollback()
 }
 
 func rollback(txs []*sql.Tx) {
@@ -345,9 +351,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
 	p := tx.primary
 	if len(tx.ops) == 0 {
-		tx.handOver(nil)
-		stxs, _ := tx.wait()
-		rollback(stxs)
+		tx.dropSecondaries() // started for a write that then failed on the primary
 		if err := tx.tx.Commit(); err != nil {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
