@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -24,11 +25,23 @@ type Config struct {
 	Primary string
 	// Datasources are the databases to keep identical, at least two.
 	Datasources []Datasource
+	// Timeout bounds how long a write waits for one datasource (a lock
+	// held by another process, a hung server) before going on without it.
+	// Zero: DefaultTimeout.
+	Timeout time.Duration
+	// HealthInterval is how often every datasource is checked, returning
+	// ones caught up and stale intent records repaired. Zero:
+	// DefaultHealthInterval.
+	HealthInterval time.Duration
+	// Conflicts says how rows changed on both sides of a split brain are
+	// resolved. Zero: ConflictManual.
+	Conflicts ConflictPolicy
 
-	file            string // the YAML file it came from, for messages
-	dir             string // relative SQLite paths are relative to this directory
-	primaryLine     int    // line of the primary field in file
-	datasourcesLine int    // line of the datasources list in file
+	file            string         // the YAML file it came from, for messages
+	dir             string         // relative SQLite paths are relative to this directory
+	primaryLine     int            // line of the primary field in file
+	lines           map[string]int // line of each other top-level field
+	datasourcesLine int            // line of the datasources list in file
 }
 
 // Datasource is one configured database.
@@ -90,7 +103,7 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 		}
 		return nil, &ConfigError{Line: extra.Line, Msg: "a second YAML document: want one"}
 	}
-	cfg := &Config{dir: dir}
+	cfg := &Config{dir: dir, lines: map[string]int{}}
 	if len(doc.Content) == 0 {
 		return nil, &ConfigError{Msg: "empty config: want primary and datasources"}
 	}
@@ -105,6 +118,7 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "given twice"}
 		}
 		seen[k.Value] = true
+		cfg.lines[k.Value] = v.Line
 		switch k.Value {
 		case "primary":
 			s, err := scalar(v, "primary")
@@ -125,8 +139,22 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 				}
 				cfg.Datasources = append(cfg.Datasources, ds)
 			}
+		case "timeout", "health_interval":
+			d, err := duration(v, k.Value)
+			if err != nil {
+				return nil, err
+			}
+			if k.Value == "timeout" {
+				cfg.Timeout = d
+			} else {
+				cfg.HealthInterval = d
+			}
+		case "conflicts":
+			if err := parseConflicts(v, cfg); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources)"}
+			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, conflicts)"}
 		}
 	}
 	if !seen["datasources"] {
@@ -162,6 +190,47 @@ func scalar(v *yaml.Node, field string) (string, error) {
 		return "", &ConfigError{Line: v.Line, Field: field, Msg: "want a string"}
 	}
 	return v.Value, nil
+}
+
+func duration(v *yaml.Node, field string) (time.Duration, error) {
+	s, err := scalar(v, field)
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, &ConfigError{Line: v.Line, Field: field, Msg: fmt.Sprintf("%q: want a positive duration such as 500ms or 2s", s)}
+	}
+	return d, nil
+}
+
+func parseConflicts(n *yaml.Node, cfg *Config) error {
+	if n.Kind != yaml.MappingNode {
+		return &ConfigError{Line: n.Line, Field: "conflicts", Msg: "want a mapping with policy (and column for newest)"}
+	}
+	seen := map[string]bool{}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		field := "conflicts." + k.Value
+		if seen[k.Value] {
+			return &ConfigError{Line: k.Line, Field: field, Msg: "given twice"}
+		}
+		seen[k.Value] = true
+		s, err := scalar(v, field)
+		if err != nil {
+			return err
+		}
+		cfg.lines[field] = v.Line
+		switch k.Value {
+		case "policy":
+			cfg.Conflicts.Policy = s
+		case "column":
+			cfg.Conflicts.Column = s
+		default:
+			return &ConfigError{Line: k.Line, Field: field, Msg: "unknown field (known: policy, column)"}
+		}
+	}
+	return nil
 }
 
 func parseDatasource(n *yaml.Node, i int) (Datasource, error) {
@@ -247,6 +316,24 @@ func (c *Config) Validate() error {
 		ds.dsn = resolved
 		ds.eng = eng
 	}
+	if c.Timeout < 0 {
+		return fail(c.lines["timeout"], "timeout", "%v: want a positive duration", c.Timeout)
+	}
+	if c.HealthInterval < 0 {
+		return fail(c.lines["health_interval"], "health_interval", "%v: want a positive duration", c.HealthInterval)
+	}
+	switch p := c.Conflicts; p.Policy {
+	case "", ConflictManual, ConflictPrimary:
+		if p.Column != "" {
+			return fail(c.lines["conflicts.column"], "conflicts.column", "only the newest policy takes a column (policy is %q)", p.Policy)
+		}
+	case ConflictNewest:
+		if p.Column == "" {
+			return fail(c.lines["conflicts.policy"], "conflicts.column", "missing: the newest policy compares rows by a named column, such as updated_at")
+		}
+	default:
+		return fail(c.lines["conflicts.policy"], "conflicts.policy", "%q: want manual, primary or newest", p.Policy)
+	}
 	if c.Primary != "" {
 		if _, ok := seen[c.Primary]; !ok {
 			names := make([]string, 0, len(seen))
@@ -258,6 +345,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout        = 2 * time.Second
+	DefaultHealthInterval = 250 * time.Millisecond
+)
+
+func (c *Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (c *Config) healthInterval() time.Duration {
+	if c.HealthInterval > 0 {
+		return c.HealthInterval
+	}
+	return DefaultHealthInterval
 }
 
 // primaryIndex is the index of the configured primary datasource.

@@ -18,18 +18,18 @@ var (
 	ErrInvalidValue = errors.New("value does not fit column")
 	// ErrInvalidModel: a Go type cannot be used as a model.
 	ErrInvalidModel = errors.New("invalid model")
-	// ErrNodeDown: a datasource could not be reached.
+	// ErrNodeDown: a datasource could not be reached, or (for writes) no
+	// datasource that may take writes could.
 	ErrNodeDown = errors.New("datasource unreachable")
-	// ErrPartialCommit: a write committed on some datasources and failed on
-	// others. The keys it touched stay recorded on the datasources that
-	// committed, for catch-up.
-	ErrPartialCommit = errors.New("write committed on some datasources only")
+	// ErrOutdated: the datasource missed writes it has not received yet, so
+	// it may not take writes unless an operator forces it.
+	ErrOutdated = errors.New("datasource outdated")
 	// ErrIdentityClash: two datasources carry the same node identity but are
 	// different databases (one was copied from the other).
 	ErrIdentityClash = errors.New("two databases share one identity")
-	// ErrNotCommitted: the write was not committed because a write grouped
-	// into the same transaction failed in a way that ended it. Nothing of
-	// it was written; it may be retried.
+	// ErrNotCommitted: the write was not committed: a write grouped into
+	// the same transaction failed in a way that ended it, or the commit
+	// failed on every database. It may be retried.
 	ErrNotCommitted = errors.New("write not committed")
 	// ErrClosed: the cluster was closed.
 	ErrClosed = errors.New("cluster closed")

@@ -1,5 +1,10 @@
 package tandem
 
+import (
+	"errors"
+	"time"
+)
+
 // Test-only access to internals, for package tandem_test.
 
 // SetSerialCommit makes c commit the primary before the secondaries.
@@ -13,4 +18,16 @@ func SetCommitHook(c *Cluster, hook func(txid string)) { c.commitHook = hook }
 // they held.
 func GroupStats(c *Cluster) (groups, members int64) {
 	return c.group.groups.Load(), c.group.members.Load()
+}
+
+// SetSweepAfter sets the age at which c's health loop repairs intent records.
+func SetSweepAfter(c *Cluster, d time.Duration) { c.sweepAfter = d }
+
+// SetNoIntent makes c write no intent records (benchmarks measure their cost).
+func SetNoIntent(c *Cluster, off bool) { c.noIntent = off }
+
+// MarkDown marks the datasource called name down, as a failed write would.
+func MarkDown(c *Cluster, name string) {
+	c.node(name).database().markDown(errors.New("marked down by a test"))
+	c.recompute()
 }

@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandemdb/tandem/engine"
@@ -19,9 +19,9 @@ type Node struct {
 	cluster *Cluster
 	name    string
 	eng     engine.Engine
-	dsn     string // never logged: may hold a password; use eng.Redact
-	conn    *engine.Conn
-	id      string // node identity stored in the database
+	dsn     string                      // never logged: may hold a password; use eng.Redact
+	connp   atomic.Pointer[engine.Conn] // nil until opened
+	id      string                      // node identity stored in the database; set before connp
 
 	// sameAs is the earlier datasource that reaches the same database;
 	// writes go to that one only.
@@ -30,7 +30,24 @@ type Node struct {
 	texts sync.Map // model type -> *statements in this node's dialect
 
 	mu   sync.Mutex
-	prob error // why the node cannot take writes; nil when it can
+	prob error // a lasting reason the node takes no writes (an identity clash)
+	live liveState
+}
+
+// liveState is what this process knows of a node now, guarded by Node.mu.
+// The lasting part of it lives in the databases: the outdated marker in the
+// node's own _tandem_meta, and the missed-key records other nodes hold.
+type liveState struct {
+	down      error     // why the last write or check failed; nil: reachable
+	downSince time.Time // when down was set
+	epoch     int64     // counts failures, so a check started earlier cannot undo a later one
+	outdated  string    // the node's outdated marker ("" when not outdated)
+	behind    int64     // keys reachable nodes record as missed by this one
+	ahead     int64     // keys this node records as missed by reachable nodes
+	conflicts int64     // unresolved conflicts recorded in this node
+	catching  bool      // a catch-up of this node is running
+	lastErr   string    // the last error seen, for status
+	lastErrAt time.Time
 }
 
 // Name is the datasource's configured name.
@@ -40,7 +57,11 @@ func (n *Node) Name() string { return n.name }
 func (n *Node) Driver() string { return n.eng.Name() }
 
 // ID is the node identity stored in the database, "" if unknown.
-func (n *Node) ID() string { return n.id }
+func (n *Node) ID() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.id
+}
 
 // SameAs returns the earlier datasource that is the same database as n, or nil.
 func (n *Node) SameAs() *Node { return n.sameAs }
@@ -71,6 +92,45 @@ func (n *Node) setProblem(err error) {
 	n.mu.Unlock()
 }
 
+// state returns a copy of n's live state.
+func (n *Node) state() liveState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.live
+}
+
+// markDown records that n failed: writes go on without it, recording the
+// keys it misses, until a check finds it reachable and it has caught up.
+func (n *Node) markDown(err error) {
+	n.mu.Lock()
+	first := n.live.down == nil
+	n.live.down = err
+	n.live.epoch++
+	if first {
+		n.live.downSince = time.Now()
+	}
+	n.live.lastErr, n.live.lastErrAt = err.Error(), time.Now()
+	n.mu.Unlock()
+	if first {
+		n.cluster.log.Warn("datasource down: writes go on without it", "node", n.name, "err", err)
+		n.cluster.kick()
+	}
+}
+
+// noteError records err as n's last error without marking it down.
+func (n *Node) noteError(err error) {
+	n.mu.Lock()
+	n.live.lastErr, n.live.lastErrAt = err.Error(), time.Now()
+	n.mu.Unlock()
+}
+
+// reachable reports whether n (a database node) is open and not down.
+func (n *Node) reachable() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.conn() != nil && n.prob == nil && n.live.down == nil
+}
+
 // tandem's bookkeeping tables, present in every database it writes.
 var (
 	metaTable = engine.Table{
@@ -85,6 +145,37 @@ var (
 	// primary key) that transaction txid wrote. A row that outlives its
 	// transaction's commit on every database names a key that some
 	// database may lack.
+	// missedTable records, on every node a write reached, each key a node
+	// it did not reach has missed (node: the missing datasource's name).
+	// One row per key however often it changed: catch-up copies the
+	// current row once.
+	missedTable = engine.Table{
+		Name: "_tandem_missed",
+		Columns: []engine.Column{
+			{Name: "node", Type: engine.Text, Size: 64, NotNull: true},
+			{Name: "tbl", Type: engine.Text, Size: 128, NotNull: true},
+			{Name: "pk", Type: engine.Text, NotNull: true},
+			{Name: "at", Type: engine.Integer, NotNull: true}, // unix ms of the latest missed write
+		},
+		PK: []string{"node", "tbl", "pk"},
+	}
+	// conflictTable lists keys both sides of a split brain changed, with
+	// both rows as they were found, and how each was resolved.
+	conflictTable = engine.Table{
+		Name: "_tandem_conflicts",
+		Columns: []engine.Column{
+			{Name: "tbl", Type: engine.Text, Size: 128, NotNull: true},
+			{Name: "pk", Type: engine.Text, NotNull: true},
+			{Name: "node_a", Type: engine.Text, Size: 64, NotNull: true},
+			{Name: "row_a", Type: engine.Text}, // JSON object; NULL: no row
+			{Name: "node_b", Type: engine.Text, Size: 64, NotNull: true},
+			{Name: "row_b", Type: engine.Text},
+			{Name: "found_at", Type: engine.Integer, NotNull: true},    // unix ms
+			{Name: "resolution", Type: engine.Text, NotNull: true},     // "" while unresolved
+			{Name: "resolved_at", Type: engine.Integer, NotNull: true}, // unix ms; 0 while unresolved
+		},
+		PK: []string{"tbl", "pk"},
+	}
 	pendingTable = engine.Table{
 		Name: "_tandem_pending",
 		Columns: []engine.Column{
@@ -92,59 +183,83 @@ var (
 			{Name: "seq", Type: engine.Integer, NotNull: true},
 			{Name: "tbl", Type: engine.Text, Size: 128, NotNull: true},
 			{Name: "pk", Type: engine.Text, NotNull: true},
-			{Name: "gen", Type: engine.Integer, NotNull: true},
 			{Name: "at", Type: engine.Integer, NotNull: true}, // unix ms
 		},
 		PK: []string{"txid", "seq"},
 	}
 )
 
-// open connects and makes sure the database has tandem's tables and an identity.
+var bookkeeping = []*engine.Table{&metaTable, &pendingTable, &missedTable, &conflictTable}
+
+// open connects and makes sure the database has tandem's tables and an
+// identity. It publishes the connection only once both are there.
 func (n *Node) open(ctx context.Context) error {
 	conn, err := n.eng.Open(ctx, n.dsn)
 	if err != nil {
 		return err
 	}
-	n.conn = conn
-	id, err := n.meta(ctx, n.conn.Read, "node_id")
-	if err == nil && id != "" {
-		n.id = id
-		return nil
+	id, err := n.meta(ctx, conn.Read, "node_id")
+	if err == nil {
+		// A database from before a bookkeeping table was added lacks it.
+		err = n.hasTables(ctx, conn.Read)
 	}
-	return n.initialise(ctx)
+	if err != nil || id == "" {
+		if id, err = n.initialise(ctx, conn); err != nil {
+			conn.Close()
+			return err
+		}
+	}
+	n.mu.Lock()
+	n.id = id
+	n.mu.Unlock()
+	n.connp.Store(conn)
+	return nil
 }
 
-func (n *Node) initialise(ctx context.Context) error {
-	tx, err := n.conn.Write.BeginTx(ctx, nil)
+// conn returns n's open database, or nil when it has not been opened.
+func (n *Node) conn() *engine.Conn { return n.connp.Load() }
+
+func (n *Node) hasTables(ctx context.Context, q queryRower) error {
+	for _, t := range bookkeeping {
+		var one int
+		err := q.QueryRowContext(ctx, "SELECT 1 FROM "+n.eng.Quote(t.Name)+n.eng.LimitClause(1, 0)).Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) initialise(ctx context.Context, conn *engine.Conn) (string, error) {
+	tx, err := conn.Write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("initialise: %w", err)
+		return "", fmt.Errorf("initialise: %w", err)
 	}
 	defer tx.Rollback()
-	for _, t := range []*engine.Table{&metaTable, &pendingTable} {
+	for _, t := range bookkeeping {
 		for _, stmt := range n.eng.CreateTable(t) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("initialise: %w", err)
+				return "", fmt.Errorf("initialise: %w", err)
 			}
 		}
 	}
 	id, err := n.meta(ctx, tx, "node_id")
 	if err != nil {
-		return fmt.Errorf("initialise: %w", err)
+		return "", fmt.Errorf("initialise: %w", err)
 	}
 	if id == "" {
 		id = newID(8)
 		now := time.Now().UTC().Format(time.RFC3339)
-		for k, v := range map[string]string{"node_id": id, "generation": "1", "created_at": now} {
+		for k, v := range map[string]string{"node_id": id, "created_at": now} {
 			if err := n.setMeta(ctx, tx, k, v); err != nil {
-				return fmt.Errorf("initialise: %w", err)
+				return "", fmt.Errorf("initialise: %w", err)
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("initialise: %w", err)
+		return "", fmt.Errorf("initialise: %w", err)
 	}
-	n.id = id
-	return nil
+	return id, nil
 }
 
 type queryRower interface {
@@ -171,22 +286,11 @@ func (n *Node) setMeta(ctx context.Context, q execer, key, value string) error {
 	return err
 }
 
-func (n *Node) generation(ctx context.Context) (int64, error) {
-	if n.conn == nil {
-		return 0, ErrNodeDown
-	}
-	v, err := n.meta(ctx, n.conn.Read, "generation")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(v, 10, 64)
-}
-
 func (n *Node) close() error {
-	if n.conn == nil || n.sameAs != nil {
+	if n.conn() == nil || n.sameAs != nil {
 		return nil // an alias shares its database's connection
 	}
-	return n.conn.Close()
+	return n.conn().Close()
 }
 
 // sameFiles recognises, before anything is opened, datasources that name
@@ -213,11 +317,11 @@ func (c *Cluster) sameFiles() {
 // through one datasource and reading it back through the other.
 func (c *Cluster) findAliases(ctx context.Context) {
 	for j, b := range c.nodes {
-		if b.conn == nil || b.id == "" || b.sameAs != nil {
+		if b.conn() == nil || b.id == "" || b.sameAs != nil {
 			continue
 		}
 		for _, a := range c.nodes[:j] {
-			if a.conn == nil || a.id != b.id || a.sameAs != nil {
+			if a.conn() == nil || a.id != b.id || a.sameAs != nil {
 				continue
 			}
 			same, err := sameDatabase(ctx, a, b)
@@ -241,11 +345,11 @@ func (c *Cluster) findAliases(ctx context.Context) {
 func sameDatabase(ctx context.Context, a, b *Node) (bool, error) {
 	token := newID(8)
 	key := "probe_" + token
-	if err := a.setMeta(ctx, a.conn.Write, key, token); err != nil {
+	if err := a.setMeta(ctx, a.conn().Write, key, token); err != nil {
 		return false, err
 	}
-	got, err := b.meta(ctx, b.conn.Read, key)
-	_, errDel := a.conn.Write.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
+	got, err := b.meta(ctx, b.conn().Read, key)
+	_, errDel := a.conn().Write.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
 		a.eng.Quote(metaTable.Name), a.eng.Placeholder(1)), key)
 	if err == nil {
 		err = errDel
@@ -258,4 +362,75 @@ func newID(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// dbTx is a write transaction on one database, on a connection of its own.
+type dbTx struct {
+	*sql.Tx
+	n    *Node
+	ctx  context.Context // the transaction's: cancelling it abandons the transaction
+	conn *sql.Conn
+	stop context.CancelFunc
+	once sync.Once
+}
+
+// begin starts a write transaction on n. ctx bounds the wait for a
+// connection of this process's pool; wait bounds the database's answer (a
+// lock another process holds, a hung server). The transaction lives until
+// Commit, Rollback or abandon, whatever happens to ctx.
+func (n *Node) begin(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	db := n.conn()
+	if db == nil {
+		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
+	}
+	conn, err := db.Write.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	timer := time.AfterFunc(wait, stop)
+	tx, err := conn.BeginTx(tctx, nil)
+	if !timer.Stop() {
+		if err == nil {
+			tx.Rollback()
+		}
+		stop()
+		conn.Close()
+		return nil, fmt.Errorf("begin on %s: %w (%v)", n.name, errTimeout, wait)
+	}
+	if err != nil {
+		stop()
+		conn.Close()
+		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	return &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}, nil
+}
+
+// Commit commits and releases the connection.
+func (t *dbTx) Commit() error {
+	err := t.Tx.Commit()
+	t.end()
+	return err
+}
+
+// Rollback rolls back (if still open) and releases the connection.
+func (t *dbTx) Rollback() error {
+	err := t.Tx.Rollback()
+	t.end()
+	return err
+}
+
+// abandon gives up on a transaction whose database does not answer: the
+// statement in progress is interrupted where the driver can, and the
+// transaction is rolled back when the database answers again.
+func (t *dbTx) abandon() {
+	t.stop()
+	go t.Rollback()
+}
+
+func (t *dbTx) end() {
+	t.once.Do(func() {
+		t.stop()
+		t.conn.Close()
+	})
 }

@@ -2,7 +2,6 @@ package tandem
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,18 +15,16 @@ import (
 // commit somewhere, or the process died between commits.
 type intent struct {
 	txid string
-	gen  int64 // cluster generation the write was made in
 	at   int64 // unix ms
 	keys []pendingKey
 }
 
 type pendingKey struct{ table, key string }
 
-func newIntent(ops []op, gen int64, now time.Time) *intent {
+func newIntent(ops []op, now time.Time) *intent {
 	in := &intent{
 		// Time-ordered, so records sort by age.
 		txid: fmt.Sprintf("%016x%s", now.UnixNano(), newID(8)),
-		gen:  gen,
 		at:   now.UnixMilli(),
 	}
 	seen := make(map[pendingKey]bool, len(ops))
@@ -45,12 +42,12 @@ func newIntent(ops []op, gen int64, now time.Time) *intent {
 const recordChunk = 100
 
 // recordIntent writes in's keys to _tandem_pending inside tx.
-func (n *Node) recordIntent(ctx context.Context, tx *sql.Tx, in *intent) error {
+func (n *Node) recordIntent(ctx context.Context, tx execer, in *intent) error {
 	for start := 0; start < len(in.keys); start += recordChunk {
 		keys := in.keys[start:min(start+recordChunk, len(in.keys))]
-		args := make([]any, 0, 6*len(keys))
+		args := make([]any, 0, 5*len(keys))
 		for i, k := range keys {
-			args = append(args, in.txid, int64(start+i), k.table, k.key, in.gen, in.at)
+			args = append(args, in.txid, int64(start+i), k.table, k.key, in.at)
 		}
 		if _, err := tx.ExecContext(ctx, n.recordSQL(len(keys)), args...); err != nil {
 			return err
@@ -62,14 +59,14 @@ func (n *Node) recordIntent(ctx context.Context, tx *sql.Tx, in *intent) error {
 func (n *Node) recordSQL(rows int) string {
 	e := n.eng
 	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (txid, seq, tbl, pk, gen, at) VALUES ", e.Quote(pendingTable.Name))
+	fmt.Fprintf(&b, "INSERT INTO %s (txid, seq, tbl, pk, at) VALUES ", e.Quote(pendingTable.Name))
 	p := 0
 	for r := 0; r < rows; r++ {
 		if r > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteByte('(')
-		for c := 0; c < 6; c++ {
+		for c := 0; c < 5; c++ {
 			if c > 0 {
 				b.WriteString(", ")
 			}
@@ -79,6 +76,41 @@ func (n *Node) recordSQL(rows int) string {
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// recordMissed records, inside tx, each of in's keys as missed by every
+// node of missing (an upsert: a key missed twice is one record).
+func (n *Node) recordMissed(ctx context.Context, tx execer, in *intent, missing []*Node) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	q := n.eng.Upsert(&missedTable)
+	for _, m := range missing {
+		for _, k := range in.keys {
+			if _, err := tx.ExecContext(ctx, q, m.name, k.table, k.key, in.at); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// settleIntent turns in's intent record on n, a database that committed
+// the write, into missed-key records for the databases that failed to.
+func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *intent, lost []*Node) error {
+	tx, err := n.begin(ctx, wait)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := n.recordMissed(ctx, tx, in, lost); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE txid = %s",
+		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), in.txid); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // clearRecords deletes the intent records of txids from n.
@@ -91,7 +123,7 @@ func (n *Node) clearRecords(ctx context.Context, txids []string) error {
 		args[i] = id
 	}
 	q := fmt.Sprintf("DELETE FROM %s WHERE txid IN (%s)", e.Quote(pendingTable.Name), strings.Join(marks, ", "))
-	_, err := n.conn.Write.ExecContext(ctx, q, args...)
+	_, err := n.conn().Write.ExecContext(ctx, q, args...)
 	return err
 }
 
@@ -168,7 +200,7 @@ func (cl *clearer) flush(txids []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range cl.c.nodes {
-		if n.sameAs != nil || n.conn == nil {
+		if n.sameAs != nil || !n.reachable() {
 			continue
 		}
 		if err := n.clearRecords(ctx, txids); err != nil {

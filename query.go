@@ -26,11 +26,13 @@ func (c *Cluster) reader() (querier, *Node, *Cluster, error) {
 	if c.closed.Load() {
 		return nil, nil, nil, ErrClosed
 	}
-	p := c.primary.database()
-	if err := p.problem(); err != nil {
-		return nil, nil, nil, err
+	// Reads come from the primary: the first datasource in rank order that
+	// is reachable and misses nothing.
+	v := c.view.Load()
+	if v.primary == nil {
+		return nil, nil, nil, v.err
 	}
-	return p.conn.Read, p, c, nil
+	return v.primary.conn().Read, v.primary, c, nil
 }
 
 func (tx *Tx) reader() (querier, *Node, *Cluster, error) {
@@ -326,8 +328,8 @@ func scanRows[T any](m *model, rows *sql.Rows) ([]T, error) {
 // reader makes a Node a Reader: reads from that datasource only, whatever
 // its state. Useful to compare datasources, as the demo does.
 func (n *Node) reader() (querier, *Node, *Cluster, error) {
-	if n.conn == nil {
+	if n.conn() == nil {
 		return nil, nil, nil, fmt.Errorf("%w: %s", ErrNodeDown, n.name)
 	}
-	return n.conn.Read, n, n.cluster, nil
+	return n.conn().Read, n, n.cluster, nil
 }

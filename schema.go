@@ -46,10 +46,10 @@ func (c *Cluster) checkStructure(ctx context.Context) error {
 	var base *result
 	var all []result
 	for _, n := range c.nodes {
-		if n.conn == nil || n.problem() != nil {
+		if n.conn() == nil || n.problem() != nil {
 			continue
 		}
-		tables, err := n.eng.Tables(ctx, n.conn.Read)
+		tables, err := n.eng.Tables(ctx, n.conn().Read)
 		if err != nil {
 			return fmt.Errorf("read structure of %s: %w", n.name, err)
 		}
@@ -191,16 +191,27 @@ func (c *Cluster) Migrate(ctx context.Context, models ...any) error {
 		}
 		ms = append(ms, m)
 	}
-	for _, n := range c.nodes {
-		if n.sameAs != nil {
-			continue
+	c.mu.Lock()
+	for _, m := range ms {
+		if !containsModel(c.migrated, m) {
+			c.migrated = append(c.migrated, m)
 		}
-		if err := n.problem(); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+	}
+	c.mu.Unlock()
+	// Datasources that are down are migrated when they return, before
+	// they catch up.
+	migrated := 0
+	for _, n := range c.ranked() {
+		if !n.reachable() {
+			continue
 		}
 		if err := n.migrate(ctx, ms); err != nil {
 			return fmt.Errorf("migrate %s: %w", n.name, err)
 		}
+		migrated++
+	}
+	if migrated == 0 {
+		return fmt.Errorf("%w: migrate: no datasource is reachable", ErrNodeDown)
 	}
 	if err := c.checkStructure(ctx); err != nil {
 		return err
@@ -211,8 +222,35 @@ func (c *Cluster) Migrate(ctx context.Context, models ...any) error {
 	return nil
 }
 
+func containsModel(list []*model, m *model) bool {
+	for _, x := range list {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// migrateReturning creates the migrated models' tables in datasources that
+// were down when Migrate ran.
+func (c *Cluster) migrateReturning(ctx context.Context) {
+	c.mu.RLock()
+	ms := append([]*model(nil), c.migrated...)
+	c.mu.RUnlock()
+	if len(ms) == 0 {
+		return
+	}
+	for _, n := range c.ranked() {
+		if n.reachable() {
+			if err := n.migrate(ctx, ms); err != nil {
+				n.noteError(fmt.Errorf("migrate: %w", err))
+			}
+		}
+	}
+}
+
 func (n *Node) migrate(ctx context.Context, ms []*model) error {
-	tx, err := n.conn.Write.BeginTx(ctx, nil)
+	tx, err := n.conn().Write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

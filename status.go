@@ -10,13 +10,16 @@ import (
 
 // Node states reported by Status.
 const (
-	StateInSync  = "in sync"  // reachable, and no write is in doubt
-	StateDown    = "down"     // unreachable, or unusable (see Error)
-	StateInDoubt = "in doubt" // intent records older than InDoubtAfter exist: some write may be missing somewhere
+	StateInSync     = "in sync"     // written by every write, missing nothing
+	StateDown       = "down"        // unreachable, or unusable (see Error)
+	StateBehind     = "behind"      // reachable, but missed writes it has not received (see Behind)
+	StateCatchingUp = "catching up" // receiving the writes it missed
+	StateOutdated   = "outdated"    // known to have missed writes: it takes no writes unless promoted with force
 )
 
 // InDoubtAfter is how old an intent record must be before Status counts it
-// as in doubt; younger ones belong to writes still being cleared.
+// as in doubt and the health loop repairs it; younger ones belong to writes
+// still being cleared.
 const InDoubtAfter = 10 * time.Second
 
 // NodeStatus describes one datasource.
@@ -24,24 +27,54 @@ type NodeStatus struct {
 	Name     string `json:"name"`
 	Driver   string `json:"driver"`
 	Identity string `json:"identity"`
-	Primary  bool   `json:"primary"`
+	// Primary: this datasource's database takes writes first and serves reads.
+	Primary bool `json:"primary"`
 	// SameAs names the earlier datasource that is the same database.
 	SameAs string `json:"same_as,omitempty"`
 	State  string `json:"state"`
+	// Behind counts the keys this datasource missed, as recorded on the
+	// reachable datasources.
+	Behind int64 `json:"behind"`
+	// Conflicts counts unresolved conflicts this datasource is part of.
+	Conflicts int64 `json:"conflicts"`
+	// Outdated is the node's outdated marker, if it has one.
+	Outdated string `json:"outdated,omitempty"`
 	// Fingerprint digests the database's structure.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// StructureMatches is false when the structure differs from the primary's.
 	StructureMatches bool `json:"structure_matches"`
-	// InDoubt counts intent records older than InDoubtAfter.
-	InDoubt int64  `json:"in_doubt"`
-	Error   string `json:"error,omitempty"`
+	// InDoubt counts intent records older than InDoubtAfter: writes whose
+	// process may have died between commits, which the health loop repairs.
+	InDoubt int64 `json:"in_doubt"`
+	// Error is why the datasource is down; LastError the last error seen.
+	Error       string     `json:"error,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
 
 // Status describes the cluster.
 type Status struct {
 	Nodes          []NodeStatus `json:"nodes"`
+	Primary        string       `json:"primary"` // "" when no datasource can take writes
+	Conflicts      int64        `json:"conflicts"`
 	StructureMatch bool         `json:"structure_match"`
 	StructureDiffs []string     `json:"structure_diffs,omitempty"`
+	// WriteError is why writes are refused, if they are.
+	WriteError string `json:"write_error,omitempty"`
+}
+
+// Healthy reports whether every datasource is in sync, nothing is in doubt
+// and no conflict waits.
+func (s *Status) Healthy() bool {
+	if !s.StructureMatch || s.Conflicts > 0 || s.Primary == "" {
+		return false
+	}
+	for _, n := range s.Nodes {
+		if n.State != StateInSync || n.InDoubt > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Status checks every datasource now and reports it.
@@ -49,30 +82,51 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	c.refresh(ctx, c.background)
+	c.recompute()
 	if err := c.checkStructure(ctx); err != nil {
 		c.log.Warn("structure check failed", "err", err)
 	}
 	st := c.Structure()
+	v := c.view.Load()
 	out := &Status{StructureMatch: st.Match, StructureDiffs: st.Diffs}
+	if v.primary != nil {
+		out.Primary = v.primary.name
+	} else if v.err != nil {
+		out.WriteError = v.err.Error()
+	}
 	cutoff := time.Now().Add(-InDoubtAfter).UnixMilli()
 	for _, n := range c.nodes {
+		d := n.database()
+		live := d.state()
 		ns := NodeStatus{
-			Name:     n.name,
-			Driver:   n.eng.Name(),
-			Identity: n.id,
-			Primary:  n == c.primary,
-			State:    StateInSync,
+			Name:      n.name,
+			Driver:    n.eng.Name(),
+			Identity:  n.ID(),
+			Primary:   d == v.primary,
+			Behind:    live.behind,
+			Conflicts: live.conflicts,
+			Outdated:  live.outdated,
+			LastError: live.lastErr,
+		}
+		if !live.lastErrAt.IsZero() {
+			t := live.lastErrAt.UTC()
+			ns.LastErrorAt = &t
 		}
 		if n.sameAs != nil {
 			ns.SameAs = n.sameAs.name
 		}
-		d := n.database()
 		ns.Fingerprint = st.Fingerprints[d.name]
 		_, compared := st.Fingerprints[d.name]
-		ns.StructureMatches = compared && ns.Fingerprint == st.Fingerprints[c.primary.database().name]
+		if v.primary != nil {
+			ns.StructureMatches = compared && ns.Fingerprint == st.Fingerprints[v.primary.name]
+		}
 		err := d.problem()
-		if err == nil && n.conn != nil {
-			err = n.conn.Read.PingContext(ctx)
+		if err == nil {
+			err = live.down
+		}
+		if err == nil && d.conn() == nil {
+			err = ErrNodeDown
 		}
 		if err == nil {
 			ns.InDoubt, err = d.inDoubt(ctx, cutoff)
@@ -80,9 +134,16 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		switch {
 		case err != nil:
 			ns.State, ns.Error = StateDown, err.Error()
-		case ns.InDoubt > 0:
-			ns.State = StateInDoubt
+		case live.catching:
+			ns.State = StateCatchingUp
+		case live.outdated != "":
+			ns.State = StateOutdated
+		case !v.writes(d) || live.behind > 0:
+			ns.State = StateBehind
+		default:
+			ns.State = StateInSync
 		}
+		out.Conflicts = max(out.Conflicts, live.conflicts)
 		out.Nodes = append(out.Nodes, ns)
 	}
 	return out, nil
@@ -90,19 +151,19 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 
 // inDoubt counts n's intent records made before cutoff (unix ms).
 func (n *Node) inDoubt(ctx context.Context, cutoff int64) (int64, error) {
-	if n.conn == nil {
+	if n.conn() == nil {
 		return 0, ErrNodeDown
 	}
 	var count int64
 	q := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE at < %s", n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1))
-	err := n.conn.Read.QueryRowContext(ctx, q, cutoff).Scan(&count)
+	err := n.conn().Read.QueryRowContext(ctx, q, cutoff).Scan(&count)
 	return count, err
 }
 
 // WriteTable writes the status as a table for people.
 func (s *Status) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tDRIVER\tIDENTITY\tROLE\tSTATE\tSTRUCTURE\tIN DOUBT\tNOTE")
+	fmt.Fprintln(tw, "NODE\tDRIVER\tIDENTITY\tROLE\tSTATE\tBEHIND\tCONFLICTS\tIN DOUBT\tSTRUCTURE\tNOTE")
 	for _, n := range s.Nodes {
 		role := "secondary"
 		if n.Primary {
@@ -116,17 +177,32 @@ func (s *Status) WriteTable(w io.Writer) error {
 			}
 		}
 		note := n.Error
-		if n.SameAs != "" {
+		switch {
+		case n.SameAs != "":
 			note = "same database as " + n.SameAs + ": written once"
+		case note == "" && n.Outdated != "":
+			note = n.Outdated
+		case note == "" && n.LastError != "" && n.LastErrorAt != nil:
+			note = fmt.Sprintf("last error %s: %s", n.LastErrorAt.Format(time.RFC3339), n.LastError)
 		}
 		id := n.Identity
 		if id == "" {
 			id = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.Driver, id, role, n.State, structure, n.InDoubt, note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", n.Name, n.Driver, id, role, n.State, n.Behind, n.Conflicts, n.InDoubt, structure, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if s.WriteError != "" {
+		if _, err := fmt.Fprintln(w, "writes refused: "+s.WriteError); err != nil {
+			return err
+		}
+	}
+	if s.Conflicts > 0 {
+		if _, err := fmt.Fprintf(w, "%d unresolved conflicts: see `tandem conflicts`\n", s.Conflicts); err != nil {
+			return err
+		}
 	}
 	for _, d := range s.StructureDiffs {
 		if _, err := fmt.Fprintln(w, "structure differs: "+d); err != nil {

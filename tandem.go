@@ -50,6 +50,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tandemdb/tandem/engine"
 	"github.com/tandemdb/tandem/engine/sqlite"
@@ -73,10 +74,23 @@ func driverNames() []string {
 // use by many goroutines; several processes may open the same datasources
 // at once (they must agree on the primary).
 type Cluster struct {
-	nodes   []*Node // in configured order
-	primary *Node   // the configured primary (or the first datasource)
-	log     *slog.Logger
-	gen     int64 // cluster generation, recorded with each intent
+	nodes    []*Node // in configured order
+	primary  *Node   // the configured primary (or the first datasource): first in rank
+	log      *slog.Logger
+	timeout  time.Duration // Config.Timeout
+	interval time.Duration // Config.HealthInterval
+	policy   ConflictPolicy
+
+	view atomic.Pointer[view] // see view.go
+	gate sync.RWMutex         // held for reading by each write, for writing by a view change
+
+	kicks      chan struct{} // asks the health loop to check now
+	stop       chan struct{} // closed by Close
+	healthDone chan struct{}
+	background bool // run the health loop (false: WithoutBackground)
+
+	migrated   []*model      // models Migrate created, for datasources that return (under mu)
+	sweepAfter time.Duration // age of an intent record that sweep repairs
 
 	models sync.Map // reflect.Type -> *model
 	group  grouper  // queue of Saves and Deletes to commit together
@@ -91,6 +105,9 @@ type Cluster struct {
 	// against concurrent commits by BenchmarkSave).
 	serialCommit bool
 
+	// noIntent (benchmarks only) writes no intent records.
+	noIntent bool
+
 	// commitHook, when set (tests only), runs between the primary's commit
 	// and the secondaries' commits, which then run one after the other.
 	commitHook func(txid string)
@@ -102,19 +119,38 @@ type Option func(*Cluster)
 // WithLogger sends tandem's logs to l (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *Cluster) { c.log = l } }
 
+// WithoutBackground opens a Cluster that does no work of its own: no health
+// checks, no catch-up, no repair of writes in doubt. Commands that only
+// look (tandem status) use it; applications should not.
+func WithoutBackground() Option { return func(c *Cluster) { c.background = false } }
+
 // Open connects to every datasource of cfg, gives each database its node
-// identity on first use, recognises datasources that are one database, and
-// compares the databases' structures.
+// identity on first use, recognises datasources that are one database,
+// compares the databases' structures, reads the cluster's state from the
+// databases and decides which datasource is the primary. Unless
+// WithoutBackground is given, it starts the health loop (see view.go),
+// which Close stops.
 //
 // Open fails only on an invalid config. A datasource that cannot be reached
-// or that carries another database's identity is reported by Status, and a
-// structure mismatch is reported by Structure; while either lasts, writes
-// fail with ErrNodeDown, ErrIdentityClash or ErrSchemaMismatch.
+// is reported by Status and skipped by writes until it returns and catches
+// up; one that carries another database's identity is reported by Status;
+// a structure mismatch is reported by Structure, and refuses writes with
+// ErrSchemaMismatch while it lasts.
 func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{log: slog.Default(), gen: 1}
+	c := &Cluster{
+		log:        slog.Default(),
+		timeout:    cfg.timeout(),
+		interval:   cfg.healthInterval(),
+		policy:     cfg.Conflicts,
+		kicks:      make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		healthDone: make(chan struct{}),
+		background: true,
+		sweepAfter: InDoubtAfter,
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -131,26 +167,33 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := n.open(ctx); err != nil {
-				n.setProblem(fmt.Errorf("%w: %s: %v", ErrNodeDown, n.name, err))
-				c.log.Warn("datasource unreachable", "node", n.name, "err", err)
+			octx, cancel := context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+			if err := n.open(octx); err != nil {
+				n.markDown(fmt.Errorf("open: %w", err))
 			}
 		}()
 	}
 	wg.Wait()
 	for _, n := range c.nodes {
 		if a := n.sameAs; a != nil {
-			n.conn, n.id = a.conn, a.id
+			n.id = a.id
+			n.connp.Store(a.conn())
 		}
 	}
 	c.findAliases(ctx)
-	if gen, err := c.primary.generation(ctx); err == nil {
-		c.gen = gen
-	}
 	if err := c.checkStructure(ctx); err != nil {
 		c.log.Warn("structure check failed", "err", err)
 	}
+	c.refresh(ctx, false)
+	c.view.Store(c.compute(nil))
+	c.log.Debug("cluster view", "view", c.view.Load().String())
 	c.clear = newClearer(c)
+	if c.background {
+		go c.health()
+	} else {
+		close(c.healthDone)
+	}
 	return c, nil
 }
 
@@ -160,7 +203,11 @@ func (c *Cluster) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	close(c.stop)
+	<-c.healthDone
 	c.clear.stop()
+	c.gate.Lock() // wait for writes in flight
+	defer c.gate.Unlock()
 	var first error
 	for _, n := range c.nodes {
 		if err := n.close(); err != nil && first == nil {
@@ -176,29 +223,15 @@ func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 // Primary returns the datasource whose locks order writes.
 func (c *Cluster) Primary() *Node { return c.primary }
 
-// writeSet returns the distinct databases a write goes to, primary first,
-// or the reason writes are refused.
-func (c *Cluster) writeSet() ([]*Node, error) {
-	if c.closed.Load() {
-		return nil, ErrClosed
-	}
+// structureErr refuses writes while the databases' structures differ.
+func (c *Cluster) structureErr() error {
 	c.mu.RLock()
 	st := c.structure
 	c.mu.RUnlock()
 	if !st.Match {
-		return nil, st.err()
+		return st.err()
 	}
-	p := c.primary.database()
-	set := []*Node{p}
-	for _, n := range c.nodes {
-		if err := n.problem(); err != nil {
-			return nil, err
-		}
-		if d := n.database(); d != p && !containsNode(set, d) {
-			set = append(set, d)
-		}
-	}
-	return set, nil
+	return nil
 }
 
 func containsNode(list []*Node, n *Node) bool {

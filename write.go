@@ -2,11 +2,8 @@ package tandem
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -64,14 +61,15 @@ func (c *Cluster) Delete(ctx context.Context, v any) error {
 }
 
 // Tx is a transaction on every database. The callback's saves and deletes
-// take effect on every database or on none (see ErrPartialCommit for the one
-// exception: a database failing at commit itself).
+// take effect on every database the write reaches, or on none; each
+// database it skips (down, or catching up) gets a record of the keys it
+// missed, in the same transaction, on every database the write reaches.
 type Tx struct {
 	c       *Cluster
 	ctx     context.Context // the Tx's: the secondaries' goroutines run under it
+	view    *view
 	primary *Node
-	tx      *sql.Tx // on the primary
-	others  []*Node // the secondaries this write goes to
+	tx      *dbTx // on the primary
 	secs    []*secondary
 	ops     []op
 	now     time.Time
@@ -83,9 +81,15 @@ type Tx struct {
 }
 
 // statementFailed notes err, returned by a statement on the primary.
-func (tx *Tx) statementFailed(err error) {
-	if sw := tx.primary.singleWriter(); sw != nil && !sw.StatementOnly(err) {
-		tx.broken = err
+func (tx *Tx) statementFailed(ctx context.Context, err error) {
+	if sw := tx.primary.singleWriter(); sw != nil && sw.StatementOnly(err) {
+		return
+	}
+	tx.broken = err
+	if ctx.Err() == nil && tx.primary.singleWriter() != nil {
+		// Not a constraint and not the caller's cancellation: the
+		// database failed (I/O error, full disk, no answer).
+		tx.primary.markDown(fmt.Errorf("write on primary: %w", err))
 	}
 }
 
@@ -108,27 +112,48 @@ type op struct {
 	row []any // canonical values of the full row; nil for a delete
 }
 
-// Tx runs fn in a transaction on every database. Each of fn's writes is
-// applied to the primary as fn makes it (taking the primary's locks), then
-// streamed to every secondary, where a goroutine per secondary applies it
-// in its own transaction; when fn returns nil, every database records the
-// write's keys and all commit concurrently. If fn returns an error or
-// panics, nothing is written anywhere. Inside fn use tx, never the Cluster:
-// the primary's write connection is held by tx.
+// Tx runs fn in a transaction on every database a write reaches. Each of
+// fn's writes is applied to the primary as fn makes it (taking the
+// primary's locks), then streamed to every secondary, where a goroutine per
+// secondary applies it in its own transaction; when fn returns nil, every
+// database records the write's keys and all commit concurrently. If fn
+// returns an error or panics, nothing is written anywhere. Inside fn use
+// tx, never the Cluster: the primary's write connection is held by tx.
+//
+// A secondary that fails or does not answer within Config.Timeout is left
+// out: the write commits on the others, which record the keys it missed,
+// and it catches up when it is back. A primary that fails before fn runs
+// is replaced by the next datasource in rank order.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
-	nodes, err := c.writeSet()
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		v, release, err := c.acquire()
+		if err != nil {
+			return err
+		}
+		if err := c.structureErr(); err != nil {
+			release()
+			return err
+		}
+		ptx, err := v.primary.begin(ctx, c.timeout)
+		if err != nil {
+			release()
+			if ctx.Err() != nil || attempt >= len(c.nodes) {
+				return err
+			}
+			v.primary.markDown(err)
+			c.recompute()
+			continue // fn has not run: try the next primary
+		}
+		defer release() // also when fn panics
+		return c.runTx(ctx, v, ptx, fn)
 	}
-	p := nodes[0]
-	// Once commits start they must finish on every database, whatever
-	// happens to the caller's context: statements use ctx, the transactions
-	// themselves do not.
-	ptx, err := p.conn.Write.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return fmt.Errorf("begin on %s: %w", p.name, err)
-	}
-	tx := &Tx{c: c, ctx: ctx, primary: p, tx: ptx, others: nodes[1:], now: time.Now()}
+}
+
+func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) error {
+	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: time.Now()}
 	defer func() {
 		if !tx.done {
 			tx.abort()
@@ -141,7 +166,7 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 		return err // the deferred abort rolls back everywhere
 	}
 	tx.done = true
-	return c.mirror(ctx, tx, nodes)
+	return c.mirror(ctx, tx)
 }
 
 // secondary is one secondary database's side of a Tx: a goroutine that
@@ -156,7 +181,7 @@ type secondary struct {
 	n    *Node
 	ops  chan op
 	in   *intent // set before ops is closed; nil when the Tx aborts
-	tx   *sql.Tx
+	tx   *dbTx
 	err  error
 	done chan struct{}
 }
@@ -166,13 +191,13 @@ type secondary struct {
 // (On SQLite the Tx already holds the primary's lock; row-locking engines
 // take no lock at BEGIN.)
 func (tx *Tx) start() {
-	if tx.secs != nil || len(tx.others) == 0 {
+	if tx.secs != nil || len(tx.view.write) < 2 {
 		return
 	}
-	for _, n := range tx.others {
+	for _, n := range tx.view.write[1:] {
 		s := &secondary{n: n, ops: make(chan op, 64), done: make(chan struct{})}
 		tx.secs = append(tx.secs, s)
-		go s.run(tx.ctx)
+		go s.run(tx.ctx, tx.c.timeout)
 	}
 }
 
@@ -185,29 +210,28 @@ func (tx *Tx) send(o op) {
 	}
 }
 
-func (s *secondary) run(ctx context.Context) {
+func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	defer close(s.done)
 	n := s.n
-	s.tx, s.err = n.conn.Write.BeginTx(context.WithoutCancel(ctx), nil)
-	if s.err != nil {
-		s.err = fmt.Errorf("begin on %s: %w", n.name, s.err)
-	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	s.tx, s.err = n.begin(wctx, timeout)
+	cancel()
 	for o := range s.ops {
 		if s.err != nil {
-			continue // drain: the Tx fails anyway
+			continue // drain: this secondary is left out
 		}
 		var err error
 		if o.del {
-			_, err = n.delete(ctx, s.tx, o.m, o.key)
+			_, err = n.delete(s.tx.ctx, s.tx, o.m, o.key)
 		} else {
-			err = n.upsert(ctx, s.tx, o.m, o.row)
+			err = n.upsert(s.tx.ctx, s.tx, o.m, o.row)
 		}
 		if err != nil {
 			s.err = fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, keyOf(o.key), n.name, err)
 		}
 	}
 	if s.err == nil && s.in != nil {
-		if err := n.recordIntent(ctx, s.tx, s.in); err != nil {
+		if err := n.recordIntent(s.tx.ctx, s.tx, s.in); err != nil {
 			s.err = fmt.Errorf("record intent on %s: %w", n.name, err)
 		}
 	}
@@ -222,25 +246,60 @@ func (tx *Tx) handOver(in *intent) {
 	}
 }
 
-// wait waits for the secondaries and returns their transactions and errors.
-func (tx *Tx) wait() ([]*sql.Tx, error) {
-	var errs []error
-	stxs := make([]*sql.Tx, len(tx.secs))
-	for i, s := range tx.secs {
-		<-s.done
-		stxs[i] = s.tx
-		if s.err != nil {
-			errs = append(errs, s.err)
+// settle waits, at most Config.Timeout, for the secondaries to apply every
+// write and returns those that did. The others are marked down and their
+// transactions abandoned.
+func (tx *Tx) settle() (ok, failed []*secondary) {
+	timer := time.NewTimer(tx.c.timeout)
+	defer timer.Stop()
+	expired := false
+	for _, s := range tx.secs {
+		if !expired {
+			select {
+			case <-s.done:
+			case <-timer.C:
+				expired = true
+			}
 		}
+		if expired {
+			select {
+			case <-s.done:
+			default:
+				failed = append(failed, s)
+				s.n.markDown(fmt.Errorf("mirror to %s: %w (%v)", s.n.name, errTimeout, tx.c.timeout))
+				go func() {
+					<-s.done
+					if s.tx != nil {
+						s.tx.abandon()
+					}
+				}()
+				continue
+			}
+		}
+		if s.err != nil {
+			failed = append(failed, s)
+			s.n.markDown(s.err)
+			if s.tx != nil {
+				s.tx.abandon()
+			}
+			continue
+		}
+		ok = append(ok, s)
 	}
-	return stxs, errors.Join(errs...)
+	return ok, failed
 }
 
 // dropSecondaries ends the secondaries' transactions without committing.
 func (tx *Tx) dropSecondaries() {
 	tx.handOver(nil)
-	stxs, _ := tx.wait()
-	rollback(stxs)
+	for _, s := range tx.secs {
+		go func() {
+			<-s.done
+			if s.tx != nil {
+				s.tx.Rollback()
+			}
+		}()
+	}
 }
 
 // abort rolls back everywhere.
@@ -248,14 +307,6 @@ func (tx *Tx) abort() {
 	tx.done = true
 	tx.dropSecondaries()
 	tx.tx.Rollback()
-}
-
-func rollback(txs []*sql.Tx) {
-	for _, t := range txs {
-		if t != nil {
-			t.Rollback()
-		}
-	}
 }
 
 // Save writes v within the transaction; see Cluster.Save.
@@ -282,7 +333,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 		// The primary decides the id; every other database is told it.
 		id, err := p.insertAuto(ctx, tx.tx, m, row)
 		if err != nil {
-			tx.statementFailed(err)
+			tx.statementFailed(ctx, err)
 			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, err)
 		}
 		row[m.auto] = id
@@ -290,7 +341,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
 		}
 	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
-		tx.statementFailed(err)
+		tx.statementFailed(ctx, err)
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
 	}
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
@@ -326,7 +377,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	tx.start()
 	n, err := tx.primary.delete(ctx, tx.tx, m, key)
 	if err != nil {
-		tx.statementFailed(err)
+		tx.statementFailed(ctx, err)
 		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, keyOf(key), tx.primary.name, err)
 	}
 	// A delete that found no row on the primary is not mirrored: with no
@@ -341,14 +392,18 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	return nil
 }
 
-// mirror finishes tx: it records the intent on every database and commits
-// everywhere concurrently.
+// mirror finishes tx: it records the intent on every database it reaches,
+// and the missed keys of every database it skips, and commits everywhere
+// concurrently.
 //
 // The primary holds the locks of every row tx wrote. A concurrent writer of
 // the same rows waits for them on the primary, and by the time the primary
 // commits, tx holds the same locks on every secondary; so writes to one row
 // reach every database in the same order.
-func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
+//
+// The write is acknowledged (nil) once it is committed on at least one
+// database together with the records that let the others catch up.
+func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	p := tx.primary
 	if len(tx.ops) == 0 {
 		tx.dropSecondaries() // started for a write that then failed on the primary
@@ -357,66 +412,152 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx, nodes []*Node) error {
 		}
 		return nil
 	}
-	in := newIntent(tx.ops, c.gen, tx.now)
+	in := newIntent(tx.ops, tx.now)
+	if c.noIntent {
+		in.keys = nil // benchmarks only: measures what the record costs
+	}
 	tx.handOver(in)
 	// The secondaries record theirs meanwhile.
-	var perr error
 	if err := p.recordIntent(ctx, tx.tx, in); err != nil {
-		perr = fmt.Errorf("record intent on %s: %w", p.name, err)
+		tx.dropSecondaries()
+		tx.tx.Rollback()
+		return fmt.Errorf("record intent on %s: %w", p.name, err)
 	}
-	stxs, serr := tx.wait()
-	if err := errors.Join(perr, serr); err != nil {
-		rollback(append(stxs, tx.tx))
-		return err
+	ok, failed := tx.settle()
+
+	// Every database that commits records the keys the others miss. A
+	// secondary that fails to record them is itself left out, and so
+	// recorded as missing on the rest.
+	missing := append([]*Node(nil), tx.view.skip...)
+	for _, s := range failed {
+		missing = append(missing, s.n)
+	}
+	for fresh := missing; len(fresh) > 0; {
+		var next []*Node
+		kept := ok[:0:0]
+		for _, s := range ok {
+			if err := s.n.recordMissed(s.tx.ctx, s.tx, in, fresh); err != nil {
+				s.n.markDown(fmt.Errorf("record missed keys on %s: %w", s.n.name, err))
+				s.tx.abandon()
+				next = append(next, s.n)
+				continue
+			}
+			kept = append(kept, s)
+		}
+		if len(next) > 0 {
+			// Those that recorded already need the new ones too.
+			if err := recordAll(kept, in, next); err != nil {
+				kept = nil
+			}
+		}
+		ok = kept
+		missing = append(missing, next...)
+		fresh = next
+	}
+	if err := p.recordMissed(ctx, tx.tx, in, missing); err != nil {
+		for _, s := range ok {
+			s.tx.Rollback()
+		}
+		tx.tx.Rollback()
+		return fmt.Errorf("record missed keys on %s: %w", p.name, err)
 	}
 
-	// Commit everywhere concurrently.
-	all := append([]*sql.Tx{tx.tx}, stxs...)
-	cerrs := make([]error, len(all))
-	var wg sync.WaitGroup
-	if c.serialCommit || c.commitHook != nil {
-		cerrs[0] = tx.tx.Commit()
-		if cerrs[0] != nil {
-			// Nothing committed yet: fail cleanly everywhere.
-			rollback(stxs)
-			return fmt.Errorf("commit on %s: %w", p.name, cerrs[0])
-		}
-		if c.commitHook != nil {
-			c.commitHook(in.txid)
-		}
-		for i, s := range stxs {
-			cerrs[i+1] = s.Commit()
-		}
-	} else {
-		for i, s := range all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cerrs[i] = s.Commit()
-			}()
-		}
-		wg.Wait()
-	}
-	var ok, failed []string
-	var failures []error
-	for i, err := range cerrs {
-		if err != nil {
-			failed = append(failed, nodes[i].name)
-			failures = append(failures, fmt.Errorf("commit on %s: %w", nodes[i].name, err))
-		} else {
-			ok = append(ok, nodes[i].name)
-		}
+	// Commit everywhere concurrently; a secondary gets Config.Timeout.
+	perr, committed, lost := c.commit(tx, ok, in.txid)
+	if perr == nil {
+		committed = append([]*Node{p}, committed...)
 	}
 	switch {
-	case len(failed) == 0:
-		c.clear.add(in.txid)
+	case perr == nil && len(lost) == 0:
+		if !c.noIntent {
+			c.clear.add(in.txid)
+		}
 		return nil
-	case len(ok) == 0:
-		return errors.Join(failures...)
+	case len(committed) == 0:
+		p.markDown(fmt.Errorf("commit on primary: %w", perr))
+		return fmt.Errorf("%w: commit on %s: %w", ErrNotCommitted, p.name, perr)
 	}
-	c.log.Error("write committed on some datasources only", "txid", in.txid, "committed", ok, "failed", failed)
-	return fmt.Errorf("%w: committed on %s, not on %s (keys recorded as intent %s): %w",
-		ErrPartialCommit, strings.Join(ok, ", "), strings.Join(failed, ", "), in.txid, errors.Join(failures...))
+	if perr != nil {
+		p.markDown(fmt.Errorf("commit on primary: %w", perr))
+		lost = append(lost, p)
+	}
+	// Committed somewhere: the write is durable there, with its intent
+	// record. Turn that into missed-key records for the databases that
+	// failed to commit (if this fails, the sweeper does it later).
+	c.log.Warn("write committed on some datasources only; the others catch up", "txid", in.txid,
+		"committed", nodeNames(committed), "failed", nodeNames(lost))
+	for _, n := range committed {
+		if err := n.settleIntent(context.WithoutCancel(ctx), c.timeout, in, lost); err != nil {
+			c.log.Warn("recording missed keys after a failed commit", "node", n.name, "err", err)
+		}
+	}
+	return nil
+}
+
+// recordAll records in's keys as missed by nodes on every secondary of ok.
+func recordAll(ok []*secondary, in *intent, nodes []*Node) error {
+	for _, s := range ok {
+		if err := s.n.recordMissed(s.tx.ctx, s.tx, in, nodes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit commits the primary and the secondaries of ok concurrently. It
+// returns the primary's error, the secondaries that committed and those
+// that failed or did not answer within Config.Timeout (marked down).
+func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node) {
+	errs := make([]error, len(ok))
+	done := make(chan int, len(ok))
+	hook := c.serialCommit || c.commitHook != nil
+	if hook {
+		if perr = tx.tx.Commit(); perr != nil {
+			// Nothing committed yet: fail cleanly everywhere.
+			for _, s := range ok {
+				s.tx.Rollback()
+			}
+			return perr, nil, nil
+		}
+		if c.commitHook != nil {
+			c.commitHook(txid)
+		}
+	}
+	for i, s := range ok {
+		go func() {
+			errs[i] = s.tx.Commit()
+			done <- i
+		}()
+	}
+	if !hook {
+		perr = tx.tx.Commit()
+	}
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	finished := make([]bool, len(ok))
+wait:
+	for range ok {
+		select {
+		case i := <-done:
+			finished[i] = true
+		case <-timer.C:
+			break wait
+		}
+	}
+	for i, s := range ok {
+		switch {
+		case !finished[i]:
+			s.n.markDown(fmt.Errorf("commit on %s: %w (%v)", s.n.name, errTimeout, c.timeout))
+			s.tx.abandon()
+			lost = append(lost, s.n)
+		case errs[i] != nil:
+			s.n.markDown(fmt.Errorf("commit on %s: %w", s.n.name, errs[i]))
+			lost = append(lost, s.n)
+		default:
+			committed = append(committed, s.n)
+		}
+	}
+	return perr, committed, lost
 }
 
 // args converts canonical values to n's storage form.
@@ -432,7 +573,7 @@ func (n *Node) args(m *model, cols []int, vals []any) ([]any, error) {
 	return out, nil
 }
 
-func (n *Node) upsert(ctx context.Context, tx *sql.Tx, m *model, row []any) error {
+func (n *Node) upsert(ctx context.Context, tx execer, m *model, row []any) error {
 	args, err := n.args(m, m.all, row)
 	if err != nil {
 		return err
@@ -441,7 +582,7 @@ func (n *Node) upsert(ctx context.Context, tx *sql.Tx, m *model, row []any) erro
 	return err
 }
 
-func (n *Node) insertAuto(ctx context.Context, tx *sql.Tx, m *model, row []any) (int64, error) {
+func (n *Node) insertAuto(ctx context.Context, tx *dbTx, m *model, row []any) (int64, error) {
 	cols := m.nonAuto
 	vals := make([]any, len(cols))
 	for i, ci := range cols {
@@ -464,7 +605,7 @@ func (n *Node) insertAuto(ctx context.Context, tx *sql.Tx, m *model, row []any) 
 	return res.LastInsertId()
 }
 
-func (n *Node) delete(ctx context.Context, tx *sql.Tx, m *model, key []any) (int64, error) {
+func (n *Node) delete(ctx context.Context, tx execer, m *model, key []any) (int64, error) {
 	args, err := n.args(m, m.pk, key)
 	if err != nil {
 		return 0, err

@@ -96,6 +96,7 @@ type TableInfo struct {
 type ColumnInfo struct {
 	Name    string
 	Type    string // declared type, upper case
+	Logical Type   // the logical type the declared type stores
 	NotNull bool
 	PK      int // 1-based position in the primary key; 0 when not part of it
 	Default string
@@ -181,6 +182,12 @@ type Engine interface {
 	// string, []byte, bool, time.Time, or nil) to the argument this engine
 	// stores, so that every database of the engine stores the same bytes.
 	Value(c *Column, v any) (any, error)
+
+	// Scan converts a value read from a column of logical type c.Type
+	// (as database/sql returns it) back to the Go value Value took:
+	// Scan(c, Value(c, v)) == v. Rows copied between databases, and
+	// compared across engines, pass through this form.
+	Scan(c *Column, v any) (any, error)
 
 	// Tables reports the structure of every user table (tandem's own
 	// bookkeeping tables excluded), sorted by name.

@@ -110,10 +110,10 @@ func fail(stderr io.Writer, cmd string, err error) int {
 }
 
 // openCluster loads the config and opens the cluster.
-func openCluster(ctx context.Context, path string, stderr io.Writer) (*tandem.Cluster, error) {
+func openCluster(ctx context.Context, path string, stderr io.Writer, opts ...tandem.Option) (*tandem.Cluster, error) {
 	cfg, err := tandem.LoadConfig(path)
 	if err != nil {
 		return nil, err
 	}
-	return tandem.Open(ctx, cfg, tandem.WithLogger(logger(stderr)))
+	return tandem.Open(ctx, cfg, append([]tandem.Option{tandem.WithLogger(logger(stderr))}, opts...)...)
 }

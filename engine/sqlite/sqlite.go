@@ -372,6 +372,72 @@ func (Engine) Value(c *engine.Column, v any) (any, error) {
 	return v, nil
 }
 
+// Scan implements engine.Engine.
+func (Engine) Scan(c *engine.Column, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch c.Type {
+	case engine.Integer:
+		if i, ok := v.(int64); ok {
+			return i, nil
+		}
+	case engine.Real:
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case int64:
+			return float64(x), nil
+		}
+	case engine.Text:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		}
+	case engine.Blob:
+		switch x := v.(type) {
+		case []byte:
+			return x, nil
+		case string:
+			return []byte(x), nil
+		}
+	case engine.Bool:
+		if i, ok := v.(int64); ok && (i == 0 || i == 1) {
+			return i == 1, nil
+		}
+	case engine.Time:
+		if s, ok := v.(string); ok {
+			t, err := time.Parse(TimeFormat, s)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %q is not a time in tandem's format", c.Name, s)
+			}
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("column %s (%v): cannot read a %T value %v", c.Name, c.Type, v, v)
+}
+
+// logical maps a declared column type to the logical type it stores,
+// following SQLite's affinity rules for types tandem did not declare.
+func logical(declared string) engine.Type {
+	d := strings.ToUpper(declared)
+	switch {
+	case d == "BOOLEAN":
+		return engine.Bool
+	case d == "TIMESTAMP" || d == "DATETIME":
+		return engine.Time
+	case strings.Contains(d, "INT"):
+		return engine.Integer
+	case strings.Contains(d, "CHAR") || strings.Contains(d, "CLOB") || strings.Contains(d, "TEXT"):
+		return engine.Text
+	case d == "" || strings.Contains(d, "BLOB"):
+		return engine.Blob
+	}
+	return engine.Real
+}
+
 // LimitClause implements engine.Engine.
 func (Engine) LimitClause(limit, offset int) string {
 	switch {
@@ -404,6 +470,7 @@ func (Engine) Tables(ctx context.Context, q engine.Querier) ([]engine.TableInfo,
 				return nil, err
 			}
 			c.Type = strings.ToUpper(strings.TrimSpace(c.Type))
+			c.Logical = logical(c.Type)
 			t.Columns = append(t.Columns, c)
 		}
 		if err := closeRows(rows); err != nil {

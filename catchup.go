@@ -1,0 +1,535 @@
+package tandem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Catch-up: a database that missed writes receives the current rows of the
+// keys it missed, named by the missed-key records that every database the
+// writes reached holds (see pending.go), and then rejoins the writes.
+//
+// Each batch runs under the locks of every database it touches, taken in
+// the order writes take them (the primary first): a concurrent writer of a
+// key waits for the batch on the primary, so the batch never copies a row
+// image older than one a writer has already written, and a row absent on
+// the primary stays absent until the batch commits. The cost follows the
+// number of keys missed, not the size of the tables.
+
+// catchUpBatch is how many keys one batch copies: small enough that the
+// writers it holds up wait milliseconds.
+const catchUpBatch = 500
+
+// session is a set of write transactions taken in lock order.
+type session struct {
+	txs   map[*Node]*dbTx
+	order []*Node
+}
+
+// lockAll begins a write transaction on each of nodes, in order, each
+// bounded by Config.Timeout; a node that fails to answer is marked down.
+func (c *Cluster) lockAll(ctx context.Context, nodes []*Node) (*session, error) {
+	s := &session{txs: map[*Node]*dbTx{}}
+	for _, n := range nodes {
+		if _, dup := s.txs[n]; dup {
+			continue
+		}
+		tx, err := n.begin(ctx, c.timeout)
+		if err != nil {
+			s.rollback()
+			if ctx.Err() == nil {
+				n.markDown(err)
+			}
+			return nil, err
+		}
+		s.txs[n] = tx
+		s.order = append(s.order, n)
+	}
+	return s, nil
+}
+
+func (s *session) rollback() {
+	for _, n := range s.order {
+		s.txs[n].Rollback()
+	}
+}
+
+// commit commits first's transactions, then the others: the databases that
+// receive rows before those whose records say they are still missing.
+func (s *session) commit(first ...*Node) error {
+	var errs []error
+	for _, group := range [2]bool{true, false} {
+		for _, n := range s.order {
+			if containsNode(first, n) == group {
+				if err := s.txs[n].Commit(); err != nil {
+					errs = append(errs, fmt.Errorf("commit on %s: %w", n.name, err))
+				}
+			}
+		}
+		if len(errs) > 0 {
+			s.rollback() // what is left
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// catchUpAll catches up every reachable database that misses writes, or
+// holds writes the others miss.
+func (c *Cluster) catchUpAll(ctx context.Context) error {
+	var errs []error
+	for _, x := range c.ranked() {
+		v := c.view.Load()
+		st := x.state()
+		if x == v.primary || !x.reachable() || v.primary == nil {
+			continue
+		}
+		if st.behind == 0 && st.ahead == 0 && (st.outdated == "" || v.writes(x)) {
+			continue
+		}
+		if err := c.CatchUp(ctx, x.name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CatchUp brings the datasource called name up to date now: it copies the
+// current rows of every key it missed from the primary, copies to the
+// others the keys only it holds (after a split brain or a takeover), lists
+// keys both sides changed as conflicts (resolved by the configured policy),
+// and, once nothing is missing, clears its outdated marker so it rejoins the
+// writes. The health loop calls it on its own; it is safe to call at any
+// time from any process.
+func (c *Cluster) CatchUp(ctx context.Context, name string) error {
+	x := c.node(name)
+	if x == nil {
+		return fmt.Errorf("catch up: no datasource called %q", name)
+	}
+	x = x.database()
+	x.mu.Lock()
+	if x.live.catching {
+		x.mu.Unlock()
+		return nil
+	}
+	x.live.catching = true
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		x.live.catching = false
+		x.mu.Unlock()
+	}()
+
+	start := time.Now()
+	var copied int
+	for _, phase := range []bool{false, true} {
+		var cursor missedCursor
+		for {
+			n, next, err := c.catchUpStep(ctx, x, phase, cursor)
+			copied += n
+			if err != nil {
+				return fmt.Errorf("catch up %s: %w", x.name, err)
+			}
+			if next == nil {
+				break
+			}
+			cursor = *next
+		}
+	}
+	done, err := c.finishCatchUp(ctx, x)
+	if err != nil {
+		return fmt.Errorf("catch up %s: %w", x.name, err)
+	}
+	if copied > 0 || done {
+		c.log.Info("caught up", "node", x.name, "keys", copied, "elapsed", time.Since(start).Round(time.Millisecond), "complete", done)
+	}
+	if done {
+		c.kick() // let it rejoin now
+	}
+	return nil
+}
+
+// missedCursor is where a pass over missed-key records has got to.
+type missedCursor struct{ tbl, pk string }
+
+// catchUpStep copies one batch of keys. With reverse false it copies keys
+// that x misses from the primary to x; with reverse true, keys that x holds
+// and the databases being written miss, from x to them. It returns how many
+// keys it copied and where the next batch starts (nil: the pass is over).
+func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from missedCursor) (int, *missedCursor, error) {
+	v, release, err := c.acquire()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+	if v.primary == x {
+		return 0, nil, nil
+	}
+	p := v.primary
+	s, err := c.lockAll(ctx, append(append([]*Node(nil), v.write...), x))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer s.rollback()
+	xtx, ptx := s.txs[x], s.txs[p]
+
+	if !v.writes(x) {
+		// While x misses writes it must not take over from the primary.
+		mark, err := x.meta(ctx, xtx, "outdated")
+		if err != nil {
+			return 0, nil, err
+		}
+		if mark == "" {
+			mark = fmt.Sprintf("missed writes; catching up from %s since %s", p.name, time.Now().UTC().Format(time.RFC3339))
+			if err := x.setMeta(ctx, xtx, "outdated", mark); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+
+	// The records to work through: those the written databases hold for x,
+	// or those x holds for them.
+	holder, missing := p, []*Node{x}
+	if reverse {
+		holder, missing = x, v.write
+	}
+	recs, err := holder.missedKeys(ctx, s.txs[holder], missing, from, catchUpBatch)
+	if err != nil || len(recs) == 0 {
+		return 0, nil, err
+	}
+	defs, err := p.tableDefs(ctx, ptx)
+	if err != nil {
+		return 0, nil, err
+	}
+	open, err := c.unresolved(ctx, s, []*Node{p, x})
+	if err != nil {
+		return 0, nil, err
+	}
+	copied := 0
+	for _, r := range recs {
+		if open[r] {
+			continue // a conflict waits for its resolution
+		}
+		td := defs[r.tbl]
+		if td == nil {
+			return copied, nil, fmt.Errorf("table %s, named by a missed-key record, is not in %s", r.tbl, p.name)
+		}
+		key, err := td.decodeKey(r.pk)
+		if err != nil {
+			return copied, nil, err
+		}
+		// Did the other side change the key too? Then it is a conflict.
+		other, otherMissing := x, v.write
+		if reverse {
+			other, otherMissing = p, []*Node{x}
+		}
+		both, err := other.hasMissed(ctx, s.txs[other], otherMissing, r)
+		if err != nil {
+			return copied, nil, err
+		}
+		if both {
+			if err := c.conflict(ctx, s, v, x, td, r, key); err != nil {
+				return copied, nil, err
+			}
+		} else {
+			src, dsts := p, []*Node{x}
+			if reverse {
+				src, dsts = x, v.write
+			}
+			row, err := src.readRow(ctx, s.txs[src], td, key)
+			if err != nil {
+				return copied, nil, err
+			}
+			for _, d := range dsts {
+				if err := d.writeRow(ctx, s.txs[d], td, key, row); err != nil {
+					return copied, nil, err
+				}
+			}
+		}
+		if err := c.forget(ctx, s, v, x, r); err != nil {
+			return copied, nil, err
+		}
+		copied++
+	}
+	receivers := []*Node{x}
+	if reverse {
+		receivers = v.write
+	}
+	if err := s.commit(receivers...); err != nil {
+		return 0, nil, err
+	}
+	if len(recs) < catchUpBatch {
+		return copied, nil, nil
+	}
+	last := recs[len(recs)-1]
+	return copied, &missedCursor{last.tbl, last.pk}, nil
+}
+
+// forget deletes the missed-key records of r between x and the written
+// databases, in both directions, from every database that holds them.
+func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r missedCursor) error {
+	for _, w := range v.write {
+		if err := w.deleteMissed(ctx, s.txs[w], []*Node{x}, r); err != nil {
+			return err
+		}
+	}
+	return x.deleteMissed(ctx, s.txs[x], v.write, r)
+}
+
+// finishCatchUp clears x's outdated marker once no record says it misses
+// anything and no conflict of it waits. It reports whether x is complete.
+func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
+	v, release, err := c.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if v.primary == x {
+		return true, nil
+	}
+	s, err := c.lockAll(ctx, append(append([]*Node(nil), v.write...), x))
+	if err != nil {
+		return false, err
+	}
+	defer s.rollback()
+	for _, w := range v.write {
+		if left, err := w.hasAnyMissed(ctx, s.txs[w], []*Node{x}); err != nil || left {
+			return false, err
+		}
+	}
+	if left, err := x.hasAnyMissed(ctx, s.txs[x], v.write); err != nil || left {
+		return false, err
+	}
+	open, err := c.unresolved(ctx, s, []*Node{v.primary, x})
+	if err != nil || len(open) > 0 {
+		return false, err
+	}
+	if _, err := s.txs[x].ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
+		x.eng.Quote(metaTable.Name), x.eng.Placeholder(1)), "outdated"); err != nil {
+		return false, err
+	}
+	x.mu.Lock()
+	x.live.outdated = ""
+	x.mu.Unlock()
+	return true, s.commit(x)
+}
+
+// missedKeys returns up to limit keys n records as missed by any of
+// missing, after the cursor, in key order.
+func (n *Node) missedKeys(ctx context.Context, q querier, missing []*Node, after missedCursor, limit int) ([]missedCursor, error) {
+	e := n.eng
+	args := []any{after.tbl, after.tbl, after.pk}
+	in := n.inList(missing, len(args), &args)
+	query := fmt.Sprintf("SELECT DISTINCT tbl, pk FROM %s WHERE (tbl > %s OR (tbl = %s AND pk > %s)) AND node IN (%s) ORDER BY tbl, pk%s",
+		e.Quote(missedTable.Name), e.Placeholder(1), e.Placeholder(2), e.Placeholder(3), in, e.LimitClause(limit, 0))
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read missed keys on %s: %w", n.name, err)
+	}
+	defer rows.Close()
+	var out []missedCursor
+	for rows.Next() {
+		var r missedCursor
+		if err := rows.Scan(&r.tbl, &r.pk); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// inList renders placeholders for the names of nodes, appending them to args.
+func (n *Node) inList(nodes []*Node, before int, args *[]any) string {
+	marks := ""
+	for i, m := range nodes {
+		if i > 0 {
+			marks += ", "
+		}
+		marks += n.eng.Placeholder(before + i + 1)
+		*args = append(*args, m.name)
+	}
+	return marks
+}
+
+// hasMissed reports whether n records key r as missed by any of missing.
+func (n *Node) hasMissed(ctx context.Context, q querier, missing []*Node, r missedCursor) (bool, error) {
+	e := n.eng
+	args := []any{r.tbl, r.pk}
+	in := n.inList(missing, len(args), &args)
+	var count int
+	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE tbl = %s AND pk = %s AND node IN (%s)",
+		e.Quote(missedTable.Name), e.Placeholder(1), e.Placeholder(2), in), args...).Scan(&count)
+	return count > 0, err
+}
+
+// hasAnyMissed reports whether n records any key as missed by any of missing.
+func (n *Node) hasAnyMissed(ctx context.Context, q querier, missing []*Node) (bool, error) {
+	e := n.eng
+	var args []any
+	in := n.inList(missing, 0, &args)
+	var count int
+	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE node IN (%s)",
+		e.Quote(missedTable.Name), in), args...).Scan(&count)
+	return count > 0, err
+}
+
+// deleteMissed deletes n's records of key r as missed by any of missing.
+func (n *Node) deleteMissed(ctx context.Context, tx execer, missing []*Node, r missedCursor) error {
+	e := n.eng
+	args := []any{r.tbl, r.pk}
+	in := n.inList(missing, len(args), &args)
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE tbl = %s AND pk = %s AND node IN (%s)",
+		e.Quote(missedTable.Name), e.Placeholder(1), e.Placeholder(2), in), args...)
+	return err
+}
+
+// node returns the datasource called name, or nil.
+func (c *Cluster) node(name string) *Node {
+	for _, n := range c.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// sweep repairs writes left in doubt: intent records older than
+// c.sweepAfter belong to writes whose process died between commits, or
+// failed to clear them. The current rows of their keys are copied, under
+// the locks of every written database, from the primary (or, if only a
+// secondary holds the record, from that secondary: the primary failed to
+// commit the write) to the others, and the records deleted.
+func (c *Cluster) sweep(ctx context.Context) error {
+	v, release, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	cutoff := time.Now().Add(-c.sweepAfter).UnixMilli()
+	type doubt struct {
+		holder *Node
+		txid   string
+	}
+	var doubts []doubt
+	seen := map[string]bool{}
+	for _, n := range v.write {
+		ids, err := n.staleTxids(ctx, cutoff, 64)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				doubts = append(doubts, doubt{n, id})
+			}
+		}
+	}
+	if len(doubts) == 0 {
+		return nil
+	}
+	s, err := c.lockAll(ctx, v.write)
+	if err != nil {
+		return err
+	}
+	defer s.rollback()
+	p := v.primary
+	defs, err := p.tableDefs(ctx, s.txs[p])
+	if err != nil {
+		return err
+	}
+	for _, d := range doubts {
+		src := p
+		if has, err := p.holdsIntent(ctx, s.txs[p], d.txid); err != nil {
+			return err
+		} else if !has {
+			src = d.holder
+		}
+		keys, err := src.intentKeys(ctx, s.txs[src], d.txid)
+		if err != nil {
+			return err
+		}
+		in := &intent{txid: d.txid, at: time.Now().UnixMilli()}
+		for _, k := range keys {
+			td := defs[k.table]
+			if td == nil {
+				return fmt.Errorf("table %s, named by intent %s, is not in %s", k.table, d.txid, p.name)
+			}
+			key, err := td.decodeKey(k.key)
+			if err != nil {
+				return err
+			}
+			row, err := src.readRow(ctx, s.txs[src], td, key)
+			if err != nil {
+				return err
+			}
+			for _, w := range v.write {
+				if w != src {
+					if err := w.writeRow(ctx, s.txs[w], td, key, row); err != nil {
+						return err
+					}
+				}
+			}
+			in.keys = append(in.keys, k)
+		}
+		for _, w := range v.write {
+			if err := w.recordMissed(ctx, s.txs[w], in, v.skip); err != nil {
+				return err
+			}
+			if _, err := s.txs[w].ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE txid = %s",
+				w.eng.Quote(pendingTable.Name), w.eng.Placeholder(1)), d.txid); err != nil {
+				return err
+			}
+		}
+		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", src.name)
+	}
+	return s.commit(v.write[1:]...)
+}
+
+func (n *Node) staleTxids(ctx context.Context, cutoff int64, limit int) ([]string, error) {
+	return strings1(ctx, n.conn().Read, fmt.Sprintf("SELECT DISTINCT txid FROM %s WHERE at < %s ORDER BY txid%s",
+		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1), n.eng.LimitClause(limit, 0)), cutoff)
+}
+
+func (n *Node) holdsIntent(ctx context.Context, q querier, txid string) (bool, error) {
+	var count int
+	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE txid = %s",
+		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), txid).Scan(&count)
+	return count > 0, err
+}
+
+func (n *Node) intentKeys(ctx context.Context, q querier, txid string) ([]pendingKey, error) {
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT tbl, pk FROM %s WHERE txid = %s ORDER BY seq",
+		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), txid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []pendingKey
+	for rows.Next() {
+		var k pendingKey
+		if err := rows.Scan(&k.table, &k.key); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+func strings1(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,335 @@
+package tandem
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A view is what one write sees of the cluster: which database is the
+// primary, which databases the write reaches, and which it skips (each
+// skipped database gets a missed-key record, in the same transaction, on
+// every database the write reaches).
+//
+// Views change only under the Cluster's gate: every write holds the gate
+// for reading from its first statement to its last commit, and a change
+// takes it for writing, so no two writes of one process run under different
+// views. That keeps the lock order (primary first, then the others in
+// rank order) the same for every write, and it means that once a returning
+// database has joined the view, no write of this process can still record
+// a key as missed by it.
+type view struct {
+	primary *Node   // nil: no datasource can take writes (err says why)
+	write   []*Node // distinct databases every write reaches, primary first
+	skip    []*Node // distinct databases writes skip
+	err     error
+}
+
+func (v *view) writes(n *Node) bool { return containsNode(v.write, n) }
+
+func (v *view) String() string {
+	if v.primary == nil {
+		return "no primary"
+	}
+	return fmt.Sprintf("primary %s, writing %s, skipping %s", v.primary.name, nodeNames(v.write), nodeNames(v.skip))
+}
+
+func nodeNames(nodes []*Node) string {
+	if len(nodes) == 0 {
+		return "none"
+	}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// ranked returns the distinct databases in rank order: the configured
+// primary, then the others in configured order. Every process that shares
+// the config ranks them the same way.
+func (c *Cluster) ranked() []*Node {
+	out := []*Node{c.primary.database()}
+	for _, n := range c.nodes {
+		if d := n.database(); !containsNode(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// compute decides a view from what this process knows of each node, which
+// the health check reads from the databases themselves (see refresh).
+//
+//   - A candidate is reachable and has no outdated marker.
+//   - The primary is the first candidate in rank order that no reachable
+//     database records missed keys for; when every candidate is missing
+//     some (both halves of a split brain), the first candidate.
+//   - Writes reach the primary and every other candidate that is missing
+//     nothing, or that writes already reached (it finishes catching up
+//     while written), unless it has unresolved conflicts.
+func (c *Cluster) compute(old *view) *view {
+	v := &view{}
+	var cands []*Node
+	var why []string
+	for _, n := range c.ranked() {
+		if err := n.problem(); err != nil {
+			// A configuration mistake (a copied database): refuse writes
+			// rather than write around it.
+			return &view{err: err, skip: c.ranked()}
+		}
+	}
+	for _, n := range c.ranked() {
+		st := n.state()
+		switch {
+		case st.down != nil || n.conn() == nil:
+			why = append(why, fmt.Sprintf("%s is down", n.name))
+		case st.outdated != "":
+			why = append(why, fmt.Sprintf("%s is outdated (%s): `tandem promote --force %s` lets it take writes, losing what it missed", n.name, st.outdated, n.name))
+		default:
+			cands = append(cands, n)
+		}
+	}
+	for _, n := range cands {
+		if n.state().behind == 0 {
+			v.primary = n
+			break
+		}
+	}
+	if v.primary == nil && len(cands) > 0 {
+		v.primary = cands[0]
+	}
+	if v.primary == nil {
+		v.err = fmt.Errorf("%w: no datasource can take writes: %s", ErrNodeDown, strings.Join(why, "; "))
+		v.skip = c.ranked()
+		return v
+	}
+	v.write = []*Node{v.primary}
+	for _, n := range c.ranked() {
+		if n == v.primary {
+			continue
+		}
+		st := n.state()
+		if containsNode(cands, n) && st.conflicts == 0 && (st.behind == 0 || old != nil && old.primary == v.primary && old.writes(n)) {
+			v.write = append(v.write, n)
+		} else {
+			v.skip = append(v.skip, n)
+		}
+	}
+	return v
+}
+
+func sameView(a, b *view) bool {
+	return a != nil && b != nil && a.primary == b.primary && nodeNames(a.write) == nodeNames(b.write) && nodeNames(a.skip) == nodeNames(b.skip)
+}
+
+// recompute decides the view again and installs it if it changed, waiting
+// for this process's writes under the old view to finish.
+func (c *Cluster) recompute() {
+	if !sameView(c.view.Load(), c.compute(c.view.Load())) {
+		c.gate.Lock()
+		old := c.view.Load()
+		v := c.compute(old)
+		if !sameView(old, v) {
+			c.view.Store(v)
+			c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
+		}
+		c.gate.Unlock()
+	}
+}
+
+// acquire returns the view a write runs under and holds the gate until
+// release is called.
+func (c *Cluster) acquire() (v *view, release func(), err error) {
+	for range 3 {
+		c.gate.RLock()
+		v = c.view.Load()
+		stale := false
+		for _, n := range v.write {
+			if !n.reachable() {
+				stale = true
+			}
+		}
+		if !stale {
+			if v.primary == nil {
+				c.gate.RUnlock()
+				return nil, nil, v.err
+			}
+			return v, c.gate.RUnlock, nil
+		}
+		c.gate.RUnlock()
+		c.recompute()
+	}
+	return nil, nil, fmt.Errorf("%w: the cluster view keeps changing", ErrNodeDown)
+}
+
+// kick asks the health loop to check every node now.
+func (c *Cluster) kick() {
+	select {
+	case c.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// health checks every node each HealthInterval (or when kicked): it
+// reopens nodes that were down, reads their lasting state, installs the
+// view that follows, catches up nodes that missed writes, and repairs
+// writes left in doubt by a process that died between commits.
+func (c *Cluster) health() {
+	defer close(c.healthDone)
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	lastSweep := time.Time{}
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.kicks:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		c.refresh(ctx, true)
+		c.recompute()
+		if err := c.catchUpAll(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("catch-up", "err", err)
+		}
+		if time.Since(lastSweep) >= c.interval*4 {
+			lastSweep = time.Now()
+			if err := c.sweep(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("repairing writes in doubt", "err", err)
+			}
+		}
+		cancel()
+	}
+}
+
+// probe is what one check reads from one database.
+type probe struct {
+	err       error
+	outdated  string
+	holds     map[string]int64 // missed keys recorded here, by the name of the node that missed them
+	conflicts map[string]int64 // unresolved conflicts recorded here, by node name
+}
+
+// refresh checks every database and updates what this process knows. With
+// reopen, it also tries to open datasources that could not be opened yet.
+func (c *Cluster) refresh(ctx context.Context, reopen bool) {
+	nodes := c.ranked()
+	probes := make([]probe, len(nodes))
+	epochs := make([]int64, len(nodes))
+	var wg sync.WaitGroup
+	opened := false
+	var mu sync.Mutex
+	for i, n := range nodes {
+		epochs[i] = n.state().epoch
+		if n.problem() != nil {
+			probes[i].err = n.problem()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+			if n.conn() == nil {
+				if !reopen {
+					probes[i].err = n.state().down
+					return
+				}
+				if err := n.open(pctx); err != nil {
+					probes[i].err = err
+					return
+				}
+				mu.Lock()
+				opened = true
+				mu.Unlock()
+			}
+			probes[i] = n.probe(pctx)
+		}()
+	}
+	wg.Wait()
+	if opened {
+		c.migrateReturning(ctx)
+		if err := c.checkStructure(ctx); err != nil {
+			c.log.Warn("structure check failed", "err", err)
+		}
+	}
+	for i, n := range nodes {
+		p := probes[i]
+		if p.err != nil {
+			if n.problem() == nil {
+				n.markDown(fmt.Errorf("check: %w", p.err))
+			}
+			continue
+		}
+		var behind, ahead, conflicts int64
+		for j, o := range nodes {
+			if j == i || probes[j].err != nil {
+				continue
+			}
+			behind = max(behind, probes[j].holds[n.name])
+			ahead += p.holds[o.name]
+			conflicts = max(conflicts, probes[j].conflicts[n.name])
+		}
+		conflicts = max(conflicts, p.conflicts[n.name])
+		n.mu.Lock()
+		back := n.live.down != nil && n.live.epoch == epochs[i]
+		if back {
+			n.live.down = nil
+		}
+		n.live.outdated = p.outdated
+		n.live.behind, n.live.ahead, n.live.conflicts = behind, ahead, conflicts
+		n.mu.Unlock()
+		if back {
+			c.log.Info("datasource reachable again", "node", n.name, "missed", behind)
+		}
+	}
+}
+
+// probe reads n's lasting state: its outdated marker, the missed keys it
+// records for other nodes, and its unresolved conflicts.
+func (n *Node) probe(ctx context.Context) probe {
+	p := probe{holds: map[string]int64{}, conflicts: map[string]int64{}}
+	db := n.conn().Read
+	if p.outdated, p.err = n.meta(ctx, db, "outdated"); p.err != nil {
+		return p
+	}
+	q := n.eng.Quote
+	p.err = countBy(ctx, db, fmt.Sprintf("SELECT node, COUNT(*) FROM %s GROUP BY node", q(missedTable.Name)), p.holds)
+	if p.err != nil {
+		return p
+	}
+	p.err = countBy(ctx, db, fmt.Sprintf("SELECT node_a, COUNT(*) FROM %s WHERE resolution = '' GROUP BY node_a UNION ALL SELECT node_b, COUNT(*) FROM %[1]s WHERE resolution = '' GROUP BY node_b", q(conflictTable.Name)), p.conflicts)
+	return p
+}
+
+func countBy(ctx context.Context, db *sql.DB, query string, into map[string]int64) error {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return err
+		}
+		into[k] += n
+	}
+	return rows.Err()
+}
+
+// errTimeout marks a datasource that did not answer within Config.Timeout.
+var errTimeout = errors.New("no answer within the timeout")
