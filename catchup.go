@@ -28,10 +28,24 @@ type session struct {
 	order []*Node
 }
 
-// lockAll begins a write transaction on each of nodes, in order, each
-// bounded by Config.Timeout; a node that fails to answer is marked down.
-func (c *Cluster) lockAll(ctx context.Context, nodes []*Node) (*session, error) {
+// lockAll begins a write transaction on every database of v's write set
+// and on each of extra, each bounded by Config.Timeout; a database that
+// fails to answer is marked down.
+//
+// The extra databases, which writes skip, are locked first: one that does
+// not answer (a lock held by another process) then costs the writers
+// nothing, where taking the primary first would stall them for the
+// timeout. Writes never lock a database they skip, so this order cannot
+// deadlock with them; the write set is locked in the writers' order.
+func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*session, error) {
 	s := &session{txs: map[*Node]*dbTx{}}
+	var nodes []*Node
+	for _, n := range extra {
+		if !v.writes(n) {
+			nodes = append(nodes, n)
+		}
+	}
+	nodes = append(nodes, v.write...)
 	for _, n := range nodes {
 		if _, dup := s.txs[n]; dup {
 			continue
@@ -168,7 +182,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 		return 0, nil, nil
 	}
 	p := v.primary
-	s, err := c.lockAll(ctx, append(append([]*Node(nil), v.write...), x))
+	s, err := c.lockAll(ctx, v, x)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -289,7 +303,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	if v.primary == x {
 		return true, nil
 	}
-	s, err := c.lockAll(ctx, append(append([]*Node(nil), v.write...), x))
+	s, err := c.lockAll(ctx, v, x)
 	if err != nil {
 		return false, err
 	}
@@ -429,7 +443,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	if len(doubts) == 0 {
 		return nil
 	}
-	s, err := c.lockAll(ctx, v.write)
+	s, err := c.lockAll(ctx, v)
 	if err != nil {
 		return err
 	}

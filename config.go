@@ -349,7 +349,7 @@ func (c *Config) Validate() error {
 
 // Defaults for Config fields left zero.
 const (
-	DefaultTimeout        = 2 * time.Second
+	DefaultTimeout        = 1 * time.Second
 	DefaultHealthInterval = 250 * time.Millisecond
 )
 

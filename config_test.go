@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandemdb/tandem"
 )
@@ -317,6 +318,56 @@ var cfgBadCases = []struct {
 		text:  "datasources:\n  - name: foo\n    driver: sqlite\n    dsn: foo.db?busy_timeout=-1\n  - name: bar\n    driver: sqlite\n    dsn: bar.db\n",
 		field: "datasources[0].dsn", line: 4, msg: "busy_timeout",
 	},
+	{
+		name:  "BadTimeout",
+		text:  "timeout: soon\n" + cfgTwoSQLite,
+		field: "timeout", line: 1, msg: "positive duration",
+	},
+	{
+		name:  "NegativeHealthInterval",
+		text:  "health_interval: -1s\n" + cfgTwoSQLite,
+		field: "health_interval", line: 1, msg: "positive duration",
+	},
+	{
+		name:  "UnknownConflictPolicy",
+		text:  "conflicts:\n  policy: coin-toss\n" + cfgTwoSQLite,
+		field: "conflicts.policy", line: 2, msg: "want manual, primary or newest",
+	},
+	{
+		name:  "NewestWithoutColumn",
+		text:  "conflicts:\n  policy: newest\n" + cfgTwoSQLite,
+		field: "conflicts.column", line: 2, msg: "missing",
+	},
+	{
+		name:  "ColumnWithoutNewest",
+		text:  "conflicts:\n  policy: primary\n  column: updated_at\n" + cfgTwoSQLite,
+		field: "conflicts.column", line: 3, msg: "only the newest policy",
+	},
+	{
+		name:  "UnknownConflictsField",
+		text:  "conflicts:\n  polcy: manual\n" + cfgTwoSQLite,
+		field: "conflicts.polcy", line: 2, msg: "unknown field",
+	},
+	{
+		name:  "ConflictsNotAMapping",
+		text:  "conflicts: manual\n" + cfgTwoSQLite,
+		field: "conflicts", line: 1, msg: "want a mapping",
+	},
+}
+
+func TestConfigReadsTimeoutsAndConflictPolicy(t *testing.T) {
+	dir := t.TempDir()
+	path := cfgWrite(t, dir, "timeout: 750ms\nhealth_interval: 2s\nconflicts:\n  policy: newest\n  column: updated_at\n"+cfgTwoSQLite)
+	cfg, err := tandem.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Timeout != 750*time.Millisecond || cfg.HealthInterval != 2*time.Second {
+		t.Errorf("timeout %v, health_interval %v; want 750ms, 2s", cfg.Timeout, cfg.HealthInterval)
+	}
+	if want := (tandem.ConflictPolicy{Policy: tandem.ConflictNewest, Column: "updated_at"}); cfg.Conflicts != want {
+		t.Errorf("conflicts %+v, want %+v", cfg.Conflicts, want)
+	}
 }
 
 func TestConfigRejectsBadConfigNamingFieldAndLine(t *testing.T) {

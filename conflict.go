@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -282,20 +283,21 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 		return 0, err
 	}
 	defer release()
-	nodes := append([]*Node(nil), v.write...)
+	var extra []*Node
 	for _, n := range c.ranked() {
-		if n.reachable() && !containsNode(nodes, n) {
-			nodes = append(nodes, n)
+		if n.reachable() && !v.writes(n) {
+			extra = append(extra, n)
 		}
 	}
-	if !containsNode(nodes, keep) {
+	if !v.writes(keep) && !containsNode(extra, keep) {
 		return 0, fmt.Errorf("%w: resolve: %s is not reachable", ErrNodeDown, take)
 	}
-	s, err := c.lockAll(ctx, nodes)
+	s, err := c.lockAll(ctx, v, extra...)
 	if err != nil {
 		return 0, err
 	}
 	defer s.rollback()
+	nodes := s.order
 	var todo []Conflict
 	seen := map[missedCursor]bool{}
 	for _, n := range nodes {
@@ -365,10 +367,11 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 }
 
 // Promote lets the datasource called name take writes although it is
-// outdated (it missed writes it has not received): it clears the node's
-// outdated marker, so that it becomes the primary when every datasource
-// ranked before it is down. Without force it refuses an outdated node with
-// ErrOutdated. What the node missed is not lost while the database that
+// outdated (it missed writes it has not received): with force it clears the
+// node's outdated marker and tells every process to forget the keys it
+// knows the node missed on databases that are down, so that it becomes the
+// primary when every datasource ranked before it is down. Without force it
+// refuses an outdated node with ErrOutdated, and does nothing to another. What the node missed is not lost while the database that
 // has it survives: when both are back, catch-up merges them and lists the
 // keys both changed as conflicts.
 func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
@@ -385,12 +388,14 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 	if err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}
-	if mark == "" {
-		return nil
-	}
-	if !force {
+	switch {
+	case !force && mark != "":
 		return fmt.Errorf("%w: %s: %s; promoting it loses those writes until the database that has them returns (use force)", ErrOutdated, name, mark)
+	case !force:
+		return nil // not outdated: it takes writes when the datasources ranked before it are down
 	}
+	// Forced: clear the marker, and note the time, which tells every
+	// process to forget what it remembers this node missed.
 	tx, err := n.begin(ctx, c.timeout)
 	if err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
@@ -400,7 +405,7 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 		n.eng.Quote(metaTable.Name), n.eng.Placeholder(1)), "outdated"); err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}
-	if err := n.setMeta(ctx, tx, "promoted_at", time.Now().UTC().Format(time.RFC3339)); err != nil {
+	if err := n.setMeta(ctx, tx, "promoted_at", strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -408,8 +413,10 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 	}
 	n.mu.Lock()
 	n.live.outdated = ""
+	n.live.behindBy = nil
+	n.live.behind = 0
 	n.mu.Unlock()
-	c.log.Warn("outdated datasource promoted by an operator", "node", name, "was", mark)
+	c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name, "outdated", mark)
 	c.recompute()
 	return nil
 }

@@ -118,11 +118,20 @@ func faultSameDumps(t *testing.T, dir string) {
 	}
 }
 
+// faultNoRecords fails unless foo.db and bar.db in dir hold no intent
+// record and no missed-key record: nothing is in doubt or missing.
 func faultNoRecords(t *testing.T, dir string) {
 	t.Helper()
 	for _, f := range []string{"foo.db", "bar.db"} {
 		if recs := faultRecords(t, filepath.Join(dir, f)); len(recs) > 0 {
 			t.Errorf("%s: %d intent records left, want none: %+v", f, len(recs), recs)
+		}
+		var missed int
+		if err := faultRO(t, filepath.Join(dir, f)).QueryRow(`SELECT COUNT(*) FROM _tandem_missed`).Scan(&missed); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if missed > 0 {
+			t.Errorf("%s: %d missed-key records left, want none", f, missed)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,15 +40,16 @@ type Node struct {
 // The lasting part of it lives in the databases: the outdated marker in the
 // node's own _tandem_meta, and the missed-key records other nodes hold.
 type liveState struct {
-	down      error     // why the last write or check failed; nil: reachable
-	downSince time.Time // when down was set
-	epoch     int64     // counts failures, so a check started earlier cannot undo a later one
-	outdated  string    // the node's outdated marker ("" when not outdated)
-	behind    int64     // keys reachable nodes record as missed by this one
-	ahead     int64     // keys this node records as missed by reachable nodes
-	conflicts int64     // unresolved conflicts recorded in this node
-	catching  bool      // a catch-up of this node is running
-	lastErr   string    // the last error seen, for status
+	down      error               // why the last write or check failed; nil: reachable
+	downSince time.Time           // when down was set
+	epoch     int64               // counts failures, so a check started earlier cannot undo a later one
+	outdated  string              // the node's outdated marker ("" when not outdated)
+	behind    int64               // keys other nodes record as missed by this one (the most any records)
+	behindBy  map[string]missedBy // by the name of the node that records them
+	ahead     int64               // keys this node records as missed by reachable nodes
+	conflicts int64               // unresolved conflicts recorded in this node
+	catching  bool                // a catch-up of this node is running
+	lastErr   string              // the last error seen, for status
 	lastErrAt time.Time
 }
 
@@ -92,11 +95,25 @@ func (n *Node) setProblem(err error) {
 	n.mu.Unlock()
 }
 
+// missedBy is what one node records as missed by another.
+type missedBy struct {
+	count int64
+	seen  time.Time // when a check last read it
+}
+
 // state returns a copy of n's live state.
 func (n *Node) state() liveState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.live
+	st := n.live
+	st.behindBy = maps.Clone(st.behindBy)
+	return st
+}
+
+// holders names the nodes that record keys as missed by this one.
+func (st liveState) holders() []string {
+	names := slices.Sorted(maps.Keys(st.behindBy))
+	return names
 }
 
 // markDown records that n failed: writes go on without it, recording the

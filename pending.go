@@ -136,21 +136,27 @@ type clearer struct {
 
 	mu      sync.RWMutex
 	stopped bool
+
+	// backlog holds, per database, txids it could not be cleared of
+	// (unreachable then), to clear when it is back. Beyond maxBacklog the
+	// records are left to the sweeper.
+	backlog map[*Node][]string
 }
 
 const (
 	clearBatch = 256
 	clearEvery = 50 * time.Millisecond
+	maxBacklog = 100_000
 )
 
 func newClearer(c *Cluster) *clearer {
-	cl := &clearer{c: c, ch: make(chan string, 4*clearBatch), done: make(chan struct{})}
+	cl := &clearer{c: c, ch: make(chan string, 4*clearBatch), done: make(chan struct{}), backlog: map[*Node][]string{}}
 	go cl.run()
 	return cl
 }
 
 // add queues txid for clearing. After stop the record stays: it is
-// harmless (catch-up of a key that is already identical copies nothing new).
+// harmless (the sweeper copies rows that are already identical).
 func (cl *clearer) add(txid string) {
 	cl.mu.RLock()
 	defer cl.mu.RUnlock()
@@ -185,7 +191,7 @@ func (cl *clearer) run() {
 				batch = batch[:0]
 			}
 		case <-tick.C:
-			if len(batch) > 0 {
+			if len(batch) > 0 || len(cl.backlog) > 0 {
 				cl.flush(batch)
 				batch = batch[:0]
 			}
@@ -194,18 +200,31 @@ func (cl *clearer) run() {
 }
 
 func (cl *clearer) flush(txids []string) {
-	if len(txids) == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range cl.c.nodes {
-		if n.sameAs != nil || !n.reachable() {
+		if n.sameAs != nil || n.conn() == nil {
 			continue
 		}
-		if err := n.clearRecords(ctx, txids); err != nil {
-			// The records stay; they name keys that are in fact identical.
-			cl.c.log.Warn("clearing intent records failed", "node", n.name, "count", len(txids), "err", err)
+		ids := append(cl.backlog[n], txids...)
+		if len(ids) == 0 {
+			continue
+		}
+		if !n.reachable() {
+			if len(ids) <= maxBacklog {
+				cl.backlog[n] = ids
+			}
+			continue
+		}
+		delete(cl.backlog, n)
+		for start := 0; start < len(ids); start += clearBatch {
+			chunk := ids[start:min(start+clearBatch, len(ids))]
+			if err := n.clearRecords(ctx, chunk); err != nil {
+				// The records stay; the sweeper repairs them (copying rows
+				// that are in fact identical).
+				cl.c.log.Warn("clearing intent records failed", "node", n.name, "count", len(chunk), "err", err)
+				break
+			}
 		}
 	}
 }

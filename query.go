@@ -27,12 +27,21 @@ func (c *Cluster) reader() (querier, *Node, *Cluster, error) {
 		return nil, nil, nil, ErrClosed
 	}
 	// Reads come from the primary: the first datasource in rank order that
-	// is reachable and misses nothing.
+	// is reachable and misses nothing; if it failed since the view was
+	// decided, from the next database every write reaches.
+	// (No recompute here: a read may run inside a Tx callback, which holds
+	// the gate a view change waits for.)
 	v := c.view.Load()
 	if v.primary == nil {
 		return nil, nil, nil, v.err
 	}
-	return v.primary.conn().Read, v.primary, c, nil
+	for _, n := range v.write {
+		if n.reachable() {
+			return n.conn().Read, n, c, nil
+		}
+	}
+	c.kick()
+	return nil, nil, nil, fmt.Errorf("%w: read: %s", ErrNodeDown, nodeNames(v.write))
 }
 
 func (tx *Tx) reader() (querier, *Node, *Cluster, error) {

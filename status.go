@@ -118,8 +118,14 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		}
 		ns.Fingerprint = st.Fingerprints[d.name]
 		_, compared := st.Fingerprints[d.name]
+		base := c.primary.database() // the first in rank, when no datasource takes writes
 		if v.primary != nil {
-			ns.StructureMatches = compared && ns.Fingerprint == st.Fingerprints[v.primary.name]
+			base = v.primary
+		}
+		if base, ok := st.Fingerprints[base.name]; ok {
+			ns.StructureMatches = compared && ns.Fingerprint == base
+		} else {
+			ns.StructureMatches = compared && st.Match
 		}
 		err := d.problem()
 		if err == nil {

@@ -10,7 +10,12 @@
 // it touched; the record is cleared once every database has committed, so a
 // crash between commits leaves a durable list of what to copy.
 //
-// Reads (Get, Find, Count) come from the primary.
+// When a database fails or stops answering, writes go on without it: the
+// databases they reach record, in the same transactions, the keys it
+// missed, and when it returns a health loop copies exactly those rows to it
+// before it rejoins (see view.go and catchup.go). If the primary is lost,
+// the next datasource in rank order takes over. Reads (Get, Find, Count)
+// come from the primary, so they follow it.
 //
 // # Models
 //

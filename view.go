@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,8 +101,19 @@ func (c *Cluster) compute(old *view) *view {
 			break
 		}
 	}
-	if v.primary == nil && len(cands) > 0 {
-		v.primary = cands[0]
+	if v.primary == nil {
+		// Every candidate misses keys. If the databases that hold those
+		// keys are reachable (both halves of a split brain), the first
+		// candidate takes writes and catch-up merges the halves; a node
+		// whose missing keys only an unreachable database holds waits.
+		for _, n := range cands {
+			if missingReachable(n) {
+				v.primary = n
+				break
+			}
+			why = append(why, fmt.Sprintf("%s missed writes that only %s holds: `tandem promote --force %s` lets it take writes without them",
+				n.name, strings.Join(n.state().holders(), ", "), n.name))
+		}
 	}
 	if v.primary == nil {
 		v.err = fmt.Errorf("%w: no datasource can take writes: %s", ErrNodeDown, strings.Join(why, "; "))
@@ -123,8 +135,20 @@ func (c *Cluster) compute(old *view) *view {
 	return v
 }
 
+// missingReachable reports whether every database that records keys n
+// missed is reachable.
+func missingReachable(n *Node) bool {
+	for _, h := range n.state().holders() {
+		if hn := n.cluster.node(h); hn == nil || !hn.database().reachable() {
+			return false
+		}
+	}
+	return true
+}
+
 func sameView(a, b *view) bool {
-	return a != nil && b != nil && a.primary == b.primary && nodeNames(a.write) == nodeNames(b.write) && nodeNames(a.skip) == nodeNames(b.skip)
+	return a != nil && b != nil && a.primary == b.primary && nodeNames(a.write) == nodeNames(b.write) &&
+		nodeNames(a.skip) == nodeNames(b.skip) && fmt.Sprint(a.err) == fmt.Sprint(b.err)
 }
 
 // recompute decides the view again and installs it if it changed, waiting
@@ -216,10 +240,12 @@ func (c *Cluster) health() {
 
 // probe is what one check reads from one database.
 type probe struct {
-	err       error
-	outdated  string
-	holds     map[string]int64 // missed keys recorded here, by the name of the node that missed them
-	conflicts map[string]int64 // unresolved conflicts recorded here, by node name
+	err        error // the database could not be read: the rest is unknown
+	writeErr   error // a down database still takes no writes
+	outdated   string
+	promotedAt int64            // unix ms of the last forced promotion, 0 if none
+	holds      map[string]int64 // missed keys recorded here, by the name of the node that missed them
+	conflicts  map[string]int64 // unresolved conflicts recorded here, by node name
 }
 
 // refresh checks every database and updates what this process knows. With
@@ -244,7 +270,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			defer cancel()
 			if n.conn() == nil {
 				if !reopen {
-					probes[i].err = n.state().down
+					probes[i].err = errNotOpen
 					return
 				}
 				if err := n.open(pctx); err != nil {
@@ -256,6 +282,16 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 				mu.Unlock()
 			}
 			probes[i] = n.probe(pctx)
+			if probes[i].err == nil && n.state().down != nil {
+				// A down node returns only once it takes writes again:
+				// reads still work while another process holds its lock.
+				tx, err := n.begin(pctx, c.timeout)
+				if err != nil {
+					probes[i].writeErr = err
+					return
+				}
+				tx.Rollback()
+			}
 		}()
 	}
 	wg.Wait()
@@ -267,29 +303,56 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 	}
 	for i, n := range nodes {
 		p := probes[i]
-		if p.err != nil {
-			if n.problem() == nil {
-				n.markDown(fmt.Errorf("check: %w", p.err))
-			}
-			continue
+		failed := p.err
+		if failed == nil {
+			failed = p.writeErr
 		}
-		var behind, ahead, conflicts int64
+		if failed != nil && n.problem() == nil && failed != errNotOpen {
+			n.markDown(fmt.Errorf("check: %w", failed))
+		}
+		var ahead, conflicts int64
+		now := time.Now()
+		n.mu.Lock()
+		if n.live.behindBy == nil {
+			n.live.behindBy = map[string]missedBy{}
+		}
 		for j, o := range nodes {
-			if j == i || probes[j].err != nil {
+			if j == i {
 				continue
 			}
-			behind = max(behind, probes[j].holds[n.name])
+			if probes[j].err != nil {
+				// What an unreachable database records is not forgotten
+				// with it: the node stays behind (and cannot become the
+				// primary) until that database returns or an operator
+				// promotes the node.
+				if e, ok := n.live.behindBy[o.name]; ok && p.promotedAt > e.seen.UnixMilli() {
+					delete(n.live.behindBy, o.name)
+				}
+				continue
+			}
+			if count := probes[j].holds[n.name]; count > 0 {
+				n.live.behindBy[o.name] = missedBy{count: count, seen: now}
+			} else {
+				delete(n.live.behindBy, o.name)
+			}
 			ahead += p.holds[o.name]
 			conflicts = max(conflicts, probes[j].conflicts[n.name])
 		}
 		conflicts = max(conflicts, p.conflicts[n.name])
-		n.mu.Lock()
-		back := n.live.down != nil && n.live.epoch == epochs[i]
-		if back {
-			n.live.down = nil
+		var behind int64
+		for _, e := range n.live.behindBy {
+			behind = max(behind, e.count)
 		}
-		n.live.outdated = p.outdated
-		n.live.behind, n.live.ahead, n.live.conflicts = behind, ahead, conflicts
+		n.live.behind = behind
+		back := false
+		if p.err == nil {
+			back = failed == nil && n.live.down != nil && n.live.epoch == epochs[i]
+			if back {
+				n.live.down = nil
+			}
+			n.live.outdated = p.outdated
+			n.live.ahead, n.live.conflicts = ahead, conflicts
+		}
 		n.mu.Unlock()
 		if back {
 			c.log.Info("datasource reachable again", "node", n.name, "missed", behind)
@@ -305,6 +368,11 @@ func (n *Node) probe(ctx context.Context) probe {
 	if p.outdated, p.err = n.meta(ctx, db, "outdated"); p.err != nil {
 		return p
 	}
+	var promoted string
+	if promoted, p.err = n.meta(ctx, db, "promoted_at"); p.err != nil {
+		return p
+	}
+	p.promotedAt, _ = strconv.ParseInt(promoted, 10, 64)
 	q := n.eng.Quote
 	p.err = countBy(ctx, db, fmt.Sprintf("SELECT node, COUNT(*) FROM %s GROUP BY node", q(missedTable.Name)), p.holds)
 	if p.err != nil {
@@ -330,6 +398,10 @@ func countBy(ctx context.Context, db *sql.DB, query string, into map[string]int6
 	}
 	return rows.Err()
 }
+
+// errNotOpen stands for the (already recorded) reason a datasource could
+// not be opened, when a check does not try again.
+var errNotOpen = errors.New("not open")
 
 // errTimeout marks a datasource that did not answer within Config.Timeout.
 var errTimeout = errors.New("no answer within the timeout")

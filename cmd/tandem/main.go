@@ -1,5 +1,7 @@
 // Command tandem operates a set of SQL databases kept identical by the
-// tandem library: it shows their status and runs the demo.
+// tandem library: it shows their status, catches up datasources, lists and
+// resolves split-brain conflicts, promotes an outdated datasource and runs
+// the demo.
 //
 // Exit codes: 0 success; 1 the command ran and found a problem (a node not
 // in sync, structures that differ); 2 bad usage or configuration, or an error.
@@ -28,6 +30,10 @@ type command struct {
 
 var commands = []command{
 	{"status", "show each datasource: identity, state, structure", runStatus},
+	{"catch-up", "copy to datasources the writes they missed, now", runCatchUp},
+	{"conflicts", "list the rows both sides of a split brain changed", runConflicts},
+	{"resolve", "resolve conflicts by keeping one datasource's rows", runResolve},
+	{"promote", "let an outdated datasource take writes again", runPromote},
 	{"demo", "write a bookstore to two SQLite files and show they are identical", runDemo},
 }
 
@@ -60,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: tandem <command> [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'tandem <command> -h' for a command's flags.")
 }

@@ -1,0 +1,244 @@
+package tandem_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/internal/testcluster"
+)
+
+// stateConfig writes a config of foo (primary) and bar with a short
+// timeout and health interval, and returns its path.
+func stateConfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tandem.yaml")
+	cfg := "timeout: 300ms\nhealth_interval: 50ms\ndatasources:\n" +
+		"  - {name: foo, driver: sqlite, dsn: foo.db}\n  - {name: bar, driver: sqlite, dsn: bar.db}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// nodeState returns the status of the datasource called name.
+func nodeState(t *testing.T, st *tandem.Status, name string) tandem.NodeStatus {
+	t.Helper()
+	for _, n := range st.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	t.Fatalf("status has no datasource %s", name)
+	return tandem.NodeStatus{}
+}
+
+// waitHealthy polls c's status until every datasource is in sync.
+func waitHealthy(ctx context.Context, t *testing.T, c *tandem.Cluster) {
+	t.Helper()
+	for {
+		st, err := c.Status(ctx)
+		if err == nil && st.Healthy() {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not in sync in time: %+v (err %v)", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A process that starts while another has written around a datasource
+// learns from the databases alone which datasource is primary and which
+// is behind: nothing of the first process's memory is needed.
+func TestProcessesAgreeOnPrimaryAndBehindFromDatabaseState(t *testing.T) {
+	for _, tc := range []struct {
+		locked, wantPrimary string
+	}{
+		{locked: "bar", wantPrimary: "foo"}, // a secondary missed writes
+		{locked: "foo", wantPrimary: "bar"}, // the primary missed writes: bar took over
+	} {
+		t.Run(tc.locked+" locked", func(t *testing.T) {
+			path := stateConfig(t)
+			dir := filepath.Dir(path)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			first := testcluster.Open(t, path, faultQuietLogs())
+			if err := first.Migrate(ctx, &FaultItem{}); err != nil {
+				t.Fatal(err)
+			}
+			release := faultHoldLock(t, filepath.Join(dir, tc.locked+".db"))
+			const n = 20
+			for i := 1; i <= n; i++ {
+				if err := first.Save(ctx, &FaultItem{ID: int64(i), Name: fmt.Sprint("first ", i)}); err != nil {
+					t.Fatalf("save %d with %s locked: %v", i, tc.locked, err)
+				}
+			}
+
+			// A second process, started now, sees the same cluster.
+			second := testcluster.Open(t, path, faultQuietLogs())
+			st, err := second.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Primary != tc.wantPrimary {
+				t.Errorf("second process: primary %q, want %q", st.Primary, tc.wantPrimary)
+			}
+			if ns := nodeState(t, st, tc.locked); ns.State == tandem.StateInSync || ns.Behind != n {
+				t.Errorf("second process: %s is %q, behind %d; want not in sync, behind %d", tc.locked, ns.State, ns.Behind, n)
+			}
+			// Its writes also go around the locked datasource, and never fail.
+			for i := n + 1; i <= 2*n; i++ {
+				if err := second.Save(ctx, &FaultItem{ID: int64(i), Name: fmt.Sprint("second ", i)}); err != nil {
+					t.Fatalf("second process: save %d with %s locked: %v", i, tc.locked, err)
+				}
+			}
+
+			release()
+			waitHealthy(ctx, t, first)
+			waitHealthy(ctx, t, second)
+			for _, c := range []*tandem.Cluster{first, second} {
+				st, err := c.Status(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Primary != "foo" {
+					t.Errorf("after catch-up: primary %q, want foo (first in rank)", st.Primary)
+				}
+			}
+			if err := first.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := second.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(faultRows(t, filepath.Join(dir, "bar.db"))); got != 2*n {
+				t.Errorf("bar.db holds %d rows, want %d", got, 2*n)
+			}
+			faultSameDumps(t, dir)
+			faultNoRecords(t, dir)
+		})
+	}
+}
+
+// A datasource that missed writes which only an unreachable database holds
+// does not take over, even with no outdated marker in its own file (it was
+// unreachable when it fell behind): the processes that saw it fall behind
+// remember it, until an operator forces it. The keys both sides then
+// changed are listed as conflicts when the other returns.
+func TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced(t *testing.T) {
+	path := stateConfig(t)
+	dir := filepath.Dir(path)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := testcluster.Open(t, path, faultQuietLogs())
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(1); i <= 3; i++ {
+		if err := c.Save(ctx, &FaultItem{ID: i, Name: "both"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// foo stops answering: bar takes the writes, recording what foo misses.
+	releaseFoo := faultHoldLock(t, filepath.Join(dir, "foo.db"))
+	for _, it := range []FaultItem{{1, "bar alone"}, {2, "bar alone"}} {
+		if err := c.Save(ctx, &it); err != nil {
+			t.Fatalf("save with foo locked: %v", err)
+		}
+	}
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nodeState(t, st, "foo").Behind == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("foo never reported behind by 2: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// bar stops answering too, then foo returns: foo is behind bar, which
+	// cannot be reached, so foo must not take writes.
+	releaseBar := faultHoldLock(t, filepath.Join(dir, "bar.db"))
+	if err := c.Save(ctx, &FaultItem{ID: 9, Name: "nowhere"}); err == nil {
+		t.Fatal("save with both files locked succeeded")
+	}
+	releaseFoo()
+	var err error
+	for {
+		err = c.Save(ctx, &FaultItem{ID: 3, Name: "foo alone"})
+		st, _ := c.Status(ctx)
+		if st != nil && nodeState(t, st, "foo").State != tandem.StateDown {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("foo not reachable again: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err = c.Save(ctx, &FaultItem{ID: 3, Name: "foo alone"})
+	if !errors.Is(err, tandem.ErrNodeDown) || !strings.Contains(err.Error(), "promote --force foo") {
+		t.Fatalf("save while foo misses writes only bar holds: err = %v, want ErrNodeDown naming `promote --force foo`", err)
+	}
+	if got := faultRows(t, filepath.Join(dir, "foo.db")); !slices.Equal(got, []string{"1=both", "2=both", "3=both"}) {
+		t.Errorf("foo.db changed while it could not take writes: %v", got)
+	}
+
+	// The operator forces foo: it takes writes.
+	if err := c.Promote(ctx, "foo", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range []FaultItem{{2, "foo alone"}, {3, "foo alone"}} {
+		if err := c.Save(ctx, &it); err != nil {
+			t.Fatalf("save after promote --force: %v", err)
+		}
+	}
+
+	// bar returns: key 1 only bar changed (copied to foo), key 3 only foo
+	// (copied to bar), key 2 both: a conflict, kept on both sides.
+	releaseBar()
+	var conflicts []tandem.Conflict
+	for {
+		conflicts, err = c.Conflicts(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(conflicts) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no conflict found after bar returned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(conflicts) != 1 || conflicts[0].Key != "[2]" {
+		t.Fatalf("conflicts %+v, want exactly key [2]", conflicts)
+	}
+	if n, err := c.Resolve(ctx, "", "", "foo"); err != nil || n != 1 {
+		t.Fatalf("resolve: %d, %v", n, err)
+	}
+	waitHealthy(ctx, t, c)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1=bar alone", "2=foo alone", "3=foo alone"}
+	for _, f := range []string{"foo.db", "bar.db"} {
+		if got := faultRows(t, filepath.Join(dir, f)); !slices.Equal(got, want) {
+			t.Errorf("%s holds %v, want %v", f, got, want)
+		}
+	}
+	faultSameDumps(t, dir)
+	faultNoRecords(t, dir)
+}
