@@ -2,6 +2,7 @@ package tandem
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -24,8 +25,49 @@ const catchUpBatch = 500
 
 // session is a set of write transactions taken in lock order.
 type session struct {
-	txs   map[*Node]*dbTx
+	txs   map[*Node]*lockedTx
 	order []*Node
+}
+
+// lockedTx is a session's transaction on one database. Its statements are
+// prepared once per transaction: a batch runs the same few statements for
+// every key, and parsing them each time would cost more than running them.
+type lockedTx struct {
+	*dbTx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *lockedTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := t.stmts[query]; ok {
+		return st
+	}
+	st, err := t.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the unprepared call reports the error
+	}
+	t.stmts[query] = st
+	return st
+}
+
+func (t *lockedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.dbTx.ExecContext(ctx, query, args...)
+}
+
+func (t *lockedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.dbTx.QueryContext(ctx, query, args...)
+}
+
+func (t *lockedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.dbTx.QueryRowContext(ctx, query, args...)
 }
 
 // lockAll begins a write transaction on every database of v's write set
@@ -38,7 +80,7 @@ type session struct {
 // timeout. Writes never lock a database they skip, so this order cannot
 // deadlock with them; the write set is locked in the writers' order.
 func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*session, error) {
-	s := &session{txs: map[*Node]*dbTx{}}
+	s := &session{txs: map[*Node]*lockedTx{}}
 	var nodes []*Node
 	for _, n := range extra {
 		if !v.writes(n) {
@@ -58,7 +100,7 @@ func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*sessio
 			}
 			return nil, err
 		}
-		s.txs[n] = tx
+		s.txs[n] = &lockedTx{dbTx: tx, stmts: map[string]*sql.Stmt{}}
 		s.order = append(s.order, n)
 	}
 	return s, nil
@@ -97,13 +139,17 @@ func (c *Cluster) catchUpAll(ctx context.Context) error {
 	for _, x := range c.ranked() {
 		v := c.view.Load()
 		st := x.state()
-		if x == v.primary || !x.reachable() || v.primary == nil {
+		if !x.reachable() || v.primary == nil {
 			continue
 		}
-		if st.behind == 0 && st.ahead == 0 && (st.outdated == "" || v.writes(x)) {
-			continue
+		var err error
+		switch {
+		case x != v.primary && (st.behind > 0 || st.ahead > 0):
+			err = c.CatchUp(ctx, x.name)
+		case st.outdated != "" && st.behind == 0:
+			_, err = c.finishCatchUp(ctx, x)
 		}
-		if err := c.CatchUp(ctx, x.name); err != nil {
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -156,6 +202,12 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("catch up %s: %w", x.name, err)
 	}
+	if p := c.view.Load().primary; p != nil && p != x && p.state().outdated != "" {
+		// After a split brain the primary was behind x too.
+		if _, err := c.finishCatchUp(ctx, p); err != nil {
+			return fmt.Errorf("catch up %s: %w", p.name, err)
+		}
+	}
 	if copied > 0 || done {
 		c.log.Info("caught up", "node", x.name, "keys", copied, "elapsed", time.Since(start).Round(time.Millisecond), "complete", done)
 	}
@@ -189,7 +241,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	defer s.rollback()
 	xtx, ptx := s.txs[x], s.txs[p]
 
-	if !v.writes(x) {
+	if !reverse {
 		// While x misses writes it must not take over from the primary.
 		mark, err := x.meta(ctx, xtx, "outdated")
 		if err != nil {
@@ -221,6 +273,17 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	if err != nil {
 		return 0, nil, err
 	}
+	// Which databases hold records at all, so that a batch without a split
+	// brain spends no statements looking for one.
+	holds := map[*Node]bool{}
+	for _, w := range v.write {
+		if holds[w], err = w.hasAnyMissed(ctx, s.txs[w], []*Node{x}); err != nil {
+			return 0, nil, err
+		}
+	}
+	if holds[x], err = x.hasAnyMissed(ctx, s.txs[x], v.write); err != nil {
+		return 0, nil, err
+	}
 	copied := 0
 	for _, r := range recs {
 		if open[r] {
@@ -239,13 +302,24 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 		if reverse {
 			other, otherMissing = p, []*Node{x}
 		}
-		both, err := other.hasMissed(ctx, s.txs[other], otherMissing, r)
-		if err != nil {
-			return copied, nil, err
+		both := false
+		if holds[other] {
+			if both, err = other.hasMissed(ctx, s.txs[other], otherMissing, r); err != nil {
+				return copied, nil, err
+			}
 		}
 		if both {
-			if err := c.conflict(ctx, s, v, x, td, r, key); err != nil {
+			waits, err := c.conflict(ctx, s, v, x, td, r, key)
+			if err != nil {
 				return copied, nil, err
+			}
+			if waits {
+				// Until the next check counts it, keep x out of the writes.
+				defer func() {
+					x.mu.Lock()
+					x.live.conflicts++
+					x.mu.Unlock()
+				}()
 			}
 		} else {
 			src, dsts := p, []*Node{x}
@@ -262,7 +336,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 				}
 			}
 		}
-		if err := c.forget(ctx, s, v, x, r); err != nil {
+		if err := c.forget(ctx, s, v, x, r, holds); err != nil {
 			return copied, nil, err
 		}
 		copied++
@@ -282,52 +356,78 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 }
 
 // forget deletes the missed-key records of r between x and the written
-// databases, in both directions, from every database that holds them.
-func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r missedCursor) error {
+// databases, in both directions, from every database that holds any.
+func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r missedCursor, holds map[*Node]bool) error {
 	for _, w := range v.write {
-		if err := w.deleteMissed(ctx, s.txs[w], []*Node{x}, r); err != nil {
-			return err
+		if holds[w] {
+			if err := w.deleteMissed(ctx, s.txs[w], []*Node{x}, r); err != nil {
+				return err
+			}
 		}
+	}
+	if !holds[x] {
+		return nil
 	}
 	return x.deleteMissed(ctx, s.txs[x], v.write, r)
 }
 
-// finishCatchUp clears x's outdated marker once no record says it misses
-// anything and no conflict of it waits. It reports whether x is complete.
+// finishCatchUp clears x's outdated marker once no database records a key
+// as missed by it and no conflict of it waits. It reports whether x is
+// complete. Every database must be reachable: one that is not may hold
+// records of what x missed.
 func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	v, release, err := c.acquire()
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	if v.primary == x {
-		return true, nil
+	others := []*Node{x}
+	for _, n := range c.ranked() {
+		if n == x {
+			continue
+		}
+		if !n.reachable() {
+			return false, nil
+		}
+		others = append(others, n)
 	}
-	s, err := c.lockAll(ctx, v, x)
+	s, err := c.lockAll(ctx, v, others...)
 	if err != nil {
 		return false, err
 	}
 	defer s.rollback()
-	for _, w := range v.write {
-		if left, err := w.hasAnyMissed(ctx, s.txs[w], []*Node{x}); err != nil || left {
+	for _, n := range others[1:] {
+		if left, err := n.hasAnyMissed(ctx, s.txs[n], []*Node{x}); err != nil || left {
 			return false, err
 		}
 	}
-	if left, err := x.hasAnyMissed(ctx, s.txs[x], v.write); err != nil || left {
+	if left, err := x.hasAnyMissed(ctx, s.txs[x], others[1:]); err != nil || left {
 		return false, err
 	}
-	open, err := c.unresolved(ctx, s, []*Node{v.primary, x})
-	if err != nil || len(open) > 0 {
-		return false, err
+	if x != v.primary {
+		// The primary's rows are the ones served while a conflict waits;
+		// the other side waits with it.
+		open, err := c.unresolved(ctx, s, []*Node{x})
+		if err != nil || len(open) > 0 {
+			return false, err
+		}
+	}
+	mark, err := x.meta(ctx, s.txs[x], "outdated")
+	if err != nil || mark == "" {
+		return err == nil, err
 	}
 	if _, err := s.txs[x].ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
 		x.eng.Quote(metaTable.Name), x.eng.Placeholder(1)), "outdated"); err != nil {
 		return false, err
 	}
+	if err := s.commit(x); err != nil {
+		return false, err
+	}
 	x.mu.Lock()
 	x.live.outdated = ""
 	x.mu.Unlock()
-	return true, s.commit(x)
+	c.log.Info("no longer outdated: it misses nothing", "node", x.name)
+	return true, nil
 }
 
 // missedKeys returns up to limit keys n records as missed by any of
@@ -378,15 +478,19 @@ func (n *Node) hasMissed(ctx context.Context, q querier, missing []*Node, r miss
 	return count > 0, err
 }
 
-// hasAnyMissed reports whether n records any key as missed by any of missing.
+// hasAnyMissed reports whether n records any key as missed by any of
+// missing (an index probe: it does not count them).
 func (n *Node) hasAnyMissed(ctx context.Context, q querier, missing []*Node) (bool, error) {
 	e := n.eng
 	var args []any
 	in := n.inList(missing, 0, &args)
-	var count int
-	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE node IN (%s)",
-		e.Quote(missedTable.Name), in), args...).Scan(&count)
-	return count > 0, err
+	var one int
+	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT 1 FROM %s WHERE node IN (%s)%s",
+		e.Quote(missedTable.Name), in, e.LimitClause(1, 0)), args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // deleteMissed deletes n's records of key r as missed by any of missing.

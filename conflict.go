@@ -56,20 +56,21 @@ type Conflict struct {
 
 // conflict handles key r of td, which both the primary and x changed while
 // apart: identical rows are not a conflict; otherwise it is recorded on
-// both, and resolved now if the policy can.
-func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td *tableDef, r missedCursor, key []any) error {
+// both, and resolved now if the policy can. It reports whether the
+// conflict waits for an operator.
+func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td *tableDef, r missedCursor, key []any) (waits bool, err error) {
 	p := v.primary
 	prow, err := p.readRow(ctx, s.txs[p], td, key)
 	if err != nil {
-		return err
+		return false, err
 	}
 	xrow, err := x.readRow(ctx, s.txs[x], td, key)
 	if err != nil {
-		return err
+		return false, err
 	}
 	pj, xj := rowJSON(td, prow), rowJSON(td, xrow)
 	if pj == xj {
-		return nil
+		return false, nil
 	}
 	now := time.Now()
 	rec := Conflict{Table: r.tbl, Key: r.pk, NodeA: p.name, RowA: json.RawMessage(pj), NodeB: x.name, RowB: json.RawMessage(xj), FoundAt: now}
@@ -77,12 +78,12 @@ func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td
 	switch winner {
 	case p:
 		if err := x.writeRow(ctx, s.txs[x], td, key, prow); err != nil {
-			return err
+			return false, err
 		}
 	case x:
 		for _, w := range v.write {
 			if err := w.writeRow(ctx, s.txs[w], td, key, xrow); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
@@ -95,10 +96,10 @@ func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td
 	}
 	for _, n := range []*Node{p, x} {
 		if err := n.recordConflict(ctx, s.txs[n], &rec); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return winner == nil, nil
 }
 
 func (p ConflictPolicy) name() string {
@@ -415,6 +416,7 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 	n.live.outdated = ""
 	n.live.behindBy = nil
 	n.live.behind = 0
+	n.live.promotedAt = time.Now().UnixMilli()
 	n.mu.Unlock()
 	c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name, "outdated", mark)
 	c.recompute()

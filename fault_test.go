@@ -41,7 +41,12 @@ const (
 	envFaultTxid = "TANDEM_FAULT_TXID"   // file the child writes the killed write's txid to
 )
 
+// faultQuietLogs discards the cluster's logs, unless TANDEM_TEST_LOGS is
+// set (then they go to standard error).
 func faultQuietLogs() tandem.Option {
+	if os.Getenv("TANDEM_TEST_LOGS") != "" {
+		return tandem.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	}
 	return tandem.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 

@@ -112,7 +112,7 @@ func (c *Cluster) leadGroup() {
 
 	// The group's own work must not fail because one member's context ends.
 	gctx := context.WithoutCancel(members[0].ctx)
-	err := c.Tx(gctx, func(tx *Tx) error {
+	err := c.tx(gctx, func(tx *Tx) error {
 		for _, r := range members {
 			if r.err = r.ctx.Err(); r.err != nil {
 				continue
@@ -125,7 +125,7 @@ func (c *Cluster) leadGroup() {
 			}
 		}
 		return nil
-	})
+	}, true)
 	for _, r := range members {
 		if r.err == nil {
 			r.err = err

@@ -40,17 +40,18 @@ type Node struct {
 // The lasting part of it lives in the databases: the outdated marker in the
 // node's own _tandem_meta, and the missed-key records other nodes hold.
 type liveState struct {
-	down      error               // why the last write or check failed; nil: reachable
-	downSince time.Time           // when down was set
-	epoch     int64               // counts failures, so a check started earlier cannot undo a later one
-	outdated  string              // the node's outdated marker ("" when not outdated)
-	behind    int64               // keys other nodes record as missed by this one (the most any records)
-	behindBy  map[string]missedBy // by the name of the node that records them
-	ahead     int64               // keys this node records as missed by reachable nodes
-	conflicts int64               // unresolved conflicts recorded in this node
-	catching  bool                // a catch-up of this node is running
-	lastErr   string              // the last error seen, for status
-	lastErrAt time.Time
+	down       error               // why the last write or check failed; nil: reachable
+	downSince  time.Time           // when down was set
+	epoch      int64               // counts failures, so a check started earlier cannot undo a later one
+	outdated   string              // the node's outdated marker ("" when not outdated)
+	promotedAt int64               // unix ms of an operator's promote --force still in effect, 0 if none
+	behind     int64               // keys other nodes record as missed by this one (the most any records)
+	behindBy   map[string]missedBy // by the name of the node that records them
+	ahead      int64               // keys this node records as missed by reachable nodes
+	conflicts  int64               // unresolved conflicts recorded in this node
+	catching   bool                // a catch-up of this node is running
+	lastErr    string              // the last error seen, for status
+	lastErrAt  time.Time
 }
 
 // Name is the datasource's configured name.
@@ -396,6 +397,18 @@ type dbTx struct {
 // lock another process holds, a hung server). The transaction lives until
 // Commit, Rollback or abandon, whatever happens to ctx.
 func (n *Node) begin(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	return n.beginTx(ctx, wait, false)
+}
+
+// beginWrite is begin for a write: it gives up at once if, while it waited
+// for this process's connection, another write found n down. (Writes queue
+// for that connection; without this each would wait out the timeout in
+// turn.)
+func (n *Node) beginWrite(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	return n.beginTx(ctx, wait, true)
+}
+
+func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast bool) (*dbTx, error) {
 	db := n.conn()
 	if db == nil {
 		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
@@ -403,6 +416,12 @@ func (n *Node) begin(ctx context.Context, wait time.Duration) (*dbTx, error) {
 	conn, err := db.Write.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	if failFast {
+		if down := n.state().down; down != nil {
+			conn.Close()
+			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
+		}
 	}
 	tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	timer := time.AfterFunc(wait, stop)

@@ -2,6 +2,8 @@ package tandem
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -95,6 +97,47 @@ func (n *Node) recordMissed(ctx context.Context, tx execer, in *intent, missing 
 	return nil
 }
 
+// errPrimaryBehind: a database the write reaches holds writes that the
+// primary missed (another process wrote around it). The write is refused
+// before it commits; Save and Delete run again on the next primary.
+var errPrimaryBehind = errors.New("the primary misses writes another database holds")
+
+// checkNotAhead refuses a write, inside tx on n, when n records keys as
+// missed by any of peers: then a peer (the primary) lacks rows n has, and
+// full rows read there would overwrite them. Holding n's lock, no other
+// writer can add such a record until the write ends.
+func (n *Node) checkNotAhead(ctx context.Context, tx querier, peers []*Node) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	var args []any
+	in := n.inList(peers, 0, &args)
+	var node string
+	err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT node FROM %s WHERE node IN (%s)%s",
+		n.eng.Quote(missedTable.Name), in, n.eng.LimitClause(1, 0)), args...).Scan(&node)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check missed keys on %s: %w", n.name, err)
+	}
+	return fmt.Errorf("%w: %s records keys that %s missed; retry", errPrimaryBehind, n.name, node)
+}
+
+// missesWritesOf notes that holder records keys n missed, until the next
+// check counts them.
+func (n *Node) missesWritesOf(holder *Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.live.behindBy == nil {
+		n.live.behindBy = map[string]missedBy{}
+	}
+	if _, ok := n.live.behindBy[holder.name]; !ok {
+		n.live.behindBy[holder.name] = missedBy{count: 1, seen: time.Now()}
+	}
+	n.live.behind = max(n.live.behind, 1)
+}
+
 // settleIntent turns in's intent record on n, a database that committed
 // the write, into missed-key records for the databases that failed to.
 func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *intent, lost []*Node) error {
@@ -113,8 +156,9 @@ func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *intent,
 	return tx.Commit()
 }
 
-// clearRecords deletes the intent records of txids from n.
-func (n *Node) clearRecords(ctx context.Context, txids []string) error {
+// clearRecords deletes the intent records of txids from n, waiting at most
+// wait for its lock (the clearer shares the write connection with writes).
+func (n *Node) clearRecords(ctx context.Context, wait time.Duration, txids []string) error {
 	e := n.eng
 	marks := make([]string, len(txids))
 	args := make([]any, len(txids))
@@ -122,9 +166,16 @@ func (n *Node) clearRecords(ctx context.Context, txids []string) error {
 		marks[i] = e.Placeholder(i + 1)
 		args[i] = id
 	}
+	tx, err := n.begin(ctx, wait)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
 	q := fmt.Sprintf("DELETE FROM %s WHERE txid IN (%s)", e.Quote(pendingTable.Name), strings.Join(marks, ", "))
-	_, err := n.conn().Write.ExecContext(ctx, q, args...)
-	return err
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // clearer batches the txids of writes committed everywhere and deletes
@@ -219,10 +270,13 @@ func (cl *clearer) flush(txids []string) {
 		delete(cl.backlog, n)
 		for start := 0; start < len(ids); start += clearBatch {
 			chunk := ids[start:min(start+clearBatch, len(ids))]
-			if err := n.clearRecords(ctx, chunk); err != nil {
-				// The records stay; the sweeper repairs them (copying rows
-				// that are in fact identical).
-				cl.c.log.Warn("clearing intent records failed", "node", n.name, "count", len(chunk), "err", err)
+			if err := n.clearRecords(ctx, cl.c.timeout/4, chunk); err != nil {
+				// Try again later; past maxBacklog the records stay for the
+				// sweeper (which copies rows that are in fact identical).
+				cl.c.log.Debug("clearing intent records failed", "node", n.name, "count", len(chunk), "err", err)
+				if rest := ids[start:]; len(rest) <= maxBacklog {
+					cl.backlog[n] = rest
+				}
 				break
 			}
 		}

@@ -719,3 +719,27 @@ func TestModelUniqueIndexNamedAlikeInTwoModelsIsEnforcedOrRefused(t *testing.T) 
 	}
 	qtSameRows(t, filepath.Dir(path))
 }
+
+// Note is a model with a text column that may hold time-like text.
+type Note struct {
+	ID   int64  `tandem:"id,pk"`
+	Text string `tandem:"text,size=64"`
+}
+
+// Text that looks like a time is text: it reads back as the string saved.
+func TestTextThatLooksLikeATimeReadsBackAsText(t *testing.T) {
+	c, _ := testcluster.New(t)
+	ctx := context.Background()
+	if err := c.Migrate(ctx, &Note{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range []string{"2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+02:00"} {
+		if err := c.Save(ctx, &Note{ID: int64(i), Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := tandem.Get[Note](ctx, c, int64(i))
+		if err != nil || got.Text != text {
+			t.Errorf("Get note %d: %+v, %v; want text %q", i, got, err, text)
+		}
+	}
+}

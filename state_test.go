@@ -51,6 +51,9 @@ func waitHealthy(ctx context.Context, t *testing.T, c *tandem.Cluster) {
 		if ctx.Err() != nil {
 			t.Fatalf("not in sync in time: %+v (err %v)", st, err)
 		}
+		if st != nil && os.Getenv("TANDEM_TEST_LOGS") != "" {
+			st.WriteTable(os.Stderr)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -211,6 +211,10 @@ func (c *Cluster) Close() error {
 	close(c.stop)
 	<-c.healthDone
 	c.clear.stop()
+	// Leave the knowledge of who misses what in the databases.
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	c.markOutdated(ctx)
+	cancel()
 	c.gate.Lock() // wait for writes in flight
 	defer c.gate.Unlock()
 	var first error

@@ -84,16 +84,21 @@ func (c *Cluster) compute(old *view) *view {
 			return &view{err: err, skip: c.ranked()}
 		}
 	}
+	var up []*Node
+	all := true
 	for _, n := range c.ranked() {
 		st := n.state()
 		switch {
 		case st.down != nil || n.conn() == nil:
 			why = append(why, fmt.Sprintf("%s is down", n.name))
+			all = false
+			continue
 		case st.outdated != "":
-			why = append(why, fmt.Sprintf("%s is outdated (%s): `tandem promote --force %s` lets it take writes, losing what it missed", n.name, st.outdated, n.name))
+			why = append(why, fmt.Sprintf("%s is outdated (%s): `tandem promote --force %s` lets it take writes without what it missed", n.name, st.outdated, n.name))
 		default:
 			cands = append(cands, n)
 		}
+		up = append(up, n)
 	}
 	for _, n := range cands {
 		if n.state().behind == 0 {
@@ -102,17 +107,21 @@ func (c *Cluster) compute(old *view) *view {
 		}
 	}
 	if v.primary == nil {
-		// Every candidate misses keys. If the databases that hold those
-		// keys are reachable (both halves of a split brain), the first
-		// candidate takes writes and catch-up merges the halves; a node
-		// whose missing keys only an unreachable database holds waits.
-		for _, n := range cands {
-			if missingReachable(n) {
+		// Every reachable node misses keys. If the databases that hold
+		// them are all reachable (both halves of a split brain), the first
+		// takes writes and catch-up merges the halves. A node whose missing
+		// keys an unreachable database may hold waits for it, or for an
+		// operator's promote --force.
+		for _, n := range up {
+			st := n.state()
+			if st.promotedAt > 0 && st.outdated == "" || missingReachable(n) && (st.outdated == "" || all) {
 				v.primary = n
 				break
 			}
-			why = append(why, fmt.Sprintf("%s missed writes that only %s holds: `tandem promote --force %s` lets it take writes without them",
-				n.name, strings.Join(n.state().holders(), ", "), n.name))
+			if st.outdated == "" {
+				why = append(why, fmt.Sprintf("%s missed writes that only %s holds: `tandem promote --force %s` lets it take writes without them",
+					n.name, strings.Join(st.holders(), ", "), n.name))
+			}
 		}
 	}
 	if v.primary == nil {
@@ -125,8 +134,15 @@ func (c *Cluster) compute(old *view) *view {
 		if n == v.primary {
 			continue
 		}
+		// A secondary nearly caught up joins (with or without an outdated
+		// marker, which only keeps it from becoming the primary): the rest
+		// is copied while it is written. Without that, a steady stream of
+		// writes would keep it a few keys behind for ever. One that holds
+		// keys the others miss, or conflicts, waits for catch-up.
 		st := n.state()
-		if containsNode(cands, n) && st.conflicts == 0 && (st.behind == 0 || old != nil && old.primary == v.primary && old.writes(n)) {
+		up := st.down == nil && n.conn() != nil
+		near := st.behind <= joinBehind || old != nil && old.primary == v.primary && old.writes(n)
+		if up && near && st.ahead == 0 && st.conflicts == 0 {
 			v.write = append(v.write, n)
 		} else {
 			v.skip = append(v.skip, n)
@@ -134,6 +150,10 @@ func (c *Cluster) compute(old *view) *view {
 	}
 	return v
 }
+
+// joinBehind is how many missed keys a secondary may still have when it
+// rejoins the writes.
+const joinBehind = catchUpBatch
 
 // missingReachable reports whether every database that records keys n
 // missed is reachable.
@@ -154,15 +174,71 @@ func sameView(a, b *view) bool {
 // recompute decides the view again and installs it if it changed, waiting
 // for this process's writes under the old view to finish.
 func (c *Cluster) recompute() {
-	if !sameView(c.view.Load(), c.compute(c.view.Load())) {
-		c.gate.Lock()
-		old := c.view.Load()
-		v := c.compute(old)
-		if !sameView(old, v) {
-			c.view.Store(v)
-			c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
+	if sameView(c.view.Load(), c.compute(c.view.Load())) {
+		return
+	}
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	old := c.view.Load()
+	v := c.compute(old)
+	if joined := joining(old, v); len(joined) > 0 {
+		// The counts compute used were read before this process's writes
+		// under the old view finished, and those may have recorded keys
+		// as missed by the joining databases since: count again now that
+		// none is in flight. A new primary in particular must miss nothing.
+		c.recount(joined)
+		v = c.compute(old)
+	}
+	if !sameView(old, v) {
+		c.view.Store(v)
+		c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
+	}
+}
+
+// joining returns the databases v writes that old did not, or v's primary
+// if it is new.
+func joining(old, v *view) []*Node {
+	var out []*Node
+	for _, n := range v.write {
+		if !old.writes(n) || (n == v.primary && old.primary != n) {
+			out = append(out, n)
 		}
-		c.gate.Unlock()
+	}
+	return out
+}
+
+// recount reads again, from every database that can be read, how many
+// keys each of nodes missed.
+func (c *Cluster) recount(nodes []*Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	for _, n := range nodes {
+		for _, h := range c.ranked() {
+			db := h.conn()
+			if h == n || db == nil {
+				continue
+			}
+			var count int64
+			err := db.Read.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE node = %s",
+				h.eng.Quote(missedTable.Name), h.eng.Placeholder(1)), n.name).Scan(&count)
+			if err != nil {
+				continue // what it last said stands
+			}
+			n.mu.Lock()
+			if n.live.behindBy == nil {
+				n.live.behindBy = map[string]missedBy{}
+			}
+			if count > 0 {
+				n.live.behindBy[h.name] = missedBy{count: count, seen: time.Now()}
+			} else {
+				delete(n.live.behindBy, h.name)
+			}
+			n.live.behind = 0
+			for _, e := range n.live.behindBy {
+				n.live.behind = max(n.live.behind, e.count)
+			}
+			n.mu.Unlock()
+		}
 	}
 }
 
@@ -295,6 +371,9 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 		}()
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		return // closing: the checks were interrupted, they found nothing
+	}
 	if opened {
 		c.migrateReturning(ctx)
 		if err := c.checkStructure(ctx); err != nil {
@@ -346,6 +425,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 		n.live.behind = behind
 		back := false
 		if p.err == nil {
+			n.live.promotedAt = p.promotedAt
 			back = failed == nil && n.live.down != nil && n.live.epoch == epochs[i]
 			if back {
 				n.live.down = nil
@@ -358,6 +438,70 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			c.log.Info("datasource reachable again", "node", n.name, "missed", behind)
 		}
 	}
+	c.markOutdated(ctx)
+	c.forgetPromotions(ctx)
+}
+
+// forgetPromotions deletes the promoted_at mark of every reachable node
+// that misses nothing any more: the promotion was for that one incident.
+func (c *Cluster) forgetPromotions(ctx context.Context) {
+	for _, n := range c.ranked() {
+		st := n.state()
+		if st.promotedAt == 0 || st.behind > 0 || st.ahead > 0 || !n.reachable() {
+			continue
+		}
+		tx, err := n.begin(ctx, c.timeout)
+		if err != nil {
+			continue
+		}
+		_, err = tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s", n.eng.Quote(metaTable.Name), n.eng.Placeholder(1)), "promoted_at")
+		if err == nil {
+			err = tx.Commit()
+		}
+		tx.Rollback()
+		if err == nil {
+			n.mu.Lock()
+			n.live.promotedAt = 0
+			n.mu.Unlock()
+		}
+	}
+}
+
+// markOutdated writes the outdated marker into every reachable database
+// known to miss keys, so that a process that starts later, when the
+// databases holding those keys may be unreachable, does not make it the
+// primary.
+func (c *Cluster) markOutdated(ctx context.Context) {
+	for _, n := range c.ranked() {
+		st := n.state()
+		if st.behind == 0 || st.outdated != "" || !n.reachable() {
+			continue
+		}
+		mark := fmt.Sprintf("missed writes recorded on %s since %s", strings.Join(st.holders(), ", "), time.Now().UTC().Format(time.RFC3339))
+		if err := n.setOutdated(ctx, c.timeout, mark); err != nil {
+			n.noteError(fmt.Errorf("write outdated marker: %w", err))
+			continue
+		}
+		n.mu.Lock()
+		n.live.outdated = mark
+		n.mu.Unlock()
+	}
+}
+
+// setOutdated writes n's outdated marker, unless it has one.
+func (n *Node) setOutdated(ctx context.Context, wait time.Duration, mark string) error {
+	tx, err := n.begin(ctx, wait)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if old, err := n.meta(ctx, tx, "outdated"); err != nil || old != "" {
+		return err
+	}
+	if err := n.setMeta(ctx, tx, "outdated", mark); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // probe reads n's lasting state: its outdated marker, the missed keys it

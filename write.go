@@ -2,7 +2,10 @@ package tandem
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,7 +51,7 @@ func (c *Cluster) Save(ctx context.Context, v any) error {
 	if c.groupable(v) {
 		return c.writeGrouped(ctx, v, false)
 	}
-	return c.Tx(ctx, func(tx *Tx) error { return tx.Save(ctx, v) })
+	return c.tx(ctx, func(tx *Tx) error { return tx.Save(ctx, v) }, true)
 }
 
 // Delete deletes the row with v's primary key from every database. Deleting
@@ -57,7 +60,7 @@ func (c *Cluster) Delete(ctx context.Context, v any) error {
 	if c.groupable(v) {
 		return c.writeGrouped(ctx, v, true)
 	}
-	return c.Tx(ctx, func(tx *Tx) error { return tx.Delete(ctx, v) })
+	return c.tx(ctx, func(tx *Tx) error { return tx.Delete(ctx, v) }, true)
 }
 
 // Tx is a transaction on every database. The callback's saves and deletes
@@ -74,6 +77,9 @@ type Tx struct {
 	ops     []op
 	now     time.Time
 	done    bool
+	// ids are the auto-id fields this Tx set; they are reset to zero if
+	// it does not commit, so a retried Save inserts anew.
+	ids []reflect.Value
 	// broken is the error of a statement that may have ended the
 	// primary's transaction (SQLite rolls it back on I/O errors and
 	// interrupts); later statements would run outside it, so none may.
@@ -124,7 +130,19 @@ type op struct {
 // out: the write commits on the others, which record the keys it missed,
 // and it catches up when it is back. A primary that fails before fn runs
 // is replaced by the next datasource in rank order.
+//
+// fn may run more than once: when the primary turns out, at commit, to miss
+// writes another process made around it (it was failing back), nothing is
+// committed and fn runs again on the right primary. So fn should act only
+// through tx, and return the same result for the same data.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
+	return c.tx(ctx, fn, true)
+}
+
+// tx runs fn as Tx does. With rerun, a write refused because the primary
+// turned out to miss writes another database holds runs again on the next
+// primary.
+func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) error {
 	for attempt := 0; ; attempt++ {
 		if c.closed.Load() {
 			return ErrClosed
@@ -137,26 +155,41 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 			release()
 			return err
 		}
-		ptx, err := v.primary.begin(ctx, c.timeout)
+		ptx, err := v.primary.beginWrite(ctx, c.timeout)
 		if err != nil {
 			release()
 			if ctx.Err() != nil || attempt >= len(c.nodes) {
 				return err
 			}
-			v.primary.markDown(err)
+			if !errors.Is(err, ErrNodeDown) { // else already marked
+				v.primary.markDown(err)
+			}
 			c.recompute()
 			continue // fn has not run: try the next primary
 		}
-		defer release() // also when fn panics
-		return c.runTx(ctx, v, ptx, fn)
+		err = func() error {
+			defer release() // also when fn panics
+			return c.runTx(ctx, v, ptx, fn)
+		}()
+		if rerun && errors.Is(err, errPrimaryBehind) && attempt < len(c.nodes) {
+			c.recompute()
+			continue
+		}
+		return err
 	}
 }
 
-func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) error {
+func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) (err error) {
 	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: time.Now()}
+	committed := false
 	defer func() {
 		if !tx.done {
 			tx.abort()
+		}
+		if !committed {
+			for _, f := range tx.ids {
+				f.SetZero()
+			}
 		}
 	}()
 	if err := fn(tx); err != nil {
@@ -166,7 +199,9 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 		return err // the deferred abort rolls back everywhere
 	}
 	tx.done = true
-	return c.mirror(ctx, tx)
+	err = c.mirror(ctx, tx)
+	committed = err == nil
+	return err
 }
 
 // secondary is one secondary database's side of a Tx: a goroutine that
@@ -178,12 +213,16 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 // before any secondary's: writers are ordered by the primary and cannot
 // deadlock on each other.
 type secondary struct {
-	n    *Node
-	ops  chan op
-	in   *intent // set before ops is closed; nil when the Tx aborts
-	tx   *dbTx
-	err  error
-	done chan struct{}
+	n     *Node
+	peers []*Node // the other databases the Tx writes
+	ops   chan op
+	in    *intent // set before ops is closed; nil when the Tx aborts
+	tx    *dbTx
+	err   error
+	done  chan struct{}
+	// late is set (by the Tx's goroutine, which alone reads it) when the
+	// secondary did not finish in time: its fields belong to its goroutine.
+	late bool
 }
 
 // start starts the secondaries' goroutines, once, before the Tx's first
@@ -195,7 +234,8 @@ func (tx *Tx) start() {
 		return
 	}
 	for _, n := range tx.view.write[1:] {
-		s := &secondary{n: n, ops: make(chan op, 64), done: make(chan struct{})}
+		peers := slices.DeleteFunc(slices.Clone(tx.view.write), func(w *Node) bool { return w == n })
+		s := &secondary{n: n, peers: peers, ops: make(chan op, 64), done: make(chan struct{})}
 		tx.secs = append(tx.secs, s)
 		go s.run(tx.ctx, tx.c.timeout)
 	}
@@ -214,8 +254,11 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	defer close(s.done)
 	n := s.n
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	s.tx, s.err = n.begin(wctx, timeout)
+	s.tx, s.err = n.beginWrite(wctx, timeout)
 	cancel()
+	if s.err == nil {
+		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.peers)
+	}
 	for o := range s.ops {
 		if s.err != nil {
 			continue // drain: this secondary is left out
@@ -265,6 +308,7 @@ func (tx *Tx) settle() (ok, failed []*secondary) {
 			select {
 			case <-s.done:
 			default:
+				s.late = true
 				failed = append(failed, s)
 				s.n.markDown(fmt.Errorf("mirror to %s: %w (%v)", s.n.name, errTimeout, tx.c.timeout))
 				go func() {
@@ -278,6 +322,9 @@ func (tx *Tx) settle() (ok, failed []*secondary) {
 		}
 		if s.err != nil {
 			failed = append(failed, s)
+			if errors.Is(s.err, errPrimaryBehind) {
+				continue // the secondary is fine; mirror aborts the write
+			}
 			s.n.markDown(s.err)
 			if s.tx != nil {
 				s.tx.abandon()
@@ -292,6 +339,12 @@ func (tx *Tx) settle() (ok, failed []*secondary) {
 // dropSecondaries ends the secondaries' transactions without committing.
 func (tx *Tx) dropSecondaries() {
 	tx.handOver(nil)
+	tx.rollbackSecondaries()
+}
+
+// rollbackSecondaries rolls back the secondaries' transactions once their
+// goroutines, already handed over, are done.
+func (tx *Tx) rollbackSecondaries() {
 	for _, s := range tx.secs {
 		go func() {
 			<-s.done
@@ -337,9 +390,11 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, err)
 		}
 		row[m.auto] = id
-		if err := assign(rv.FieldByIndex(m.fields[m.auto]), id); err != nil {
+		f := rv.FieldByIndex(m.fields[m.auto])
+		if err := assign(f, id); err != nil {
 			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
 		}
+		tx.ids = append(tx.ids, f)
 	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
 		tx.statementFailed(ctx, err)
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
@@ -419,11 +474,26 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	tx.handOver(in)
 	// The secondaries record theirs meanwhile.
 	if err := p.recordIntent(ctx, tx.tx, in); err != nil {
-		tx.dropSecondaries()
+		tx.rollbackSecondaries()
 		tx.tx.Rollback()
 		return fmt.Errorf("record intent on %s: %w", p.name, err)
 	}
 	ok, failed := tx.settle()
+	for _, s := range failed {
+		if !s.late && errors.Is(s.err, errPrimaryBehind) {
+			// Another process wrote around the primary: committing would
+			// overwrite what it wrote with rows read from the primary.
+			for _, o := range append(ok, failed...) {
+				if !o.late && o.tx != nil {
+					o.tx.Rollback()
+				}
+			}
+			tx.tx.Rollback()
+			p.missesWritesOf(s.n)
+			c.kick()
+			return fmt.Errorf("%w: %w", ErrNotCommitted, s.err)
+		}
+	}
 
 	// Every database that commits records the keys the others miss. A
 	// secondary that fails to record them is itself left out, and so
@@ -432,27 +502,22 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	for _, s := range failed {
 		missing = append(missing, s.n)
 	}
-	for fresh := missing; len(fresh) > 0; {
-		var next []*Node
-		kept := ok[:0:0]
+	for {
+		var lost *secondary
 		for _, s := range ok {
-			if err := s.n.recordMissed(s.tx.ctx, s.tx, in, fresh); err != nil {
+			// An upsert: recording a key again after a later failure is harmless.
+			if err := s.n.recordMissed(s.tx.ctx, s.tx, in, missing); err != nil {
 				s.n.markDown(fmt.Errorf("record missed keys on %s: %w", s.n.name, err))
 				s.tx.abandon()
-				next = append(next, s.n)
-				continue
-			}
-			kept = append(kept, s)
-		}
-		if len(next) > 0 {
-			// Those that recorded already need the new ones too.
-			if err := recordAll(kept, in, next); err != nil {
-				kept = nil
+				lost = s
+				break
 			}
 		}
-		ok = kept
-		missing = append(missing, next...)
-		fresh = next
+		if lost == nil {
+			break
+		}
+		ok = slices.DeleteFunc(ok, func(s *secondary) bool { return s == lost })
+		missing = append(missing, lost.n)
 	}
 	if err := p.recordMissed(ctx, tx.tx, in, missing); err != nil {
 		for _, s := range ok {
@@ -489,16 +554,6 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	for _, n := range committed {
 		if err := n.settleIntent(context.WithoutCancel(ctx), c.timeout, in, lost); err != nil {
 			c.log.Warn("recording missed keys after a failed commit", "node", n.name, "err", err)
-		}
-	}
-	return nil
-}
-
-// recordAll records in's keys as missed by nodes on every secondary of ok.
-func recordAll(ok []*secondary, in *intent, nodes []*Node) error {
-	for _, s := range ok {
-		if err := s.n.recordMissed(s.tx.ctx, s.tx, in, nodes); err != nil {
-			return err
 		}
 	}
 	return nil

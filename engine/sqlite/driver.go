@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"net/url"
 	"strings"
 
 	_ "github.com/ncruces/go-sqlite3/driver" // database/sql driver "sqlite3"
@@ -16,6 +17,10 @@ const driverName = "sqlite3"
 
 // driverDSN spells d in the driver's own syntax. Writers begin with
 // BEGIN IMMEDIATE; readers with a plain (deferred) BEGIN.
+//
+// _timefmt names tandem's own time layout: the driver then decodes
+// TIMESTAMP columns with it, and no longer turns text that merely looks
+// like an RFC 3339 time (in a VARCHAR column, say) into a time.Time.
 func driverDSN(d dsn, writer bool) string {
 	path := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(d.path)
 	txlock := "deferred"
@@ -26,5 +31,6 @@ func driverDSN(d dsn, writer bool) string {
 		"?_pragma=busy_timeout(" + d.opts["busy_timeout"] + ")" +
 		"&_pragma=synchronous(" + d.opts["synchronous"] + ")" +
 		"&_pragma=foreign_keys(1)" +
-		"&_txlock=" + txlock
+		"&_txlock=" + txlock +
+		"&_timefmt=" + url.QueryEscape(TimeFormat)
 }

@@ -404,14 +404,24 @@ func (Engine) Scan(c *engine.Column, v any) (any, error) {
 			return []byte(x), nil
 		}
 	case engine.Bool:
-		if i, ok := v.(int64); ok && (i == 0 || i == 1) {
-			return i == 1, nil
+		switch x := v.(type) {
+		case int64:
+			if x == 0 || x == 1 {
+				return x == 1, nil
+			}
+		case bool:
+			return x, nil
 		}
 	case engine.Time:
-		if s, ok := v.(string); ok {
-			t, err := time.Parse(TimeFormat, s)
+		// The driver decodes columns declared TIMESTAMP itself when it
+		// scans into an interface; other declarations arrive as text.
+		switch x := v.(type) {
+		case time.Time:
+			return x.UTC(), nil
+		case string:
+			t, err := time.Parse(TimeFormat, x)
 			if err != nil {
-				return nil, fmt.Errorf("column %s: %q is not a time in tandem's format", c.Name, s)
+				return nil, fmt.Errorf("column %s: %q is not a time in tandem's format", c.Name, x)
 			}
 			return t, nil
 		}
