@@ -413,6 +413,11 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast bool) (
 	if db == nil {
 		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
 	}
+	if failFast {
+		if down := n.state().down; down != nil {
+			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
+		}
+	}
 	conn, err := db.Write.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)

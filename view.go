@@ -67,12 +67,15 @@ func (c *Cluster) ranked() []*Node {
 // the health check reads from the databases themselves (see refresh).
 //
 //   - A candidate is reachable and has no outdated marker.
-//   - The primary is the first candidate in rank order that no reachable
-//     database records missed keys for; when every candidate is missing
-//     some (both halves of a split brain), the first candidate.
-//   - Writes reach the primary and every other candidate that is missing
-//     nothing, or that writes already reached (it finishes catching up
-//     while written), unless it has unresolved conflicts.
+//   - The primary is the first candidate in rank order that misses no key
+//     (none recorded as missed by it, on any database this process has
+//     read). When every reachable node misses some: the first whose
+//     missing keys are all on reachable databases (the halves of a split
+//     brain, merged by catch-up; an outdated one only if every database is
+//     reachable), or that an operator promoted.
+//   - Writes reach the primary and every other reachable node that misses
+//     at most joinBehind keys, or that writes already reached, unless it
+//     holds keys the others miss or has unresolved conflicts.
 func (c *Cluster) compute(old *view) *view {
 	v := &view{}
 	var cands []*Node
