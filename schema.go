@@ -241,7 +241,9 @@ func (c *Cluster) migrateReturning(ctx context.Context) {
 		return
 	}
 	for _, n := range c.ranked() {
-		if n.reachable() {
+		// Not n.reachable(): a node just opened is still marked down
+		// until the check that opened it finishes.
+		if n.conn() != nil && n.problem() == nil {
 			if err := n.migrate(ctx, ms); err != nil {
 				n.noteError(fmt.Errorf("migrate: %w", err))
 			}

@@ -245,3 +245,60 @@ func TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced(t *testing.T) 
 	faultSameDumps(t, dir)
 	faultNoRecords(t, dir)
 }
+
+// A datasource that cannot be reached when the application starts, and
+// then appears as an empty database (a mount comes back), is initialised,
+// given the tables Migrate made meanwhile, and caught up with every row
+// written while it was away.
+func TestDatasourceDownAtStartIsCreatedMigratedAndCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "bar.db")
+	if err := os.Symlink(filepath.Join(dir, "mnt", "bar.db"), link); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "tandem.yaml")
+	cfg := "timeout: 300ms\nhealth_interval: 50ms\ndatasources:\n" +
+		"  - {name: foo, driver: sqlite, dsn: foo.db}\n  - {name: bar, driver: sqlite, dsn: bar.db}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := testcluster.Open(t, path, faultQuietLogs())
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatalf("migrate with bar unreachable: %v", err)
+	}
+	for i := int64(1); i <= 50; i++ {
+		if err := c.Save(ctx, &FaultItem{ID: i, Name: fmt.Sprint("row ", i)}); err != nil {
+			t.Fatalf("save %d with bar unreachable: %v", i, err)
+		}
+	}
+	if err := c.Delete(ctx, &FaultItem{ID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := nodeState(t, st, "bar"); ns.State != tandem.StateDown {
+		t.Errorf("bar with its directory missing: state %q, want down", ns.State)
+	}
+
+	// The mount returns with an empty file (the SQLite driver does not
+	// create a database through a dangling symbolic link).
+	if err := os.Mkdir(filepath.Join(dir, "mnt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mnt", "bar.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(ctx, t, c)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(faultRows(t, filepath.Join(dir, "mnt", "bar.db"))); got != 49 {
+		t.Errorf("bar.db holds %d rows, want 49", got)
+	}
+	faultSameDumps(t, dir)
+	faultNoRecords(t, dir)
+}
