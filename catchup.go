@@ -144,7 +144,7 @@ func (c *Cluster) catchUpAll(ctx context.Context) error {
 		}
 		var err error
 		switch {
-		case x != v.primary && (st.behind > 0 || st.ahead > 0):
+		case x != v.primary && (st.behind > 0 || st.holds[v.primary.name] > 0):
 			err = c.CatchUp(ctx, x.name)
 		case st.outdated != "" && st.behind == 0:
 			_, err = c.finishCatchUp(ctx, x)
@@ -372,7 +372,8 @@ func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r mi
 }
 
 // finishCatchUp clears x's outdated marker once no database records a key
-// as missed by it and no conflict of it waits. It reports whether x is
+// as missed by it and no conflict of it waits (keys x holds that others
+// miss make them outdated, not x). It reports whether x is
 // complete. Every database must be reachable: one that is not may hold
 // records of what x missed.
 func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
@@ -400,9 +401,6 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		if left, err := n.hasAnyMissed(ctx, s.txs[n], []*Node{x}); err != nil || left {
 			return false, err
 		}
-	}
-	if left, err := x.hasAnyMissed(ctx, s.txs[x], others[1:]); err != nil || left {
-		return false, err
 	}
 	if x != v.primary {
 		// The primary's rows are the ones served while a conflict waits;

@@ -48,6 +48,7 @@ type liveState struct {
 	behind     int64               // keys other nodes record as missed by this one (the most any records)
 	behindBy   map[string]missedBy // by the name of the node that records them
 	ahead      int64               // keys this node records as missed by reachable nodes
+	holds      map[string]int64    // those keys, by the name of the node that missed them
 	conflicts  int64               // unresolved conflicts recorded in this node
 	catching   bool                // a catch-up of this node is running
 	lastErr    string              // the last error seen, for status

@@ -103,25 +103,21 @@ func (n *Node) recordMissed(ctx context.Context, tx execer, in *intent, missing 
 var errPrimaryBehind = errors.New("the primary misses writes another database holds")
 
 // checkNotAhead refuses a write, inside tx on n, when n records keys as
-// missed by any of peers: then a peer (the primary) lacks rows n has, and
-// full rows read there would overwrite them. Holding n's lock, no other
-// writer can add such a record until the write ends.
-func (n *Node) checkNotAhead(ctx context.Context, tx querier, peers []*Node) error {
-	if len(peers) == 0 {
-		return nil
-	}
-	var args []any
-	in := n.inList(peers, 0, &args)
-	var node string
-	err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT node FROM %s WHERE node IN (%s)%s",
-		n.eng.Quote(missedTable.Name), in, n.eng.LimitClause(1, 0)), args...).Scan(&node)
+// missed by the primary: then the primary lacks rows n has, and full rows
+// read there would overwrite them. (Keys n records as missed by another
+// secondary do no harm: that one is catching up.) Holding n's lock, no
+// other writer can add such a record until the write ends.
+func (n *Node) checkNotAhead(ctx context.Context, tx querier, primary *Node) error {
+	var one int
+	err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT 1 FROM %s WHERE node = %s%s",
+		n.eng.Quote(missedTable.Name), n.eng.Placeholder(1), n.eng.LimitClause(1, 0)), primary.name).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return fmt.Errorf("check missed keys on %s: %w", n.name, err)
 	}
-	return fmt.Errorf("%w: %s records keys that %s missed; retry", errPrimaryBehind, n.name, node)
+	return fmt.Errorf("%w: %s records keys that %s missed; retry", errPrimaryBehind, n.name, primary.name)
 }
 
 // missesWritesOf notes that holder records keys n missed, until the next

@@ -302,3 +302,62 @@ func TestDatasourceDownAtStartIsCreatedMigratedAndCaughtUp(t *testing.T) {
 	faultSameDumps(t, dir)
 	faultNoRecords(t, dir)
 }
+
+// With three datasources, losing any one leaves writes going to the other
+// two, and each returns and catches up; the primary's loss hands writes to
+// the next in rank, which still mirrors them to the third.
+func TestThreeDatasourcesSurviveTheLossOfEach(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tandem.yaml")
+	cfg := "timeout: 300ms\nhealth_interval: 50ms\ndatasources:\n" +
+		"  - {name: foo, driver: sqlite, dsn: foo.db}\n  - {name: bar, driver: sqlite, dsn: bar.db}\n  - {name: baz, driver: sqlite, dsn: baz.db}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := testcluster.Open(t, path, faultQuietLogs())
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	id := int64(0)
+	for _, lost := range []string{"baz", "bar", "foo"} {
+		release := faultHoldLock(t, filepath.Join(dir, lost+".db"))
+		for range 30 {
+			id++
+			if err := c.Save(ctx, &FaultItem{ID: id, Name: "without " + lost}); err != nil {
+				t.Fatalf("save %d with %s locked: %v", id, lost, err)
+			}
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "bar", false: "foo"}[lost == "foo"]; st.Primary != want {
+			t.Errorf("%s locked: primary %q, want %q", lost, st.Primary, want)
+		}
+		for _, ns := range st.Nodes {
+			if ns.Name != lost && ns.State != tandem.StateInSync {
+				t.Errorf("%s locked: %s is %q, want in sync", lost, ns.Name, ns.State)
+			}
+		}
+		release()
+		waitHealthy(ctx, t, c)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := testcluster.DumpDir(t, dir, "foo", "bar", "baz")
+	if d[0] != d[1] || d[0] != d[2] {
+		t.Errorf("the three files differ:\nfoo:\n%s\nbar:\n%s\nbaz:\n%s", d[0], d[1], d[2])
+	}
+	if got := len(faultRows(t, filepath.Join(dir, "baz.db"))); got != int(id) {
+		t.Errorf("baz.db holds %d rows, want %d", got, id)
+	}
+	for _, f := range []string{"foo.db", "bar.db", "baz.db"} {
+		var missed int
+		if err := faultRO(t, filepath.Join(dir, f)).QueryRow(`SELECT COUNT(*) FROM _tandem_missed`).Scan(&missed); err != nil || missed > 0 {
+			t.Errorf("%s: %d missed-key records left (%v)", f, missed, err)
+		}
+	}
+}

@@ -141,11 +141,11 @@ func (c *Cluster) compute(old *view) *view {
 		// marker, which only keeps it from becoming the primary): the rest
 		// is copied while it is written. Without that, a steady stream of
 		// writes would keep it a few keys behind for ever. One that holds
-		// keys the others miss, or conflicts, waits for catch-up.
+		// keys the primary misses, or conflicts, waits for catch-up.
 		st := n.state()
 		up := st.down == nil && n.conn() != nil
 		near := st.behind <= joinBehind || old != nil && old.primary == v.primary && old.writes(n)
-		if up && near && st.ahead == 0 && st.conflicts == 0 {
+		if up && near && st.holds[v.primary.name] == 0 && st.conflicts == 0 {
 			v.write = append(v.write, n)
 		} else {
 			v.skip = append(v.skip, n)
@@ -435,6 +435,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			}
 			n.live.outdated = p.outdated
 			n.live.ahead, n.live.conflicts = ahead, conflicts
+			n.live.holds = p.holds
 		}
 		n.mu.Unlock()
 		if back {

@@ -213,13 +213,13 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 // before any secondary's: writers are ordered by the primary and cannot
 // deadlock on each other.
 type secondary struct {
-	n     *Node
-	peers []*Node // the other databases the Tx writes
-	ops   chan op
-	in    *intent // set before ops is closed; nil when the Tx aborts
-	tx    *dbTx
-	err   error
-	done  chan struct{}
+	n       *Node
+	primary *Node // whose rows the Tx read
+	ops     chan op
+	in      *intent // set before ops is closed; nil when the Tx aborts
+	tx      *dbTx
+	err     error
+	done    chan struct{}
 	// late is set (by the Tx's goroutine, which alone reads it) when the
 	// secondary did not finish in time: its fields belong to its goroutine.
 	late bool
@@ -234,8 +234,7 @@ func (tx *Tx) start() {
 		return
 	}
 	for _, n := range tx.view.write[1:] {
-		peers := slices.DeleteFunc(slices.Clone(tx.view.write), func(w *Node) bool { return w == n })
-		s := &secondary{n: n, peers: peers, ops: make(chan op, 64), done: make(chan struct{})}
+		s := &secondary{n: n, primary: tx.primary, ops: make(chan op, 64), done: make(chan struct{})}
 		tx.secs = append(tx.secs, s)
 		go s.run(tx.ctx, tx.c.timeout)
 	}
@@ -257,7 +256,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	s.tx, s.err = n.beginWrite(wctx, timeout)
 	cancel()
 	if s.err == nil {
-		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.peers)
+		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.primary)
 	}
 	for o := range s.ops {
 		if s.err != nil {
