@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	_ "github.com/ncruces/go-sqlite3/driver" // database/sql driver "sqlite3", to lock a file
 
 	"github.com/tandemdb/tandem"
 )
@@ -47,7 +51,11 @@ func Setup(dir string) (string, error) {
 // datasource of the config (with concurrent writers racing on the same
 // rows), then reads every datasource back, shows that they hold the same
 // rows, and prints the cluster's status.
-func Run(ctx context.Context, w io.Writer, configPath string, log *slog.Logger) error {
+//
+// With lose, the SQLite file of one datasource, it then shows that
+// datasource lost: another connection holds the file's lock while sales go
+// on, and once it is released the datasource catches up.
+func Run(ctx context.Context, w io.Writer, configPath string, log *slog.Logger, lose string) error {
 	cfg, err := tandem.LoadConfig(configPath)
 	if err != nil {
 		return err
@@ -133,6 +141,12 @@ func Run(ctx context.Context, w io.Writer, configPath string, log *slog.Logger) 
 	}
 	fmt.Fprintf(w, "deleted book %d\n\n", books[2].ID)
 
+	if lose != "" {
+		if err := loseAndReturn(ctx, w, c, lose, target); err != nil {
+			return err
+		}
+	}
+
 	// Read every datasource on its own and compare.
 	identical, err := compare(ctx, w, c)
 	if err != nil {
@@ -149,6 +163,65 @@ func Run(ctx context.Context, w io.Writer, configPath string, log *slog.Logger) 
 	if !identical {
 		return fmt.Errorf("datasources differ")
 	}
+	return nil
+}
+
+// loseAndReturn makes the database in file stop answering (another
+// connection holds its write lock, as a stuck process or backup would)
+// while sales go on, then releases it and waits until it has caught up.
+func loseAndReturn(ctx context.Context, w io.Writer, c *tandem.Cluster, file string, book *Book) error {
+	db, err := sql.Open("sqlite3", "file:"+file+"?_txlock=exclusive")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	lock, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", file, err)
+	}
+	fmt.Fprintf(w, "another connection locks %s: that datasource stops answering\n", filepath.Base(file))
+	const sales = 20
+	for range sales {
+		err := c.Tx(ctx, func(tx *tandem.Tx) error {
+			b, err := tandem.Get[Book](ctx, tx, book.ID)
+			if err != nil {
+				return err
+			}
+			b.Stock++
+			return tx.Save(ctx, b)
+		})
+		if err != nil {
+			lock.Rollback()
+			return fmt.Errorf("sale while %s is locked: %w", file, err)
+		}
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		lock.Rollback()
+		return err
+	}
+	fmt.Fprintf(w, "%d sales of book %d went on without it (it misses that one key: catch-up copies a key once, however often it changed):\n", sales, book.ID)
+	st.WriteTable(w)
+	if err := lock.Rollback(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "the lock is released: it catches up\n")
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Healthy() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for catch-up: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 
