@@ -241,34 +241,6 @@ func foNoFailures(t *testing.T, set *jepsen.SetHistory, bank *jepsen.BankHistory
 	}
 }
 
-// foHoldLock opens file with a connection of its own and holds its write
-// lock (BEGIN EXCLUSIVE) until the returned release is called. Unlike
-// faultHoldLock it waits for its turn while the workloads write.
-func foHoldLock(t *testing.T, file string) (release func()) {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+file+"?_pragma=busy_timeout(30000)&_txlock=exclusive")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	lock, err := db.Begin()
-	if err != nil {
-		db.Close()
-		t.Fatalf("BEGIN EXCLUSIVE on %s: %v", filepath.Base(file), err)
-	}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			if err := lock.Rollback(); err != nil {
-				t.Errorf("release lock on %s: %v", filepath.Base(file), err)
-			}
-			db.Close()
-		})
-	}
-	t.Cleanup(release)
-	return release
-}
-
 // foBookkeeping fails if file records keys some datasource missed: a
 // cluster that was in sync when closed leaves none. (Intent records may
 // stay: a batch the clearer could not delete, because a database was
@@ -346,7 +318,7 @@ func foLockedRun(t *testing.T, locked, duringWhat string, during func(*tandem.St
 	}()
 	foProgress(t, "before the fault", sets, 20, banks, 5)
 
-	release := foHoldLock(t, filepath.Join(dir, locked+".db"))
+	release := faultHoldLock(t, filepath.Join(dir, locked+".db"))
 	lockedAt := time.Now()
 	t.Logf("%s.db locked by another connection", locked)
 	foTry(t, c, duringWhat, during)
@@ -793,7 +765,7 @@ func TestOutdatedNodeIsNotPromotedUnlessForced(t *testing.T) {
 	}
 	run := set.Start(ctx, c)
 	foProgress(t, "before bar.db is locked", run, 1000, nil, 0)
-	release := foHoldLock(t, bar)
+	release := faultHoldLock(t, bar)
 	foProgress(t, "while bar.db is locked", run, 4000, nil, 0)
 	h1 := run.Stop()
 	foNoFailures(t, h1, nil)

@@ -315,10 +315,11 @@ func TestProcessKilledBetweenCommitsIsRepairedByTheNextProcess(t *testing.T) {
 }
 
 // faultHoldLock opens file with a connection of its own and holds its
-// write lock (BEGIN EXCLUSIVE) until the returned release is called.
+// write lock (BEGIN EXCLUSIVE) until the returned release is called. It
+// waits for its turn (up to 30 s) if writers hold the lock now.
 func faultHoldLock(t *testing.T, file string) (release func()) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+file+"?_pragma=busy_timeout(0)&_txlock=exclusive")
+	db, err := sql.Open("sqlite3", "file:"+file+"?_pragma=busy_timeout(30000)&_txlock=exclusive")
 	if err != nil {
 		t.Fatal(err)
 	}

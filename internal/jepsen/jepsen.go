@@ -188,9 +188,12 @@ func (s Set) Start(ctx context.Context, c *tandem.Cluster) *SetRun {
 	return r
 }
 
-func (r *SetRun) running(ctx context.Context) bool {
+func (r *SetRun) running(ctx context.Context) bool { return running(ctx, r.stop) }
+
+// running reports whether a workload goes on: neither stopped nor cancelled.
+func running(ctx context.Context, stop <-chan struct{}) bool {
 	select {
-	case <-r.stop:
+	case <-stop:
 		return false
 	case <-ctx.Done():
 		return false
@@ -453,16 +456,7 @@ func formatBalances(bal map[int64]int64) string {
 	return "{" + strings.Join(parts, " ") + "}"
 }
 
-func (r *BankRun) running(ctx context.Context) bool {
-	select {
-	case <-r.stop:
-		return false
-	case <-ctx.Done():
-		return false
-	default:
-		return true
-	}
-}
+func (r *BankRun) running(ctx context.Context) bool { return running(ctx, r.stop) }
 
 func (r *BankRun) pause() {
 	if r.b.Pause > 0 {
