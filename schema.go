@@ -244,9 +244,12 @@ func (c *Cluster) migrateReturning(ctx context.Context) {
 		// Not n.reachable(): a node just opened is still marked down
 		// until the check that opened it finishes.
 		if n.conn() != nil && n.problem() == nil {
-			if err := n.migrate(ctx, ms); err != nil {
+			// Bounded like every other wait of the health loop.
+			mctx, cancel := context.WithTimeout(ctx, c.timeout)
+			if err := n.migrate(mctx, ms); err != nil {
 				n.noteError(fmt.Errorf("migrate: %w", err))
 			}
+			cancel()
 		}
 	}
 }

@@ -186,6 +186,8 @@ func (s *Status) WriteTable(w io.Writer) error {
 		switch {
 		case n.SameAs != "":
 			note = "same database as " + n.SameAs + ": written once"
+		case note == "" && n.Conflicts > 0 && !n.Primary:
+			note = fmt.Sprintf("waits for %d unresolved conflicts: tandem conflicts", n.Conflicts)
 		case note == "" && n.Outdated != "":
 			note = n.Outdated
 		case note == "" && n.LastError != "" && n.LastErrorAt != nil:
