@@ -144,9 +144,9 @@ func (c *Cluster) catchUpAll(ctx context.Context) error {
 		}
 		var err error
 		switch {
-		case x != v.primary && (st.behind > 0 || st.holds[v.primary.name] > 0):
+		case x != v.primary && (st.behind() > 0 || st.holds[v.primary.name] > 0):
 			err = c.CatchUp(ctx, x.name)
-		case st.outdated != "" && st.behind == 0:
+		case st.outdated != "" && st.behind() == 0:
 			_, err = c.finishCatchUp(ctx, x)
 		}
 		if err != nil {
@@ -414,8 +414,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	if err != nil || mark == "" {
 		return err == nil, err
 	}
-	if _, err := s.txs[x].ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
-		x.eng.Quote(metaTable.Name), x.eng.Placeholder(1)), "outdated"); err != nil {
+	if err := x.deleteMeta(ctx, s.txs[x], "outdated"); err != nil {
 		return false, err
 	}
 	if err := s.commit(x); err != nil {
@@ -593,8 +592,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 			if err := w.recordMissed(ctx, s.txs[w], in, v.skip); err != nil {
 				return err
 			}
-			if _, err := s.txs[w].ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE txid = %s",
-				w.eng.Quote(pendingTable.Name), w.eng.Placeholder(1)), d.txid); err != nil {
+			if err := w.deleteIntent(ctx, s.txs[w], d.txid); err != nil {
 				return err
 			}
 		}

@@ -402,8 +402,7 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
-		n.eng.Quote(metaTable.Name), n.eng.Placeholder(1)), "outdated"); err != nil {
+	if err := n.deleteMeta(ctx, tx, "outdated"); err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}
 	if err := n.setMeta(ctx, tx, "promoted_at", strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
@@ -415,7 +414,6 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 	n.mu.Lock()
 	n.live.outdated = ""
 	n.live.behindBy = nil
-	n.live.behind = 0
 	n.live.promotedAt = time.Now().UnixMilli()
 	n.mu.Unlock()
 	c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name, "outdated", mark)

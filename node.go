@@ -45,8 +45,7 @@ type liveState struct {
 	epoch      int64               // counts failures, so a check started earlier cannot undo a later one
 	outdated   string              // the node's outdated marker ("" when not outdated)
 	promotedAt int64               // unix ms of an operator's promote --force still in effect, 0 if none
-	behind     int64               // keys other nodes record as missed by this one (the most any records)
-	behindBy   map[string]missedBy // by the name of the node that records them
+	behindBy   map[string]missedBy // keys other nodes record as missed by this one, by recording node
 	ahead      int64               // keys this node records as missed by reachable nodes
 	holds      map[string]int64    // those keys, by the name of the node that missed them
 	conflicts  int64               // unresolved conflicts recorded in this node
@@ -110,6 +109,15 @@ func (n *Node) state() liveState {
 	st := n.live
 	st.behindBy = maps.Clone(st.behindBy)
 	return st
+}
+
+// behind is how many keys this node misses: the most any node records.
+func (st liveState) behind() int64 {
+	var most int64
+	for _, e := range st.behindBy {
+		most = max(most, e.count)
+	}
+	return most
 }
 
 // holders names the nodes that record keys as missed by this one.
@@ -305,6 +313,13 @@ func (n *Node) setMeta(ctx context.Context, q execer, key, value string) error {
 	return err
 }
 
+// deleteMeta deletes a key of _tandem_meta (absent: nothing happens).
+func (n *Node) deleteMeta(ctx context.Context, q execer, key string) error {
+	_, err := q.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
+		n.eng.Quote(metaTable.Name), n.eng.Placeholder(1)), key)
+	return err
+}
+
 func (n *Node) close() error {
 	if n.conn() == nil || n.sameAs != nil {
 		return nil // an alias shares its database's connection
@@ -368,8 +383,7 @@ func sameDatabase(ctx context.Context, a, b *Node) (bool, error) {
 		return false, err
 	}
 	got, err := b.meta(ctx, b.conn().Read, key)
-	_, errDel := a.conn().Write.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
-		a.eng.Quote(metaTable.Name), a.eng.Placeholder(1)), key)
+	errDel := a.deleteMeta(ctx, a.conn().Write, key)
 	if err == nil {
 		err = errDel
 	}

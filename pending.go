@@ -131,7 +131,6 @@ func (n *Node) missesWritesOf(holder *Node) {
 	if _, ok := n.live.behindBy[holder.name]; !ok {
 		n.live.behindBy[holder.name] = missedBy{count: 1, seen: time.Now()}
 	}
-	n.live.behind = max(n.live.behind, 1)
 }
 
 // settleIntent turns in's intent record on n, a database that committed
@@ -145,11 +144,17 @@ func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *intent,
 	if err := n.recordMissed(ctx, tx, in, lost); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE txid = %s",
-		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), in.txid); err != nil {
+	if err := n.deleteIntent(ctx, tx, in.txid); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// deleteIntent deletes the intent record of txid from n, inside tx.
+func (n *Node) deleteIntent(ctx context.Context, tx execer, txid string) error {
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE txid = %s",
+		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), txid)
+	return err
 }
 
 // clearRecords deletes the intent records of txids from n, waiting at most

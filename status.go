@@ -104,7 +104,7 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 			Driver:    n.eng.Name(),
 			Identity:  n.ID(),
 			Primary:   d == v.primary,
-			Behind:    live.behind,
+			Behind:    live.behind(),
 			Conflicts: live.conflicts,
 			Outdated:  live.outdated,
 			LastError: live.lastErr,
@@ -144,7 +144,7 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 			ns.State = StateCatchingUp
 		case live.outdated != "":
 			ns.State = StateOutdated
-		case !v.writes(d) || live.behind > 0:
+		case !v.writes(d) || live.behind() > 0:
 			ns.State = StateBehind
 		default:
 			ns.State = StateInSync

@@ -104,7 +104,7 @@ func (c *Cluster) compute(old *view) *view {
 		up = append(up, n)
 	}
 	for _, n := range cands {
-		if n.state().behind == 0 {
+		if n.state().behind() == 0 {
 			v.primary = n
 			break
 		}
@@ -144,7 +144,7 @@ func (c *Cluster) compute(old *view) *view {
 		// keys the primary misses, or conflicts, waits for catch-up.
 		st := n.state()
 		up := st.down == nil && n.conn() != nil
-		near := st.behind <= joinBehind || old != nil && old.primary == v.primary && old.writes(n)
+		near := st.behind() <= joinBehind || old != nil && old.primary == v.primary && old.writes(n)
 		if up && near && st.holds[v.primary.name] == 0 && st.conflicts == 0 {
 			v.write = append(v.write, n)
 		} else {
@@ -235,10 +235,6 @@ func (c *Cluster) recount(nodes []*Node) {
 				n.live.behindBy[h.name] = missedBy{count: count, seen: time.Now()}
 			} else {
 				delete(n.live.behindBy, h.name)
-			}
-			n.live.behind = 0
-			for _, e := range n.live.behindBy {
-				n.live.behind = max(n.live.behind, e.count)
 			}
 			n.mu.Unlock()
 		}
@@ -421,11 +417,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			conflicts = max(conflicts, probes[j].conflicts[n.name])
 		}
 		conflicts = max(conflicts, p.conflicts[n.name])
-		var behind int64
-		for _, e := range n.live.behindBy {
-			behind = max(behind, e.count)
-		}
-		n.live.behind = behind
+		behind := n.live.behind()
 		back := false
 		if p.err == nil {
 			n.live.promotedAt = p.promotedAt
@@ -451,14 +443,14 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 func (c *Cluster) forgetPromotions(ctx context.Context) {
 	for _, n := range c.ranked() {
 		st := n.state()
-		if st.promotedAt == 0 || st.behind > 0 || st.ahead > 0 || !n.reachable() {
+		if st.promotedAt == 0 || st.behind() > 0 || st.ahead > 0 || !n.reachable() {
 			continue
 		}
 		tx, err := n.begin(ctx, c.timeout)
 		if err != nil {
 			continue
 		}
-		_, err = tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s", n.eng.Quote(metaTable.Name), n.eng.Placeholder(1)), "promoted_at")
+		err = n.deleteMeta(ctx, tx, "promoted_at")
 		if err == nil {
 			err = tx.Commit()
 		}
@@ -478,7 +470,7 @@ func (c *Cluster) forgetPromotions(ctx context.Context) {
 func (c *Cluster) markOutdated(ctx context.Context) {
 	for _, n := range c.ranked() {
 		st := n.state()
-		if st.behind == 0 || st.outdated != "" || !n.reachable() {
+		if st.behind() == 0 || st.outdated != "" || !n.reachable() {
 			continue
 		}
 		mark := fmt.Sprintf("missed writes recorded on %s since %s", strings.Join(st.holders(), ", "), time.Now().UTC().Format(time.RFC3339))
