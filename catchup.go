@@ -202,12 +202,6 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("catch up %s: %w", x.name, err)
 	}
-	if p := c.view.Load().primary; p != nil && p != x && p.state().outdated != "" {
-		// After a split brain the primary was behind x too.
-		if _, err := c.finishCatchUp(ctx, p); err != nil {
-			return fmt.Errorf("catch up %s: %w", p.name, err)
-		}
-	}
 	if copied > 0 || done {
 		c.log.Info("caught up", "node", x.name, "keys", copied, "elapsed", time.Since(start).Round(time.Millisecond), "complete", done)
 	}
@@ -371,60 +365,89 @@ func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r mi
 	return x.deleteMissed(ctx, s.txs[x], v.write, r)
 }
 
-// finishCatchUp clears x's outdated marker once no database records a key
-// as missed by it and no conflict of it waits (keys x holds that others
-// miss make them outdated, not x). It reports whether x is
-// complete. Every database must be reachable: one that is not may hold
-// records of what x missed.
+// finishCatchUp clears the outdated marker of every database that misses
+// nothing: no database records a key as missed by it, and no conflict of
+// it waits unless it is the primary (keys a database holds that others
+// miss make them outdated, not it). It reports whether x is complete.
+// Every database must be reachable: one that is not may hold records of
+// what another missed.
+//
+// After a split brain both sides are outdated until both are caught up.
+// Their markers are cleared together and committed in rank order, so no
+// process sees a lower-ranked database rejoin before the one above it
+// (which would make it the primary for a moment, and the writers of two
+// processes take their locks in different orders).
 func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	v, release, err := c.acquire()
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	others := []*Node{x}
-	for _, n := range c.ranked() {
-		if n == x {
-			continue
-		}
+	all := c.ranked()
+	for _, n := range all {
 		if !n.reachable() {
 			return false, nil
 		}
-		others = append(others, n)
 	}
-	s, err := c.lockAll(ctx, v, others...)
+	s, err := c.lockAll(ctx, v, all...)
 	if err != nil {
 		return false, err
 	}
 	defer s.rollback()
-	for _, n := range others[1:] {
-		if left, err := n.hasAnyMissed(ctx, s.txs[n], []*Node{x}); err != nil || left {
+	var cleared []*Node
+	complete := false
+	for _, n := range all {
+		done, err := c.missesNothing(ctx, s, v, n, all)
+		if err != nil {
+			return false, err
+		}
+		if !done {
+			continue
+		}
+		complete = complete || n == x
+		mark, err := n.meta(ctx, s.txs[n], "outdated")
+		if err != nil {
+			return false, err
+		}
+		if mark != "" {
+			if err := n.deleteMeta(ctx, s.txs[n], "outdated"); err != nil {
+				return false, err
+			}
+			cleared = append(cleared, n)
+		}
+	}
+	for _, n := range cleared {
+		if err := s.txs[n].Commit(); err != nil {
+			return false, fmt.Errorf("commit on %s: %w", n.name, err)
+		}
+	}
+	for _, n := range cleared {
+		n.mu.Lock()
+		n.live.outdated = ""
+		n.mu.Unlock()
+		c.log.Info("no longer outdated: it misses nothing", "node", n.name)
+	}
+	return complete, nil
+}
+
+// missesNothing reports whether no database of all records a key as
+// missed by n and, unless n is v's primary, no conflict of n waits (the
+// primary's rows are the ones served while a conflict waits; the other
+// side waits with it).
+func (c *Cluster) missesNothing(ctx context.Context, s *session, v *view, n *Node, all []*Node) (bool, error) {
+	for _, m := range all {
+		if m == n {
+			continue
+		}
+		if left, err := m.hasAnyMissed(ctx, s.txs[m], []*Node{n}); err != nil || left {
 			return false, err
 		}
 	}
-	if x != v.primary {
-		// The primary's rows are the ones served while a conflict waits;
-		// the other side waits with it.
-		open, err := c.unresolved(ctx, s, []*Node{x})
-		if err != nil || len(open) > 0 {
-			return false, err
-		}
+	if n == v.primary {
+		return true, nil
 	}
-	mark, err := x.meta(ctx, s.txs[x], "outdated")
-	if err != nil || mark == "" {
-		return err == nil, err
-	}
-	if err := x.deleteMeta(ctx, s.txs[x], "outdated"); err != nil {
-		return false, err
-	}
-	if err := s.commit(x); err != nil {
-		return false, err
-	}
-	x.mu.Lock()
-	x.live.outdated = ""
-	x.mu.Unlock()
-	c.log.Info("no longer outdated: it misses nothing", "node", x.name)
-	return true, nil
+	open, err := c.unresolved(ctx, s, []*Node{n})
+	return err == nil && len(open) == 0, err
 }
 
 // missedKeys returns up to limit keys n records as missed by any of

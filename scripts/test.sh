@@ -38,8 +38,14 @@ set -e
 # The full log is long; show failures and the per-package summary.
 grep -E '^(=== RUN|--- (FAIL|SKIP)|FAIL|ok |panic|PASS)' "$log" | grep -v '^=== RUN' || true
 if [ $status -ne 0 ]; then
-	echo "---- failing output ----"
-	grep -B2 -A30 -E -- '--- FAIL|^panic' "$log" | head -300 || true
+	echo "---- failing output (everything each failed test wrote) ----"
+	# go test -v marks whose output follows with "=== RUN/CONT/NAME"
+	# lines; the first pass collects the names of the failed tests.
+	awk 'FNR == NR { if (match($0, /--- FAIL: [^ ]+/)) failed[substr($0, RSTART + 10, RLENGTH - 10)] = 1; next }
+		/^=== (RUN|CONT|NAME|PAUSE)/ { show = ($3 in failed); if (show) print; next }
+		/^(ok|FAIL|PASS)|--- (PASS|SKIP)/ { show = 0 }
+		/--- FAIL|^panic/ { show = 1 }
+		show { print }' "$log" "$log" | head -1000 || true
 	exit $status
 fi
 passed=$(grep -c -- '--- PASS' "$log" || true)
