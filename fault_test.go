@@ -121,6 +121,17 @@ func faultSameDumps(t *testing.T, dir string) {
 	if d[0] != d[1] {
 		t.Errorf("foo.db and bar.db differ:\nfoo:\n%s\nbar:\n%s", d[0], d[1])
 	}
+	// And tandem verify says so (guarantee 2).
+	cfg := filepath.Join(t.TempDir(), "verify.yaml")
+	yaml := fmt.Sprintf("datasources:\n  - {name: foo, driver: sqlite, dsn: %q}\n  - {name: bar, driver: sqlite, dsn: %q}\n",
+		filepath.Join(dir, "foo.db"), filepath.Join(dir, "bar.db"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := vfVerify(t, cfg, false)
+	if !rep.Identical || len(rep.Tables) == 0 {
+		t.Errorf("tandem verify: identical=%v over %d tables: %v", rep.Identical, len(rep.Tables), vfDiffs(rep))
+	}
 }
 
 // faultNoRecords fails unless foo.db and bar.db in dir hold no intent

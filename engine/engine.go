@@ -158,6 +158,11 @@ type Engine interface {
 	// Open connects to the database.
 	Open(ctx context.Context, dsn string) (*Conn, error)
 
+	// OpenPlain connects to an existing database that tandem may never
+	// have written (verify and repair take any two databases): it creates
+	// nothing and changes none of the database's settings.
+	OpenPlain(ctx context.Context, dsn string) (*sql.DB, error)
+
 	// Quote quotes an identifier.
 	Quote(ident string) string
 
@@ -216,6 +221,24 @@ type SingleWriter interface {
 	// that statement only and left its transaction open (a constraint
 	// violation), rather than ending the transaction.
 	StatementOnly(err error) bool
+}
+
+// Checksummer is implemented by engines that checksum rows inside the
+// database, so that comparing two databases of the engine moves a count
+// and a sum per range of keys instead of the rows.
+type Checksummer interface {
+	// Checksum returns an aggregate SQL expression over the given quoted
+	// columns, valid on connections OpenPlain returns, whose value is an
+	// int64: the sum, wrapping at 2^64, of a 64-bit hash of each row's
+	// stored values. The hash sees types: the integer 1, the real 1.0 and
+	// the text '1' hash differently, as NULL and the empty string do. Equal rows give
+	// equal sums on every database of the engine.
+	Checksum(cols []string) string
+
+	// Stored returns an expression that selects the column's stored value
+	// so that the driver returns it as stored (int64, float64, string,
+	// []byte or nil), converting nothing: what Checksum hashes.
+	Stored(col string) string
 }
 
 // Conn is an open database: a pool for writes and one for reads.

@@ -1,7 +1,7 @@
 // Command tandem operates a set of SQL databases kept identical by the
 // tandem library: it shows their status, catches up datasources, lists and
-// resolves split-brain conflicts, promotes an outdated datasource and runs
-// the demo.
+// resolves split-brain conflicts, promotes an outdated datasource, verifies
+// and repairs the copies, and runs the demo.
 //
 // Exit codes: 0 success; 1 the command ran and found a problem (a node not
 // in sync, structures that differ); 2 bad usage or configuration, or an error.
@@ -34,6 +34,8 @@ var commands = []command{
 	{"conflicts", "list the rows both sides of a split brain changed", runConflicts},
 	{"resolve", "resolve conflicts by keeping one datasource's rows", runResolve},
 	{"promote", "let an outdated datasource take writes again", runPromote},
+	{"verify", "prove the datasources identical, or list the rows that differ", runVerify},
+	{"repair", "make one datasource's rows equal another's", runRepair},
 	{"demo", "write a bookstore to two SQLite files and show they are identical", runDemo},
 }
 

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/tandemdb/tandem"
+)
+
+// runRepair: tandem repair --config F --from A --to B [--table T ...]
+// [--dry-run]. It prints each row it changes (with --dry-run: would change),
+// then compares the two again. Exit 0 when they are identical afterwards
+// (with --dry-run: when nothing needed changing), 1 when rows still differ,
+// 2 on an error.
+func runRepair(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("repair", stderr)
+	config := configFlag(fs)
+	from := fs.String("from", "", "the datasource whose rows are right (required)")
+	to := fs.String("to", "", "the datasource to repair (required)")
+	var tables listFlag
+	fs.Var(&tables, "table", "repair only this table (repeat, or separate by commas)")
+	dryRun := fs.Bool("dry-run", false, "print the changes, write nothing")
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
+	}
+	for _, f := range []struct{ name, val string }{{"--from", *from}, {"--to", *to}} {
+		if f.val == "" {
+			fmt.Fprintf(stderr, "tandem repair: %s is required\n", f.name)
+			return 2
+		}
+	}
+	cfg, err := tandem.LoadConfig(*config)
+	if err != nil {
+		return fail(stderr, "repair", err)
+	}
+	verb := ""
+	if *dryRun {
+		verb = "would "
+	}
+	prog := newProgress(stderr)
+	rep, err := tandem.Repair(ctx, cfg, tandem.RepairOptions{
+		From: *from, To: *to, Tables: tables, DryRun: *dryRun, Progress: prog.update,
+		Change: func(c tandem.RowChange) {
+			prog.clear()
+			fmt.Fprintf(stdout, "%s%s\n", verb, c)
+		},
+	})
+	prog.clear()
+	if err != nil {
+		if rep != nil && rep.Changes > 0 {
+			fmt.Fprintf(stdout, "%s written before the error\n", plural(int64(rep.Changes), "row"))
+		}
+		return fail(stderr, "repair", err)
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "dry run: %s would change on %s; nothing written\n", plural(int64(rep.Changes), "row"), *to)
+		if rep.Changes > 0 {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stdout, "repaired %s on %s from %s\n", plural(int64(rep.Changes), "row"), *to, *from)
+	after, err := tandem.Verify(ctx, cfg, tandem.VerifyOptions{Tables: tables, Between: []string{*from, *to}, Progress: prog.update})
+	prog.clear()
+	if err != nil {
+		return fail(stderr, "repair", fmt.Errorf("verify after the repair: %w", err))
+	}
+	if !after.Identical {
+		fmt.Fprintf(stdout, "verify after the repair: rows still differ (written meanwhile?)\n")
+		writeVerify(stdout, after)
+		return 1
+	}
+	fmt.Fprintf(stdout, "verify after the repair: %s and %s are identical\n", *from, *to)
+	return 0
+}
