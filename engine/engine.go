@@ -231,8 +231,8 @@ type Checksummer interface {
 	// columns, valid on connections OpenPlain returns, whose value is an
 	// int64: the sum, wrapping at 2^64, of a 64-bit hash of each row's
 	// stored values. The hash sees types: the integer 1, the real 1.0 and
-	// the text '1' hash differently, as NULL and the empty string do. Equal rows give
-	// equal sums on every database of the engine.
+	// the text '1' hash differently, as NULL and the empty string do.
+	// Equal rows give equal sums on every database of the engine.
 	Checksum(cols []string) string
 
 	// Stored returns an expression that selects the column's stored value

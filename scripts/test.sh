@@ -61,6 +61,7 @@ demo=$(mktemp -d)
 go run ./cmd/tandem demo --dir "$demo/tandem-demo" >"$demo/out.txt"
 grep -q "every row is identical on every datasource" "$demo/out.txt"
 go run ./cmd/tandem status --config "$demo/tandem-demo/tandem.yaml" >/dev/null
+go run ./cmd/tandem verify --config "$demo/tandem-demo/tandem.yaml" >/dev/null
 rm -rf "$demo"
 
 echo "$passed passed, 0 failed, $skipped skipped"

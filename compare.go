@@ -1,0 +1,917 @@
+package tandem
+
+// How one table is compared between two databases: ranges of keys
+// checksummed on both sides at once, bisection of the ranges that differ,
+// the rows of the smallest ones compared, and differing rows read again.
+// Verify (verify.go) and Repair (repair.go) drive it.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// Tuning of the comparison.
+const (
+	verifyFanout    = 16                   // parts a differing range is split into
+	verifyLeafRows  = 256                  // rows fetched and compared directly
+	verifyChunkTime = 5 * time.Millisecond // what a range of the first pass should take
+	verifyMinChunk  = 100
+	verifyMaxChunk  = 1 << 20
+)
+
+// tableCmp compares one table between two databases.
+type tableCmp struct {
+	table    verifyTable
+	a, b     *plainDB
+	inGo     bool // hash rows in Go, in canonical values (engines differ)
+	progress func(VerifyProgress)
+
+	cols  []string // column names, in the reference's order
+	pk    []int    // positions of the key columns in cols, in key order
+	types []engine.Column
+	sa    *verifySide
+	sb    *verifySide
+	diffs []RowDiff
+	rows  int64 // reference rows checked (first pass)
+	start time.Time
+	last  time.Time
+}
+
+// verifySide is one database's part of a comparison: a read transaction
+// and the statements of the comparison, prepared once per text.
+type verifySide struct {
+	p     *plainDB
+	tx    *sql.Tx
+	cmp   *tableCmp
+	stmts map[string]*sql.Stmt
+}
+
+// keyRange is the keys k with lo < k <= hi; a nil bound is open. Bounds
+// are in the comparison's values: as stored when the engines match,
+// canonical otherwise.
+type keyRange struct{ lo, hi []any }
+
+// newTableCmp prepares the comparison of table t between a and b.
+func newTableCmp(t verifyTable, a, b *plainDB, opts VerifyOptions) *tableCmp {
+	c := &tableCmp{table: t, a: a, b: b, progress: opts.Progress}
+	_, checksums := a.eng.(engine.Checksummer)
+	c.inGo = opts.inGo || !checksums || a.eng.Name() != b.eng.Name()
+	c.init()
+	return c
+}
+
+func (c *tableCmp) run(ctx context.Context) ([]RowDiff, int64, int64, error) {
+	var err error
+	if c.sa, err = c.begin(ctx, c.a); err != nil {
+		return nil, 0, 0, err
+	}
+	defer c.sa.close()
+	if c.sb, err = c.begin(ctx, c.b); err != nil {
+		return nil, 0, 0, err
+	}
+	defer c.sb.close()
+
+	c.start = time.Now()
+	c.last = c.start // the first report comes after 100 ms, with a rate worth showing
+	na, nb, err := c.firstPass(ctx)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	c.report(-1, true)
+	c.sa.close()
+	c.sb.close()
+	diffs, err := c.recheck(ctx)
+	return diffs, na, nb, err
+}
+
+// init reads the columns and key of the table from the reference.
+func (c *tableCmp) init() {
+	for _, col := range c.table.ref.Columns {
+		c.cols = append(c.cols, col.Name)
+		c.types = append(c.types, engine.Column{Name: col.Name, Type: col.Logical})
+	}
+	type kc struct{ pos, col int }
+	var keys []kc
+	for i, col := range c.table.ref.Columns {
+		if col.PK > 0 {
+			keys = append(keys, kc{col.PK, i})
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].pos < keys[j].pos })
+	for _, k := range keys {
+		c.pk = append(c.pk, k.col)
+	}
+}
+
+func (c *tableCmp) begin(ctx context.Context, p *plainDB) (*verifySide, error) {
+	tx, err := p.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin on %s: %s", p.name, p.eng.Redact(err.Error()))
+	}
+	return &verifySide{p: p, tx: tx, cmp: c, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+func (s *verifySide) close() {
+	if s.tx != nil {
+		s.closeStmts()
+		s.tx.Rollback()
+		s.tx = nil
+	}
+}
+
+func (s *verifySide) closeStmts() {
+	for text, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, text)
+	}
+}
+
+// report calls the progress callback, at most every 100 ms.
+func (c *tableCmp) report(fraction float64, done bool) {
+	if c.progress == nil {
+		return
+	}
+	now := time.Now()
+	if !done && now.Sub(c.last) < 100*time.Millisecond {
+		return
+	}
+	c.last = now
+	if done {
+		fraction = 1
+	}
+	c.progress(VerifyProgress{Table: c.table.name, Reference: c.a.name, Datasource: c.b.name,
+		Rows: c.rows, Fraction: fraction, Elapsed: now.Sub(c.start), Done: done})
+}
+
+// both runs f on the two sides concurrently.
+func (c *tableCmp) both(f func(s *verifySide) error) error {
+	var wg sync.WaitGroup
+	var errB error
+	wg.Go(func() { errB = f(c.sb) })
+	errA := f(c.sa)
+	wg.Wait()
+	return errors.Join(errA, errB)
+}
+
+// sum is a range's row count and checksum on one side.
+type sum struct {
+	n   int64
+	sum uint64
+}
+
+// check compares range r on both sides; it reports the counts and
+// bisects the range when they or the checksums differ.
+func (c *tableCmp) check(ctx context.Context, r keyRange) (na, nb int64, err error) {
+	var sa, sb sum
+	if err := c.both(func(s *verifySide) error {
+		got, err := s.checksum(ctx, r)
+		if s == c.sa {
+			sa = got
+		} else {
+			sb = got
+		}
+		return err
+	}); err != nil {
+		return 0, 0, err
+	}
+	if sa != sb {
+		if err := c.bisect(ctx, r, sa.n, sb.n); err != nil {
+			return 0, 0, err
+		}
+	}
+	return sa.n, sb.n, nil
+}
+
+// firstPass walks the whole table in ranges sized to take about
+// verifyChunkTime each, and returns the row counts.
+func (c *tableCmp) firstPass(ctx context.Context) (int64, int64, error) {
+	chunk := int64(1000)
+	adapt := func(took time.Duration, rows int64) {
+		if rows == 0 {
+			return
+		}
+		perRow := took / time.Duration(rows)
+		if perRow <= 0 {
+			perRow = 1
+		}
+		want := int64(verifyChunkTime / perRow)
+		want = max(min(want, chunk*4), chunk/2)
+		chunk = max(min(want, verifyMaxChunk), verifyMinChunk)
+	}
+	var na, nb int64
+	if lo, hi, ok, err := c.intBounds(ctx); err != nil {
+		return 0, 0, err
+	} else if ok {
+		// A single integer key: ranges by value, sized by the keys' density.
+		width := chunk
+		var bound []any // the range's lower bound (open at first)
+		next := lo      // the first key the next range must hold
+		for {
+			var r keyRange
+			r.lo = bound
+			last := next + width - 1
+			if next > hi || last >= hi || last < next { // past the end, or overflow
+				r.hi = nil
+			} else {
+				r.hi = []any{last}
+			}
+			t := time.Now()
+			a, b, err := c.check(ctx, r)
+			if err != nil {
+				return 0, 0, err
+			}
+			na, nb, c.rows = na+a, nb+b, c.rows+a
+			if r.hi == nil {
+				return na, nb, nil
+			}
+			c.report((float64(last)-float64(lo)+1)/(float64(hi)-float64(lo)+1), false)
+			rows := max(a, b)
+			bound = r.hi
+			if rows == 0 {
+				// A gap: jump to the next key either side holds.
+				n, ok, err := c.nextInt(ctx, last)
+				if err != nil {
+					return 0, 0, err
+				}
+				if !ok {
+					next = hi + 1 // only the open range is left
+				} else {
+					next = n
+				}
+				continue
+			}
+			// Keys per row seen, times the rows a range should hold; at
+			// most 16 times wider at a step, where keys thin out.
+			adapt(time.Since(t), rows)
+			width = max(1, min(width*16, int64(min(float64(width)*float64(chunk)/float64(rows), 1<<60))))
+			next = last + 1
+		}
+	}
+	// Any key: ranges of chunk keys of the reference.
+	var lo []any
+	for {
+		hi, err := c.sa.nthKey(ctx, lo, chunk)
+		if err != nil {
+			return 0, 0, err
+		}
+		t := time.Now()
+		a, b, err := c.check(ctx, keyRange{lo, hi})
+		if err != nil {
+			return 0, 0, err
+		}
+		na, nb, c.rows = na+a, nb+b, c.rows+a
+		if hi == nil {
+			return na, nb, nil
+		}
+		c.report(-1, false)
+		adapt(time.Since(t), max(a, b))
+		lo = hi
+	}
+}
+
+// bisect finds the rows that differ in range r, which holds na rows on the
+// reference and nb on the other side.
+func (c *tableCmp) bisect(ctx context.Context, r keyRange, na, nb int64) error {
+	if max(na, nb) <= verifyLeafRows {
+		return c.compareRows(ctx, r)
+	}
+	s, n := c.sa, na
+	if nb > na {
+		s, n = c.sb, nb
+	}
+	step := (n + verifyFanout - 1) / verifyFanout
+	keys, err := s.splitKeys(ctx, r, step)
+	if err != nil {
+		return err
+	}
+	if k := len(keys); k > 0 && r.hi != nil && c.sameKey(keys[k-1], r.hi) {
+		keys = keys[:k-1] // the last quantile is the range's own end
+	}
+	lo := r.lo
+	for _, k := range append(keys, r.hi) {
+		if _, _, err := c.check(ctx, keyRange{lo, k}); err != nil {
+			return err
+		}
+		lo = k
+	}
+	return nil
+}
+
+// compareRows fetches the rows of r from both sides and records how they
+// differ.
+func (c *tableCmp) compareRows(ctx context.Context, r keyRange) error {
+	var ra, rb [][]any
+	if err := c.both(func(s *verifySide) error {
+		rows, err := s.rows(ctx, r)
+		if s == c.sa {
+			ra = rows
+		} else {
+			rb = rows
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	c.diffs = append(c.diffs, c.diffRows(ra, rb)...)
+	return nil
+}
+
+// diffRows compares two sets of rows by key.
+func (c *tableCmp) diffRows(ra, rb [][]any) []RowDiff {
+	byKey := make(map[string][]any, len(rb))
+	for _, row := range rb {
+		byKey[c.keyString(row)] = row
+	}
+	var out []RowDiff
+	for _, row := range ra {
+		k := c.keyString(row)
+		other, ok := byKey[k]
+		if !ok {
+			out = append(out, RowDiff{Datasource: c.b.name, Kind: DiffMissing, Key: c.key(row)})
+			continue
+		}
+		delete(byKey, k)
+		if cols := c.changedColumns(row, other); len(cols) > 0 {
+			out = append(out, RowDiff{Datasource: c.b.name, Kind: DiffChanged, Key: c.key(row), Columns: cols})
+		}
+	}
+	for _, row := range rb {
+		if _, ok := byKey[c.keyString(row)]; ok {
+			out = append(out, RowDiff{Datasource: c.b.name, Kind: DiffExtra, Key: c.key(row)})
+		}
+	}
+	return out
+}
+
+func (c *tableCmp) changedColumns(a, b []any) []string {
+	var cols []string
+	for i := range a {
+		if !sameValue(a[i], b[i]) {
+			cols = append(cols, c.cols[i])
+		}
+	}
+	return cols
+}
+
+// sameValue compares two values as the databases store them (or in
+// canonical form): same type and value; -0.0 equals 0.0.
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	case float64:
+		y, ok := b.(float64)
+		return ok && (x == y || (math.IsNaN(x) && math.IsNaN(y)))
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y)
+	}
+	return a == b
+}
+
+// key returns the key of row.
+func (c *tableCmp) key(row []any) Key {
+	k := Key{Columns: make([]string, len(c.pk)), Values: make([]any, len(c.pk))}
+	for i, p := range c.pk {
+		k.Columns[i] = c.cols[p]
+		k.Values[i] = row[p]
+	}
+	return k
+}
+
+// keyString identifies row's key, type included, for maps.
+func (c *tableCmp) keyString(row []any) string {
+	var b strings.Builder
+	for _, p := range c.pk {
+		fmt.Fprintf(&b, "%T:%#v;", row[p], row[p])
+	}
+	return b.String()
+}
+
+func (c *tableCmp) sameKey(a, b []any) bool {
+	for i := range a {
+		if !sameValue(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// recheck reads every differing row again from both databases, outside
+// the snapshots, and keeps those that still differ.
+//
+// On databases tandem writes, a row that differs may be a write in
+// flight: committed on one database, not yet on the other. Its intent
+// record (pending.go) says so: it stays on every database the write
+// reached until the write has committed everywhere. Such rows are read
+// again, a little later each time (10, 20, 40 ms… up to recheckWait in
+// all), until their record is gone; they are reported only if they still
+// differ then. Rows without a record are reported at once, so verifying
+// databases that simply differ costs no waiting.
+func (c *tableCmp) recheck(ctx context.Context) ([]RowDiff, error) {
+	sa := &verifySide{p: c.a, cmp: c, stmts: map[string]*sql.Stmt{}}
+	sb := &verifySide{p: c.b, cmp: c, stmts: map[string]*sql.Stmt{}}
+	defer sa.closeStmts()
+	defer sb.closeStmts()
+	out := []RowDiff{}
+	pending := c.diffs
+	deadline := time.Now().Add(recheckWait)
+	for pause := 10 * time.Millisecond; len(pending) > 0; pause *= 2 {
+		var still []RowDiff
+		for _, d := range pending {
+			var ra, rb [][]any
+			for _, s := range []*verifySide{sa, sb} {
+				row, err := s.rowByKey(ctx, d.Key.Values)
+				if err != nil {
+					return nil, err
+				}
+				if row != nil && s == sa {
+					ra = append(ra, row)
+				} else if row != nil {
+					rb = append(rb, row)
+				}
+			}
+			still = append(still, c.diffRows(ra, rb)...)
+		}
+		pending = pending[:0]
+		for _, d := range still {
+			flying := false
+			if time.Now().Before(deadline) {
+				var err error
+				if flying, err = c.inFlight(ctx, []*verifySide{sa, sb}, d.Key.Values); err != nil {
+					return nil, err
+				}
+			}
+			if flying {
+				pending = append(pending, d)
+			} else {
+				out = append(out, d)
+			}
+		}
+		if len(pending) > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(min(pause, time.Until(deadline))):
+			}
+		}
+	}
+	sortDiffs(out)
+	return out, nil
+}
+
+// recheckWait bounds how long recheck waits for writes in flight.
+const recheckWait = 2 * time.Second
+
+// inFlight reports whether either database holds an intent record of a
+// write to key that has not yet committed everywhere. Databases without
+// tandem's tables hold none.
+func (c *tableCmp) inFlight(ctx context.Context, sides []*verifySide, key []any) (bool, error) {
+	canonical := make([]any, len(key))
+	for i, p := range c.pk {
+		v := key[i]
+		if !c.inGo {
+			var err error
+			if v, err = c.a.eng.Scan(&c.types[p], v); err != nil {
+				return false, nil // not a key tandem could have written
+			}
+		}
+		canonical[i] = v
+	}
+	k := keyOf(canonical)
+	for _, s := range sides {
+		e := s.p.eng
+		q := fmt.Sprintf("SELECT 1 FROM %s WHERE tbl = %s AND pk = %s%s",
+			e.Quote(pendingTable.Name), e.Placeholder(1), e.Placeholder(2), e.LimitClause(1, 0))
+		rows, err := s.query(ctx, q, []any{c.table.name, k})
+		if err != nil {
+			continue // no such table: tandem does not write this database
+		}
+		found := rows.Next()
+		err = rows.Close()
+		if found {
+			return true, nil
+		}
+		if err != nil {
+			return false, s.fail(err)
+		}
+	}
+	return false, nil
+}
+
+// sortDiffs orders differences by key: numbers before text before blobs,
+// as SQL orders them.
+func sortDiffs(diffs []RowDiff) {
+	sort.SliceStable(diffs, func(i, j int) bool {
+		a, b := diffs[i].Key.Values, diffs[j].Key.Values
+		for k := range a {
+			if c := sqlOrder(a[k], b[k]); c != 0 {
+				return c < 0
+			}
+		}
+		return false
+	})
+}
+
+func sqlOrder(a, b any) int {
+	rank := func(v any) int {
+		switch v.(type) {
+		case nil:
+			return 0
+		case int64, float64, bool:
+			return 1
+		case string, time.Time:
+			return 2
+		}
+		return 3
+	}
+	num := func(v any) float64 {
+		switch x := v.(type) {
+		case int64:
+			return float64(x)
+		case float64:
+			return x
+		case bool:
+			if x {
+				return 1
+			}
+		}
+		return 0
+	}
+	ra, rb := rank(a), rank(b)
+	if ra != rb {
+		return ra - rb
+	}
+	switch ra {
+	case 1:
+		if x, ok := a.(int64); ok {
+			if y, ok := b.(int64); ok {
+				return cmp.Compare(x, y)
+			}
+		}
+		return cmp.Compare(num(a), num(b))
+	case 2:
+		return strings.Compare(fmt.Sprint(jsonValue(a)), fmt.Sprint(jsonValue(b)))
+	case 3:
+		ab, _ := a.([]byte)
+		bb, _ := b.([]byte)
+		return bytes.Compare(ab, bb)
+	}
+	return 0
+}
+
+// intBounds returns the smallest and largest key of a table whose key is
+// a single integer column, over both sides; ok is false for other keys
+// (and for an integer column that holds other values, which SQLite
+// allows).
+func (c *tableCmp) intBounds(ctx context.Context) (lo, hi int64, ok bool, err error) {
+	if len(c.pk) != 1 || c.types[c.pk[0]].Type != engine.Integer {
+		return 0, 0, false, nil
+	}
+	var bounds [2][2]any
+	if err := c.both(func(s *verifySide) error {
+		i := 0
+		if s == c.sb {
+			i = 1
+		}
+		// Two queries: engines answer a lone min() or max() of an
+		// indexed column from the index, both together by a full scan.
+		k := s.p.eng.Quote(c.cols[c.pk[0]])
+		for j, f := range []string{"min", "max"} {
+			q := fmt.Sprintf("SELECT %s(%s) FROM %s", f, k, s.p.eng.Quote(c.table.name))
+			if err := s.tx.QueryRowContext(ctx, q).Scan(&bounds[i][j]); err != nil {
+				return s.fail(err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return 0, 0, false, err
+	}
+	first := true
+	for _, b := range bounds {
+		if b[0] == nil && b[1] == nil {
+			continue // an empty side
+		}
+		mn, ok1 := b[0].(int64)
+		mx, ok2 := b[1].(int64)
+		if !ok1 || !ok2 {
+			return 0, 0, false, nil
+		}
+		if first || mn < lo {
+			lo = mn
+		}
+		if first || mx > hi {
+			hi = mx
+		}
+		first = false
+	}
+	if first {
+		return 0, 0, false, nil // both empty: one open range does
+	}
+	return lo, hi, true, nil
+}
+
+// nextInt returns the smallest integer key above after on either side.
+func (c *tableCmp) nextInt(ctx context.Context, after int64) (int64, bool, error) {
+	var got [2]any
+	if err := c.both(func(s *verifySide) error {
+		i := 0
+		if s == c.sb {
+			i = 1
+		}
+		k := s.p.eng.Quote(c.cols[c.pk[0]])
+		return s.tx.QueryRowContext(ctx, fmt.Sprintf("SELECT min(%s) FROM %s WHERE %s > %s", k, s.p.eng.Quote(c.table.name), k, s.p.eng.Placeholder(1)),
+			s.bind(c.pk[0], after)).Scan(&got[i])
+	}); err != nil {
+		return 0, false, err
+	}
+	var n int64
+	ok := false
+	for _, g := range got {
+		if v, isInt := g.(int64); isInt && (!ok || v < n) {
+			n, ok = v, true
+		}
+	}
+	return n, ok, nil
+}
+
+// bind converts a value of the comparison to the argument side s takes
+// for column col.
+func (s *verifySide) bind(col int, v any) any {
+	if !s.cmp.inGo {
+		return v
+	}
+	out, err := s.p.eng.Value(&s.cmp.types[col], v)
+	if err != nil {
+		return v
+	}
+	return out
+}
+
+// where renders the condition of r, appending its arguments.
+func (s *verifySide) where(r keyRange, args *[]any) string {
+	c := s.cmp
+	e := s.p.eng
+	cols := make([]string, len(c.pk))
+	for i, p := range c.pk {
+		cols[i] = e.Quote(c.cols[p])
+	}
+	tuple := func(bound []any) string {
+		marks := make([]string, len(bound))
+		for i, v := range bound {
+			*args = append(*args, s.bind(c.pk[i], v))
+			marks[i] = e.Placeholder(len(*args))
+		}
+		if len(marks) == 1 {
+			return marks[0]
+		}
+		return "(" + strings.Join(marks, ", ") + ")"
+	}
+	key := cols[0]
+	if len(cols) > 1 {
+		key = "(" + strings.Join(cols, ", ") + ")"
+	}
+	var conds []string
+	if r.lo != nil {
+		conds = append(conds, key+" > "+tuple(r.lo))
+	}
+	if r.hi != nil {
+		conds = append(conds, key+" <= "+tuple(r.hi))
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+// query runs a statement of the comparison, prepared once per text.
+func (s *verifySide) query(ctx context.Context, text string, args []any) (*sql.Rows, error) {
+	st, ok := s.stmts[text]
+	if !ok {
+		var err error
+		if s.tx != nil {
+			st, err = s.tx.PrepareContext(ctx, text)
+		} else { // recheck and repair: outside the snapshot
+			st, err = s.p.db.PrepareContext(ctx, text)
+		}
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		s.stmts[text] = st
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	return rows, s.fail(err)
+}
+
+func (s *verifySide) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("on %s: %s", s.p.name, s.p.eng.Redact(err.Error()))
+}
+
+func (s *verifySide) keyList() string {
+	c := s.cmp
+	cols := make([]string, len(c.pk))
+	for i, p := range c.pk {
+		cols[i] = s.p.eng.Quote(c.cols[p])
+	}
+	return strings.Join(cols, ", ")
+}
+
+// selectList is the columns as fetched: as stored, or (across engines) as
+// the driver returns them for Scan.
+func (s *verifySide) selectList(idx []int) string {
+	cs, _ := s.p.eng.(engine.Checksummer)
+	out := make([]string, len(idx))
+	for i, p := range idx {
+		q := s.p.eng.Quote(s.cmp.cols[p])
+		if cs != nil && !s.cmp.inGo {
+			q = cs.Stored(q)
+		}
+		out[i] = q
+	}
+	return strings.Join(out, ", ")
+}
+
+func (s *verifySide) all() []int {
+	idx := make([]int, len(s.cmp.cols))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// checksum returns the count and checksum of range r on this side.
+func (s *verifySide) checksum(ctx context.Context, r keyRange) (sum, error) {
+	var args []any
+	where := s.where(r, &args)
+	table := s.p.eng.Quote(s.cmp.table.name)
+	if !s.cmp.inGo {
+		cols := make([]string, len(s.cmp.cols))
+		for i, name := range s.cmp.cols {
+			cols[i] = s.p.eng.Quote(name)
+		}
+		rows, err := s.query(ctx, "SELECT count(*), "+s.p.eng.(engine.Checksummer).Checksum(cols)+" FROM "+table+where, args)
+		if err != nil {
+			return sum{}, err
+		}
+		defer rows.Close()
+		var out sum
+		var total sql.NullInt64
+		if rows.Next() {
+			if err := rows.Scan(&out.n, &total); err != nil {
+				return sum{}, s.fail(err)
+			}
+		}
+		out.sum = uint64(total.Int64)
+		return out, s.fail(rows.Err())
+	}
+	rows, err := s.fetch(ctx, "SELECT "+s.selectList(s.all())+" FROM "+table+where, args)
+	if err != nil {
+		return sum{}, err
+	}
+	var out sum
+	for _, row := range rows {
+		out.n++
+		out.sum += hashCanonical(row)
+	}
+	return out, nil
+}
+
+// hashCanonical hashes a row of canonical values.
+func hashCanonical(row []any) uint64 {
+	h := engine.NewRowHash()
+	for _, v := range row {
+		switch x := v.(type) {
+		case nil:
+			h.Null()
+		case int64:
+			h.Int(x)
+		case float64:
+			h.Real(x)
+		case string:
+			h.Text([]byte(x))
+		case []byte:
+			h.Blob(x)
+		case bool:
+			h.Bool(x)
+		case time.Time:
+			h.TimeMicros(x.UnixMicro())
+		default:
+			h.Text([]byte(fmt.Sprint(x)))
+		}
+	}
+	return h.Sum()
+}
+
+// fetch runs a query and returns its rows in the comparison's values.
+func (s *verifySide) fetch(ctx context.Context, text string, args []any, idx ...int) ([][]any, error) {
+	rows, err := s.query(ctx, text, args)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if idx == nil {
+		idx = s.all()
+	}
+	var out [][]any
+	for rows.Next() {
+		raw := make([]any, len(idx))
+		ptrs := make([]any, len(idx))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, s.fail(err)
+		}
+		if s.cmp.inGo {
+			for i, p := range idx {
+				v, err := s.p.eng.Scan(&s.cmp.types[p], raw[i])
+				if err != nil {
+					return nil, fmt.Errorf("on %s: %w", s.p.name, err)
+				}
+				raw[i] = v
+			}
+		}
+		out = append(out, raw)
+	}
+	return out, s.fail(rows.Err())
+}
+
+// rows fetches the rows of r, in key order.
+func (s *verifySide) rows(ctx context.Context, r keyRange) ([][]any, error) {
+	var args []any
+	where := s.where(r, &args)
+	return s.fetch(ctx, "SELECT "+s.selectList(s.all())+" FROM "+s.p.eng.Quote(s.cmp.table.name)+where+" ORDER BY "+s.keyList(), args)
+}
+
+// rowByKey fetches one row; nil when there is none.
+func (s *verifySide) rowByKey(ctx context.Context, key []any) ([]any, error) {
+	c := s.cmp
+	conds := make([]string, len(c.pk))
+	args := make([]any, len(c.pk))
+	for i, p := range c.pk {
+		args[i] = s.bind(p, key[i])
+		conds[i] = s.p.eng.Quote(c.cols[p]) + " = " + s.p.eng.Placeholder(i+1)
+	}
+	rows, err := s.fetch(ctx, "SELECT "+s.selectList(s.all())+" FROM "+s.p.eng.Quote(c.table.name)+" WHERE "+strings.Join(conds, " AND "), args)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return rows[0], nil
+}
+
+// keysOnly turns fetched key rows into bounds.
+func (s *verifySide) keys(ctx context.Context, text string, args []any) ([][]any, error) {
+	return s.fetch(ctx, text, args, s.cmp.pk...)
+}
+
+// nthKey returns the n-th key after lo, in key order; nil when there are
+// fewer.
+func (s *verifySide) nthKey(ctx context.Context, lo []any, n int64) ([]any, error) {
+	var args []any
+	where := s.where(keyRange{lo: lo}, &args)
+	text := "SELECT " + s.selectList(s.cmp.pk) + " FROM " + s.p.eng.Quote(s.cmp.table.name) + where +
+		" ORDER BY " + s.keyList() + s.p.eng.LimitClause(1, int(n-1))
+	keys, err := s.keys(ctx, text, args)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	return keys[0], nil
+}
+
+// splitKeys returns every step-th key of r, in key order: the bounds of
+// r's parts.
+func (s *verifySide) splitKeys(ctx context.Context, r keyRange, step int64) ([][]any, error) {
+	var args []any
+	where := s.where(r, &args)
+	list := s.keyList()
+	var outer []string
+	for _, p := range s.cmp.pk {
+		outer = append(outer, s.p.eng.Quote(s.cmp.cols[p]))
+	}
+	cs, _ := s.p.eng.(engine.Checksummer)
+	if cs != nil && !s.cmp.inGo {
+		for i := range outer {
+			outer[i] = cs.Stored(outer[i])
+		}
+	}
+	text := fmt.Sprintf("SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s) AS tandem_rn FROM %s%s) tandem_s WHERE tandem_rn %% %d = 0 ORDER BY tandem_rn",
+		strings.Join(outer, ", "), list, list, s.p.eng.Quote(s.cmp.table.name), where, step)
+	return s.keys(ctx, text, args)
+}
