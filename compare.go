@@ -154,14 +154,15 @@ func (c *tableCmp) report(fraction float64, done bool) {
 		Rows: c.rows, Fraction: fraction, Elapsed: now.Sub(c.start), Done: done})
 }
 
-// both runs f on the two sides concurrently.
-func (c *tableCmp) both(f func(s *verifySide) error) error {
+// onBoth runs f on the reference and on the other side concurrently and
+// returns both results.
+func onBoth[T any](c *tableCmp, f func(s *verifySide) (T, error)) (a, b T, err error) {
 	var wg sync.WaitGroup
 	var errB error
-	wg.Go(func() { errB = f(c.sb) })
-	errA := f(c.sa)
+	wg.Go(func() { b, errB = f(c.sb) })
+	a, errA := f(c.sa)
 	wg.Wait()
-	return errors.Join(errA, errB)
+	return a, b, errors.Join(errA, errB)
 }
 
 // sum is a range's row count and checksum on one side.
@@ -173,16 +174,8 @@ type sum struct {
 // check compares range r on both sides; it reports the counts and
 // bisects the range when they or the checksums differ.
 func (c *tableCmp) check(ctx context.Context, r keyRange) (na, nb int64, err error) {
-	var sa, sb sum
-	if err := c.both(func(s *verifySide) error {
-		got, err := s.checksum(ctx, r)
-		if s == c.sa {
-			sa = got
-		} else {
-			sb = got
-		}
-		return err
-	}); err != nil {
+	sa, sb, err := onBoth(c, func(s *verifySide) (sum, error) { return s.checksum(ctx, r) })
+	if err != nil {
 		return 0, 0, err
 	}
 	if sa != sb {
@@ -311,16 +304,8 @@ func (c *tableCmp) bisect(ctx context.Context, r keyRange, na, nb int64) error {
 // compareRows fetches the rows of r from both sides and records how they
 // differ.
 func (c *tableCmp) compareRows(ctx context.Context, r keyRange) error {
-	var ra, rb [][]any
-	if err := c.both(func(s *verifySide) error {
-		rows, err := s.rows(ctx, r)
-		if s == c.sa {
-			ra = rows
-		} else {
-			rb = rows
-		}
-		return err
-	}); err != nil {
+	ra, rb, err := onBoth(c, func(s *verifySide) ([][]any, error) { return s.rows(ctx, r) })
+	if err != nil {
 		return err
 	}
 	c.diffs = append(c.diffs, c.diffRows(ra, rb)...)
@@ -582,27 +567,24 @@ func (c *tableCmp) intBounds(ctx context.Context) (lo, hi int64, ok bool, err er
 	if len(c.pk) != 1 || c.types[c.pk[0]].Type != engine.Integer {
 		return 0, 0, false, nil
 	}
-	var bounds [2][2]any
-	if err := c.both(func(s *verifySide) error {
-		i := 0
-		if s == c.sb {
-			i = 1
-		}
+	ba, bb, err := onBoth(c, func(s *verifySide) ([2]any, error) {
 		// Two queries: engines answer a lone min() or max() of an
 		// indexed column from the index, both together by a full scan.
+		var b [2]any
 		k := s.p.eng.Quote(c.cols[c.pk[0]])
 		for j, f := range []string{"min", "max"} {
 			q := fmt.Sprintf("SELECT %s(%s) FROM %s", f, k, s.p.eng.Quote(c.table.name))
-			if err := s.tx.QueryRowContext(ctx, q).Scan(&bounds[i][j]); err != nil {
-				return s.fail(err)
+			if err := s.tx.QueryRowContext(ctx, q).Scan(&b[j]); err != nil {
+				return b, s.fail(err)
 			}
 		}
-		return nil
-	}); err != nil {
+		return b, nil
+	})
+	if err != nil {
 		return 0, 0, false, err
 	}
 	first := true
-	for _, b := range bounds {
+	for _, b := range [][2]any{ba, bb} {
 		if b[0] == nil && b[1] == nil {
 			continue // an empty side
 		}
@@ -627,21 +609,19 @@ func (c *tableCmp) intBounds(ctx context.Context) (lo, hi int64, ok bool, err er
 
 // nextInt returns the smallest integer key above after on either side.
 func (c *tableCmp) nextInt(ctx context.Context, after int64) (int64, bool, error) {
-	var got [2]any
-	if err := c.both(func(s *verifySide) error {
-		i := 0
-		if s == c.sb {
-			i = 1
-		}
+	ga, gb, err := onBoth(c, func(s *verifySide) (any, error) {
+		var got any
 		k := s.p.eng.Quote(c.cols[c.pk[0]])
-		return s.tx.QueryRowContext(ctx, fmt.Sprintf("SELECT min(%s) FROM %s WHERE %s > %s", k, s.p.eng.Quote(c.table.name), k, s.p.eng.Placeholder(1)),
-			s.bind(c.pk[0], after)).Scan(&got[i])
-	}); err != nil {
+		q := fmt.Sprintf("SELECT min(%s) FROM %s WHERE %s > %s", k, s.p.eng.Quote(c.table.name), k, s.p.eng.Placeholder(1))
+		err := s.tx.QueryRowContext(ctx, q, s.bind(c.pk[0], after)).Scan(&got)
+		return got, s.fail(err)
+	})
+	if err != nil {
 		return 0, false, err
 	}
 	var n int64
 	ok := false
-	for _, g := range got {
+	for _, g := range []any{ga, gb} {
 		if v, isInt := g.(int64); isInt && (!ok || v < n) {
 			n, ok = v, true
 		}

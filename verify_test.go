@@ -364,6 +364,27 @@ func TestVerifyComparesStoredValuesExactly(t *testing.T) {
 	}
 }
 
+// TestVerifyComparesAfterAffinity: in typed columns SQLite converts a
+// value to the column's affinity as it stores it, so values written
+// differently but stored alike are equal, and a value it cannot convert
+// stays as written and differs.
+func TestVerifyComparesAfterAffinity(t *testing.T) {
+	vfModes(t, func(t *testing.T, inGo bool) {
+		cfg, a, b := vfPair(t, `CREATE TABLE w (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT)`)
+		vfExec(t, a, `INSERT INTO w VALUES (1, '1', 1, 1), (2, 2, 2.5, 'x'), (3, 3, 3, 'y')`)
+		vfExec(t, b, `INSERT INTO w VALUES ('1', 1, '1.0', '1'), (2, 2.0, '2.5', 'x'), (3, 3, 3, 'Y')`)
+		want := []string{"w changed id=3 s"}
+		vfSameLines(t, "the oracle", vfOracle(t, cfg, "w", []string{"id"}, []string{"i", "r", "s"}), want)
+		vfSameLines(t, "differences", vfDiffs(vfVerify(t, cfg, inGo)), want)
+	})
+	cfg, a, b := vfPair(t, `CREATE TABLE w (id INTEGER PRIMARY KEY, i INTEGER)`)
+	vfExec(t, a, `INSERT INTO w VALUES (1, 'abc'), (2, '2x')`)
+	vfExec(t, b, `INSERT INTO w VALUES (1, 'abc'), (2, 2)`)
+	want := []string{"w changed id=2 i"}
+	vfSameLines(t, "the oracle", vfOracle(t, cfg, "w", []string{"id"}, []string{"i"}), want)
+	vfSameLines(t, "text kept in an INTEGER column", vfDiffs(vfVerify(t, cfg, false)), want)
+}
+
 // TestVerifyInGoComparesCanonicalValues is the comparison across engines:
 // typed columns, values as tandem reads them (a TIMESTAMP as a time, a
 // BOOLEAN as a bool).
