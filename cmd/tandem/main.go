@@ -36,6 +36,8 @@ var commands = []command{
 	{"promote", "let an outdated datasource take writes again", runPromote},
 	{"verify", "prove the datasources identical, or list the rows that differ", runVerify},
 	{"repair", "make one datasource's rows equal another's", runRepair},
+	{"gen", "generate Go models from a Propel schema.xml", runGen},
+	{"config", "import a Propel runtime-conf.xml or propel.yaml as a tandem config", runConfig},
 	{"demo", "write a bookstore to two SQLite files and show they are identical", runDemo},
 }
 
