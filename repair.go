@@ -36,7 +36,9 @@ func Repair(ctx context.Context, cfg *Config, opts RepairOptions) (*RepairReport
 	if len(found.Aliases) > 0 {
 		return nil, fmt.Errorf("%w: %s and %s are one database", ErrConfig, opts.From, opts.To)
 	}
-	from, to, _ := pickPair(dss, vopts.Between)
+	from, others, _ := pickPair(dss, vopts.Between)
+	from = aliasTarget(dss, from) // another name of a database: the one opened
+	to := []*plainDB{aliasTarget(dss, others[0])}
 	rep := &RepairReport{Before: found, DryRun: opts.DryRun}
 	tables, err := verifyTables(ctx, from, to, found.tableNames())
 	if err != nil {

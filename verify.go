@@ -350,7 +350,7 @@ func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []s
 			return nil, err
 		}
 	}
-	names := only
+	names := slices.Compact(slices.Sorted(slices.Values(only)))
 	if len(names) == 0 {
 		set := map[string]bool{}
 		for n := range refTables {

@@ -724,3 +724,25 @@ func TestVerifyWaitsForAWriteBetweenItsCommits(t *testing.T) {
 		t.Errorf("verify returned before the write committed on bar")
 	}
 }
+
+// TestRepairThroughAnotherNameOfADatabase: with three datasources, two of
+// them one file, repair from the second name copies from that file.
+func TestRepairThroughAnotherNameOfADatabase(t *testing.T) {
+	cfg, a, b := vfPair(t, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`)
+	vfExec(t, a, `INSERT INTO t VALUES (1, 'one')`)
+	yaml := "datasources:\n  - {name: a, driver: sqlite, dsn: a.db}\n  - {name: b, driver: sqlite, dsn: b.db}\n  - {name: a2, driver: sqlite, dsn: ./sub/../a.db}\n"
+	if err := os.Mkdir(filepath.Join(filepath.Dir(cfg), "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tandem.Repair(context.Background(), vfLoad(t, cfg), tandem.RepairOptions{From: "a2", To: "b"})
+	if err != nil || rep.Changes != 1 {
+		t.Fatalf("repair from a2 (a.db): %+v, %v", rep, err)
+	}
+	var v string
+	if err := b.QueryRow(`SELECT v FROM t WHERE id = 1`).Scan(&v); err != nil || v != "one" {
+		t.Errorf("b after the repair: %q, %v", v, err)
+	}
+}
