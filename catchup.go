@@ -188,6 +188,7 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 		var cursor missedCursor
 		for {
 			n, next, err := c.catchUpStep(ctx, x, phase, cursor)
+			c.catchUpProgress(x, n, err)
 			copied += n
 			if err != nil {
 				return fmt.Errorf("catch up %s: %w", x.name, err)
@@ -259,6 +260,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	if err != nil || len(recs) == 0 {
 		return 0, nil, err
 	}
+	c.catchUpBegins(x)
 	defs, err := p.tableDefs(ctx, ptx)
 	if err != nil {
 		return 0, nil, err
@@ -342,6 +344,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	if err := s.commit(receivers...); err != nil {
 		return 0, nil, err
 	}
+	countCaughtUp(receivers, copied)
 	if len(recs) < catchUpBatch {
 		return copied, nil, nil
 	}
@@ -427,6 +430,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		n.mu.Unlock()
 		c.log.Info("no longer outdated: it misses nothing", "node", n.name)
 	}
+	c.catchUpEnd(x, complete)
 	return complete, nil
 }
 

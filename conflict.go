@@ -91,8 +91,10 @@ func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td
 		rec.Resolution = fmt.Sprintf("%s policy: kept %s's row", c.policy.name(), winner.name)
 		rec.ResolvedAt = &now
 		c.log.Warn("conflict resolved by policy", "table", r.tbl, "key", r.pk, "kept", winner.name, "policy", c.policy.name())
+		c.event(EventConflict, x.name, "conflict on %s %s (both %s and %s changed it) resolved by the %s policy: kept %s's row", r.tbl, r.pk, p.name, x.name, c.policy.name(), winner.name)
 	} else {
 		c.log.Warn("conflict: both sides changed a row; `tandem resolve` decides", "table", r.tbl, "key", r.pk, "nodes", p.name+", "+x.name)
+		c.event(EventConflict, x.name, "conflict on %s %s: both %s and %s changed it; `tandem resolve` decides", r.tbl, r.pk, p.name, x.name)
 	}
 	for _, n := range []*Node{p, x} {
 		if err := n.recordConflict(ctx, s.txs[n], &rec); err != nil {
@@ -363,6 +365,7 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 	if err := s.commit(); err != nil {
 		return 0, err
 	}
+	c.resolvedEvent(keep, len(todo))
 	c.kick()
 	return len(todo), nil
 }
@@ -417,6 +420,7 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 	n.live.promotedAt = time.Now().UnixMilli()
 	n.mu.Unlock()
 	c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name, "outdated", mark)
+	c.promotedEvent(name, mark)
 	c.recompute()
 	return nil
 }

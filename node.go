@@ -34,6 +34,8 @@ type Node struct {
 	mu   sync.Mutex
 	prob error // a lasting reason the node takes no writes (an identity clash)
 	live liveState
+
+	counters nodeCounters // for Metrics (metrics.go)
 }
 
 // liveState is what this process knows of a node now, guarded by Node.mu.
@@ -140,6 +142,7 @@ func (n *Node) markDown(err error) {
 	n.mu.Unlock()
 	if first {
 		n.cluster.log.Warn("datasource down: writes go on without it", "node", n.name, "err", err)
+		n.cluster.downEvent(n, err)
 		n.cluster.kick()
 	}
 }

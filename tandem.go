@@ -106,6 +106,8 @@ type Cluster struct {
 	clear  *clearer
 	closed atomic.Bool
 
+	events eventLog // recent events and their subscribers (events.go); ready as the zero value
+
 	// serialCommit commits the primary before the secondaries (measured
 	// against concurrent commits by BenchmarkSave).
 	serialCommit bool
@@ -210,6 +212,7 @@ func (c *Cluster) Close() error {
 	}
 	close(c.stop)
 	<-c.healthDone
+	c.closeEvents()
 	c.clear.stop()
 	// Leave the knowledge of who misses what in the databases.
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)

@@ -195,6 +195,7 @@ func (c *Cluster) recompute() {
 	if !sameView(old, v) {
 		c.view.Store(v)
 		c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
+		c.primaryEvent(old, v)
 	}
 }
 
@@ -432,6 +433,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 		n.mu.Unlock()
 		if back {
 			c.log.Info("datasource reachable again", "node", n.name, "missed", behind)
+			c.event(EventUp, n.name, "%s reachable again (it rejoins the writes once it misses nothing)", n.name)
 		}
 	}
 	c.markOutdated(ctx)

@@ -84,6 +84,9 @@ type Tx struct {
 	// primary's transaction (SQLite rolls it back on I/O errors and
 	// interrupts); later statements would run outside it, so none may.
 	broken error
+	// whole marks a Cluster.Tx, which counts as one write in Metrics
+	// however many rows it writes (see Tx.weight).
+	whole bool
 }
 
 // statementFailed notes err, returned by a statement on the primary.
@@ -96,6 +99,7 @@ func (tx *Tx) statementFailed(ctx context.Context, err error) {
 		// Not a constraint and not the caller's cancellation: the
 		// database failed (I/O error, full disk, no answer).
 		tx.primary.markDown(fmt.Errorf("write on primary: %w", err))
+		tx.primary.countFailures(1)
 	}
 }
 
@@ -136,7 +140,7 @@ type op struct {
 // committed and fn runs again on the right primary. So fn should act only
 // through tx, and return the same result for the same data.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
-	return c.tx(ctx, fn, true)
+	return c.tx(ctx, func(tx *Tx) error { tx.whole = true; return fn(tx) }, true)
 }
 
 // tx runs fn as Tx does. With rerun, a write refused because the primary
@@ -163,6 +167,7 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 			}
 			if !errors.Is(err, ErrNodeDown) { // else already marked
 				v.primary.markDown(err)
+				v.primary.countFailures(1)
 			}
 			c.recompute()
 			continue // fn has not run: try the next primary
@@ -493,6 +498,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			return fmt.Errorf("%w: %w", ErrNotCommitted, s.err)
 		}
 	}
+	tx.countLeftOut(failed)
 
 	// Every database that commits records the keys the others miss. A
 	// secondary that fails to record them is itself left out, and so
@@ -507,6 +513,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			// An upsert: recording a key again after a later failure is harmless.
 			if err := s.n.recordMissed(s.tx.ctx, s.tx, in, missing); err != nil {
 				s.n.markDown(fmt.Errorf("record missed keys on %s: %w", s.n.name, err))
+				s.n.countFailures(tx.weight())
 				s.tx.abandon()
 				lost = s
 				break
@@ -531,6 +538,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	if perr == nil {
 		committed = append([]*Node{p}, committed...)
 	}
+	tx.countCommit(committed, lost, perr)
 	switch {
 	case perr == nil && len(lost) == 0:
 		if !c.noIntent {

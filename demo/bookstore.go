@@ -10,28 +10,28 @@ import (
 
 // Author writes books.
 type Author struct {
-	ID        int64  `tandem:"id,pk,auto"`
-	FirstName string `tandem:"first_name,size=128"`
-	LastName  string `tandem:"last_name,size=128,index"`
+	ID        int64  `tandem:"id,pk,auto" json:"id"`
+	FirstName string `tandem:"first_name,size=128" json:"first_name"`
+	LastName  string `tandem:"last_name,size=128,index" json:"last_name"`
 }
 
 // Publisher publishes books; names are unique.
 type Publisher struct {
-	ID   int64  `tandem:"id,pk,auto"`
-	Name string `tandem:"name,size=128,unique"`
+	ID   int64  `tandem:"id,pk,auto" json:"id"`
+	Name string `tandem:"name,size=128,unique" json:"name"`
 }
 
 // Book is one title in the store.
 type Book struct {
-	ID          int64     `tandem:"id,pk,auto"`
-	Title       string    `tandem:"title,size=255,index"`
-	ISBN        string    `tandem:"isbn,size=24,unique"`
-	Price       float64   `tandem:"price"`
-	Stock       int64     `tandem:"stock,default=1"`
-	AuthorID    int64     `tandem:"author_id,index"`
-	PublisherID int64     `tandem:"publisher_id,index"`
-	CreatedAt   time.Time `tandem:"created_at,default=now"`
-	UpdatedAt   time.Time `tandem:"updated_at"`
+	ID          int64     `tandem:"id,pk,auto" json:"id"`
+	Title       string    `tandem:"title,size=255,index" json:"title"`
+	ISBN        string    `tandem:"isbn,size=24,unique" json:"isbn"`
+	Price       float64   `tandem:"price" json:"price"`
+	Stock       int64     `tandem:"stock,default=1" json:"stock"`
+	AuthorID    int64     `tandem:"author_id,index" json:"author_id"`
+	PublisherID int64     `tandem:"publisher_id,index" json:"publisher_id"`
+	CreatedAt   time.Time `tandem:"created_at,default=now" json:"created_at"`
+	UpdatedAt   time.Time `tandem:"updated_at" json:"updated_at"`
 }
 
 // BeforeSave stamps the book. The time is decided here, once, in Go, and

@@ -13,6 +13,21 @@ if ! command -v go >/dev/null; then
 	exit 2
 fi
 
+# The demo's browser test (demo/browser_test.go) drives a headless Chromium;
+# without one it is skipped, and CI fails on skips.
+if ! command -v chromium >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "test.sh: chromium not found: installing it (apt-get install chromium)"
+		if ! (DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); then
+			echo "test.sh: could not install chromium: the browser test will be skipped" >&2
+		fi
+	else
+		echo "test.sh: chromium not found: the browser test will be skipped; install it with:" >&2
+		echo "    sudo apt-get install chromium    # Debian, Ubuntu" >&2
+	fi
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
@@ -58,7 +73,7 @@ fi
 
 echo "== demo"
 demo=$(mktemp -d)
-go run ./cmd/tandem demo --dir "$demo/tandem-demo" >"$demo/out.txt"
+go run ./cmd/tandem demo --dir "$demo/tandem-demo" --check >"$demo/out.txt"
 grep -q "every row is identical on every datasource" "$demo/out.txt"
 go run ./cmd/tandem status --config "$demo/tandem-demo/tandem.yaml" >/dev/null
 go run ./cmd/tandem verify --config "$demo/tandem-demo/tandem.yaml" >/dev/null

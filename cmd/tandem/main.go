@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tandemdb/tandem"
@@ -107,9 +108,23 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", def, "config file (default from $TANDEM_CONFIG)")
 }
 
-// logger logs warnings and errors to stderr, as text.
+// logger logs to stderr: warnings and errors, as text; with
+// TANDEM_LOG_FORMAT=json as JSON lines, and with TANDEM_LOG_LEVEL=info (or
+// debug) more. tandem's logs never hold a DSN password.
 func logger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	switch strings.ToLower(os.Getenv("TANDEM_LOG_LEVEL")) {
+	case "debug":
+		opts.Level = slog.LevelDebug
+	case "info":
+		opts.Level = slog.LevelInfo
+	case "error":
+		opts.Level = slog.LevelError
+	}
+	if strings.EqualFold(os.Getenv("TANDEM_LOG_FORMAT"), "json") {
+		return slog.New(slog.NewJSONHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
 }
 
 // fail prints err and returns its exit code: 2 for everything but the

@@ -264,3 +264,22 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress shown on a buffer")
 	}
 }
+
+func TestLoggerFormats(t *testing.T) {
+	var buf bytes.Buffer
+	t.Setenv("TANDEM_LOG_FORMAT", "json")
+	t.Setenv("TANDEM_LOG_LEVEL", "info")
+	logger(&buf).Info("hello", "node", "bar")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["msg"] != "hello" || line["node"] != "bar" {
+		t.Errorf("JSON log line %q: %v", buf.String(), err)
+	}
+	buf.Reset()
+	t.Setenv("TANDEM_LOG_FORMAT", "")
+	t.Setenv("TANDEM_LOG_LEVEL", "")
+	logger(&buf).Info("quiet")
+	logger(&buf).Warn("loud")
+	if got := buf.String(); strings.Contains(got, "quiet") || !strings.Contains(got, "level=WARN msg=loud") {
+		t.Errorf("text log %q: want warnings only", got)
+	}
+}
