@@ -37,9 +37,10 @@ type tableCmp struct {
 	inGo     bool // hash rows in Go, in canonical values (engines differ)
 	progress func(VerifyProgress)
 
-	cols  []string // column names, in the reference's order
-	pk    []int    // positions of the key columns in cols, in key order
-	types []engine.Column
+	def   *tableDef       // the table as the reference defines it
+	cols  []string        // column names, in the reference's order
+	pk    []int           // def.pk: positions of the key columns in cols, in key order
+	types []engine.Column // def.t.Columns: the columns in logical types
 	sa    *verifySide
 	sb    *verifySide
 	diffs []RowDiff
@@ -97,20 +98,10 @@ func (c *tableCmp) run(ctx context.Context) ([]RowDiff, int64, int64, error) {
 
 // init reads the columns and key of the table from the reference.
 func (c *tableCmp) init() {
-	for _, col := range c.table.ref.Columns {
+	c.def = defineTable(c.table.ref)
+	c.types, c.pk = c.def.t.Columns, c.def.pk
+	for _, col := range c.types {
 		c.cols = append(c.cols, col.Name)
-		c.types = append(c.types, engine.Column{Name: col.Name, Type: col.Logical})
-	}
-	type kc struct{ pos, col int }
-	var keys []kc
-	for i, col := range c.table.ref.Columns {
-		if col.PK > 0 {
-			keys = append(keys, kc{col.PK, i})
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].pos < keys[j].pos })
-	for _, k := range keys {
-		c.pk = append(c.pk, k.col)
 	}
 }
 

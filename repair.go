@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-
-	"github.com/tandemdb/tandem/engine"
 )
 
 // Repair makes datasource To hold exactly the rows of datasource From: it
@@ -133,7 +131,7 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 	dst := &verifySide{p: to, tx: tx, cmp: c, stmts: map[string]*sql.Stmt{}}
 	defer dst.closeStmts()
 	defer src.closeStmts()
-	upsert, del := c.writeStatements(to.eng)
+	texts := c.def.statements(to.eng) // upsert: every column in the reference's order; delete: by key
 	changed := 0
 	for _, d := range diffs {
 		want, err := src.rowByKey(ctx, d.Key.Values)
@@ -173,9 +171,9 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 		if opts.DryRun {
 			continue
 		}
-		text := upsert
+		text := texts.upsert
 		if ch.Kind == ChangeDelete {
-			text = del
+			text = texts.delete
 		}
 		if _, err := tx.ExecContext(ctx, text, args...); err != nil {
 			return changed - 1, fmt.Errorf("%s %s: %s", ch.Kind, ch.Key, to.eng.Redact(err.Error()))
@@ -188,16 +186,4 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 		return 0, fmt.Errorf("commit: %s", to.eng.Redact(err.Error()))
 	}
 	return changed, nil
-}
-
-// writeStatements returns the upsert of a whole row (arguments: every
-// column in the reference's order) and the delete by key.
-func (c *tableCmp) writeStatements(e engine.Engine) (upsert, del string) {
-	t := engine.Table{Name: c.table.name, Columns: c.types}
-	conds := make([]string, len(c.pk))
-	for i, p := range c.pk {
-		t.PK = append(t.PK, c.cols[p])
-		conds[i] = e.Quote(c.cols[p]) + " = " + e.Placeholder(i+1)
-	}
-	return e.Upsert(&t), "DELETE FROM " + e.Quote(c.table.name) + " WHERE " + strings.Join(conds, " AND ")
 }

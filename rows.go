@@ -24,12 +24,33 @@ import (
 // tableDef is a table as a live database defines it, in logical types.
 type tableDef struct {
 	t     engine.Table
-	pk    []int                    // positions of the key columns in t.Columns, in key order
-	texts map[*Node]*rowStatements // built on first use per node
+	pk    []int                            // positions of the key columns in t.Columns, in key order
+	texts map[engine.Engine]*rowStatements // built on first use per engine
 }
 
 type rowStatements struct {
 	selectByKey, upsert, delete string
+}
+
+// defineTable turns a live table's structure into a tableDef: its columns
+// in logical types, and its key columns in key order (none when the table
+// has no primary key).
+func defineTable(info engine.TableInfo) *tableDef {
+	td := &tableDef{t: engine.Table{Name: info.Name}, texts: map[engine.Engine]*rowStatements{}}
+	type keyCol struct{ pos, col int }
+	var keys []keyCol
+	for i, ci := range info.Columns {
+		td.t.Columns = append(td.t.Columns, engine.Column{Name: ci.Name, Type: ci.Logical, NotNull: ci.NotNull})
+		if ci.PK > 0 {
+			keys = append(keys, keyCol{ci.PK, i})
+		}
+	}
+	sort.Slice(keys, func(a, b int) bool { return keys[a].pos < keys[b].pos })
+	for _, k := range keys {
+		td.pk = append(td.pk, k.col)
+		td.t.PK = append(td.t.PK, td.t.Columns[k.col].Name)
+	}
+	return td
 }
 
 // tableDefs reads the definitions of the user tables n's database holds.
@@ -40,33 +61,18 @@ func (n *Node) tableDefs(ctx context.Context, q engine.Querier) (map[string]*tab
 	}
 	defs := make(map[string]*tableDef, len(infos))
 	for _, info := range infos {
-		td := &tableDef{t: engine.Table{Name: info.Name}, texts: map[*Node]*rowStatements{}}
-		type keyCol struct{ pos, col int }
-		var keys []keyCol
-		for i, ci := range info.Columns {
-			td.t.Columns = append(td.t.Columns, engine.Column{Name: ci.Name, Type: ci.Logical, NotNull: ci.NotNull})
-			if ci.PK > 0 {
-				keys = append(keys, keyCol{ci.PK, i})
-			}
+		if td := defineTable(info); len(td.pk) > 0 {
+			defs[info.Name] = td // tandem's models always have a key; others cannot be copied by key
 		}
-		if len(keys) == 0 {
-			continue // tandem's models always have a key; others cannot be copied by key
-		}
-		sort.Slice(keys, func(a, b int) bool { return keys[a].pos < keys[b].pos })
-		for _, k := range keys {
-			td.pk = append(td.pk, k.col)
-			td.t.PK = append(td.t.PK, td.t.Columns[k.col].Name)
-		}
-		defs[info.Name] = td
 	}
 	return defs, nil
 }
 
-func (td *tableDef) statements(n *Node) *rowStatements {
-	if s := td.texts[n]; s != nil {
+// statements returns the row statements of td in engine e's dialect.
+func (td *tableDef) statements(e engine.Engine) *rowStatements {
+	if s := td.texts[e]; s != nil {
 		return s
 	}
-	e := n.eng
 	cols := make([]string, len(td.t.Columns))
 	for i, c := range td.t.Columns {
 		cols[i] = e.Quote(c.Name)
@@ -81,7 +87,7 @@ func (td *tableDef) statements(n *Node) *rowStatements {
 		upsert:      e.Upsert(&td.t),
 		delete:      fmt.Sprintf("DELETE FROM %s WHERE %s", e.Quote(td.t.Name), where),
 	}
-	td.texts[n] = s
+	td.texts[e] = s
 	return s
 }
 
@@ -167,7 +173,7 @@ func (n *Node) readRow(ctx context.Context, q querier, td *tableDef, key []any) 
 	for i := range raw {
 		ptrs[i] = &raw[i]
 	}
-	err = q.QueryRowContext(ctx, td.statements(n).selectByKey, args...).Scan(ptrs...)
+	err = q.QueryRowContext(ctx, td.statements(n.eng).selectByKey, args...).Scan(ptrs...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -190,7 +196,7 @@ func (n *Node) writeRow(ctx context.Context, tx execer, td *tableDef, key, row [
 	if row == nil {
 		var args []any
 		if args, err = n.keyArgs(td, key); err == nil {
-			_, err = tx.ExecContext(ctx, td.statements(n).delete, args...)
+			_, err = tx.ExecContext(ctx, td.statements(n.eng).delete, args...)
 		}
 	} else {
 		args := make([]any, len(row))
@@ -200,7 +206,7 @@ func (n *Node) writeRow(ctx context.Context, tx execer, td *tableDef, key, row [
 			}
 		}
 		if err == nil {
-			_, err = tx.ExecContext(ctx, td.statements(n).upsert, args...)
+			_, err = tx.ExecContext(ctx, td.statements(n.eng).upsert, args...)
 		}
 	}
 	if err != nil {
