@@ -334,18 +334,22 @@ func (n *Node) close() error {
 // one database file; each later one becomes an alias of the first.
 func (c *Cluster) sameFiles() {
 	for j, b := range c.nodes {
-		fe, ok := b.eng.(engine.FileEngine)
-		if !ok {
-			continue
-		}
 		for _, a := range c.nodes[:j] {
-			if a.sameAs == nil && a.eng.Name() == b.eng.Name() && fe.SameFile(a.dsn, b.dsn) {
+			if a.sameAs == nil && oneFile(a.eng, a.dsn, b.eng, b.dsn) {
 				b.sameAs = a
 				c.log.Info("datasources are one database file; writing it once", "node", b.name, "same_as", a.name)
 				break
 			}
 		}
 	}
+}
+
+// oneFile reports whether two resolved DSNs name one database file (two
+// paths, a symbolic link, a hard link), for engines whose databases are
+// files.
+func oneFile(ea engine.Engine, a string, eb engine.Engine, b string) bool {
+	fe, ok := eb.(engine.FileEngine)
+	return ok && ea.Name() == eb.Name() && fe.SameFile(a, b)
 }
 
 // findAliases recognises datasources that reach one database: they carry

@@ -205,7 +205,7 @@ func openPlain(ctx context.Context, cfg *Config) ([]*plainDB, error) {
 	for i, ds := range cfg.Datasources {
 		p := &plainDB{name: ds.Name, eng: ds.eng, dsn: ds.dsn}
 		for _, q := range out {
-			if fe, ok := p.eng.(engine.FileEngine); ok && q.eng == p.eng && fe.SameFile(q.dsn, p.dsn) {
+			if oneFile(q.eng, q.dsn, p.eng, p.dsn) {
 				p.alias = q.name
 				break
 			}
