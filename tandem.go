@@ -66,6 +66,9 @@ var drivers = map[string]engine.Engine{
 	"sqlite": sqlite.Engine{},
 }
 
+// Drivers lists the driver names a config's datasources may use, sorted.
+func Drivers() []string { return driverNames() }
+
 func driverNames() []string {
 	names := make([]string, 0, len(drivers))
 	for n := range drivers {

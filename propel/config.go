@@ -12,11 +12,14 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tandemdb/tandem"
 )
 
 // ImportOptions tunes ImportConfig.
@@ -649,10 +652,9 @@ func confYAMLConn(file string, n *yaml.Node, at string) (confConn, error) {
 
 // ---- conversion ----
 
-// confDriverAvailable says whether tandem's driver table has driver today:
-// sqlite does, mysql and postgres come later. Keep it in step with the
-// table (TestImportDriverTable checks).
-func confDriverAvailable(driver string) bool { return driver == "sqlite" }
+// confDriverAvailable says whether tandem's driver table has driver today
+// (sqlite does; mysql and postgres come later).
+func confDriverAvailable(driver string) bool { return slices.Contains(tandem.Drivers(), driver) }
 
 // confAdapters maps Propel adapters to tandem drivers and the PDO DSN
 // prefix that goes with them.

@@ -364,9 +364,9 @@ func TestImportNames(t *testing.T) {
 	}
 }
 
-// TestImportDriverTable keeps confDriverAvailable in step with tandem's
-// driver table: when mysql or postgres arrive there, the header comment
-// and warning about them must go.
+// TestImportDriverTable: confDriverAvailable (tandem.Drivers) agrees with
+// the drivers tandem.ParseConfig accepts, so that when mysql or postgres
+// arrive the header comment and warning about them go.
 func TestImportDriverTable(t *testing.T) {
 	dir := t.TempDir()
 	for _, driver := range []string{"sqlite", "mysql", "postgres"} {
