@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/engine/sqlite"
 )
 
 // Options configure Open.
@@ -109,18 +110,21 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// sqliteFiles maps each SQLite datasource to its file.
+// sqliteFiles maps each SQLite datasource to its file, resolved as tandem
+// resolves it (LoadConfig already checked every DSN).
 func sqliteFiles(cfg *tandem.Config, cfgPath string) map[string]string {
 	out := map[string]string{}
 	for _, ds := range cfg.Datasources {
 		if ds.Driver != "sqlite" {
 			continue
 		}
-		p, _, _ := strings.Cut(strings.TrimPrefix(ds.DSN, "file:"), "?")
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(cfgPath), p)
+		dsn, err := sqlite.Engine{}.ResolveDSN(ds.DSN, filepath.Dir(cfgPath))
+		if err != nil {
+			continue
 		}
-		out[ds.Name] = p
+		if p, err := sqlite.Path(dsn); err == nil {
+			out[ds.Name] = p
+		}
 	}
 	return out
 }

@@ -143,6 +143,13 @@ func (Engine) ResolveDSN(s, baseDir string) (string, error) {
 	return d.String(), nil
 }
 
+// Path returns the file path of a DSN (absolute once ResolveDSN resolved
+// it), for tools that work on the file itself.
+func Path(dsn string) (string, error) {
+	d, err := parseDSN(dsn)
+	return d.path, err
+}
+
 // SameFile implements engine.FileEngine. Files that exist are compared by
 // device and inode (hard links, symbolic links); a file not created yet is
 // compared by its path with symbolic links resolved.
