@@ -28,8 +28,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, f := range []struct{ name, val string }{{"--schema", *schema}, {"--out", *out}} {
 		if f.val == "" {
-			fmt.Fprintf(stderr, "tandem gen: %s is required\n", f.name)
-			return 2
+			return usageErr(stderr, "gen", "%s is required", f.name)
 		}
 	}
 	data, err := os.ReadFile(*schema)

@@ -26,8 +26,7 @@ func runRepair(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	for _, f := range []struct{ name, val string }{{"--from", *from}, {"--to", *to}} {
 		if f.val == "" {
-			fmt.Fprintf(stderr, "tandem repair: %s is required\n", f.name)
-			return 2
+			return usageErr(stderr, "repair", "%s is required", f.name)
 		}
 	}
 	cfg, err := tandem.LoadConfig(*config)
