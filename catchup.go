@@ -95,7 +95,7 @@ func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*sessio
 		tx, err := n.begin(ctx, c.timeout)
 		if err != nil {
 			s.rollback()
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !errors.Is(err, errBusy) {
 				n.markDown(err)
 			}
 			return nil, err

@@ -243,8 +243,8 @@ var cfgBadCases = []struct {
 	},
 	{
 		name:  "UnknownDriver",
-		text:  "datasources:\n  - name: foo\n    driver: mysql\n    dsn: foo\n  - name: bar\n    driver: sqlite\n    dsn: bar.db\n",
-		field: "datasources[0].driver", line: 3, msg: `unknown driver "mysql" (known: sqlite)`,
+		text:  "datasources:\n  - name: foo\n    driver: oracle\n    dsn: foo\n  - name: bar\n    driver: sqlite\n    dsn: bar.db\n",
+		field: "datasources[0].driver", line: 3, msg: `unknown driver "oracle" (known: mysql, postgres, sqlite)`,
 	},
 	{
 		name:  "MissingName",
@@ -254,7 +254,7 @@ var cfgBadCases = []struct {
 	{
 		name:  "MissingDriver",
 		text:  "datasources:\n  - name: foo\n    dsn: foo.db\n  - name: bar\n    driver: sqlite\n    dsn: bar.db\n",
-		field: "datasources[0].driver", line: 2, msg: "missing (known: sqlite)",
+		field: "datasources[0].driver", line: 2, msg: "missing (known: mysql, postgres, sqlite)",
 	},
 	{
 		name:  "MissingDSN",
@@ -511,7 +511,7 @@ func TestConfigOpenValidatesAConfigBuiltInGo(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &tandem.Config{Datasources: []tandem.Datasource{
 		{Name: "foo", Driver: "sqlite", DSN: filepath.Join(dir, "foo.db")},
-		{Name: "bar", Driver: "postgres", DSN: filepath.Join(dir, "bar.db")},
+		{Name: "bar", Driver: "oracle", DSN: filepath.Join(dir, "bar.db")},
 	}}
 	c, err := tandem.Open(context.Background(), cfg)
 	if c != nil {

@@ -34,6 +34,9 @@ type Node struct {
 	mu   sync.Mutex
 	prob error // a lasting reason the node takes no writes (an identity clash)
 	live liveState
+	// downc is closed when n is marked down, waking writes that wait for
+	// it (see downSignal); nil until asked for.
+	downc chan struct{}
 
 	counters nodeCounters // for Metrics (metrics.go)
 }
@@ -139,6 +142,10 @@ func (n *Node) markDown(err error) {
 		n.live.downSince = time.Now()
 	}
 	n.live.lastErr, n.live.lastErrAt = err.Error(), time.Now()
+	if n.downc != nil {
+		close(n.downc)
+		n.downc = nil
+	}
 	n.mu.Unlock()
 	if first {
 		n.cluster.log.Warn("datasource down: writes go on without it", "node", n.name, "err", err)
@@ -146,6 +153,22 @@ func (n *Node) markDown(err error) {
 		n.cluster.kick()
 	}
 }
+
+// downSignal returns a channel that is closed once n is down (at once if
+// it is down now).
+func (n *Node) downSignal() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.live.down != nil {
+		return closedChan
+	}
+	if n.downc == nil {
+		n.downc = make(chan struct{})
+	}
+	return n.downc
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // noteError records err as n's last error without marking it down.
 func (n *Node) noteError(err error) {
@@ -184,7 +207,7 @@ var (
 		Columns: []engine.Column{
 			{Name: "node", Type: engine.Text, Size: 64, NotNull: true},
 			{Name: "tbl", Type: engine.Text, Size: 128, NotNull: true},
-			{Name: "pk", Type: engine.Text, NotNull: true},
+			{Name: "pk", Type: engine.Text, Size: maxKeyText, NotNull: true},
 			{Name: "at", Type: engine.Integer, NotNull: true}, // unix ms of the latest missed write
 		},
 		PK: []string{"node", "tbl", "pk"},
@@ -195,7 +218,7 @@ var (
 		Name: "_tandem_conflicts",
 		Columns: []engine.Column{
 			{Name: "tbl", Type: engine.Text, Size: 128, NotNull: true},
-			{Name: "pk", Type: engine.Text, NotNull: true},
+			{Name: "pk", Type: engine.Text, Size: maxKeyText, NotNull: true},
 			{Name: "node_a", Type: engine.Text, Size: 64, NotNull: true},
 			{Name: "row_a", Type: engine.Text}, // JSON object; NULL: no row
 			{Name: "node_b", Type: engine.Text, Size: 64, NotNull: true},
@@ -218,6 +241,10 @@ var (
 		PK: []string{"txid", "seq"},
 	}
 )
+
+// maxKeyText bounds a key's text form in the bookkeeping tables whose
+// primary key includes it: MySQL indexes only bounded text (3072 bytes).
+const maxKeyText = 512
 
 var bookkeeping = []*engine.Table{&metaTable, &pendingTable, &missedTable, &conflictTable}
 
@@ -418,8 +445,19 @@ type dbTx struct {
 // connection of this process's pool; wait bounds the database's answer (a
 // lock another process holds, a hung server). The transaction lives until
 // Commit, Rollback or abandon, whatever happens to ctx.
+//
+// On engines that lock rows rather than the database (engine.Locker), it
+// takes the database's lock exclusively: begin serves catch-up, the
+// sweeper and tandem's markers, which no write may interleave with.
 func (n *Node) begin(ctx context.Context, wait time.Duration) (*dbTx, error) {
-	return n.beginTx(ctx, wait, false)
+	return n.beginTx(ctx, wait, false, true)
+}
+
+// beginShared is begin taking the database's lock shared, as writes do:
+// for work that only has to keep out of catch-up's way (clearing intent
+// records, checking that the database takes writes).
+func (n *Node) beginShared(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	return n.beginTx(ctx, wait, false, false)
 }
 
 // beginWrite is begin for a write: it gives up at once if, while it waited
@@ -427,10 +465,15 @@ func (n *Node) begin(ctx context.Context, wait time.Duration) (*dbTx, error) {
 // for that connection; without this each would wait out the timeout in
 // turn.)
 func (n *Node) beginWrite(ctx context.Context, wait time.Duration) (*dbTx, error) {
-	return n.beginTx(ctx, wait, true)
+	return n.beginTx(ctx, wait, true, false)
 }
 
-func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast bool) (*dbTx, error) {
+// lockWait is how many timeouts a transaction waits for tandem's lock on
+// engines that lock rows (engine.Locker): a write holds it for at most a
+// timeout at each of its steps.
+const lockWait = 4
+
+func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclusive bool) (*dbTx, error) {
 	db := n.conn()
 	if db == nil {
 		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
@@ -465,6 +508,24 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast bool) (
 		stop()
 		conn.Close()
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	if l, ok := n.eng.(engine.Locker); ok {
+		// The server answered BEGIN. Waiting for tandem's lock is waiting
+		// for other writers (each bounded by the timeout at every step),
+		// not for a failing server, so it gets longer and, if it runs
+		// out, says busy rather than down.
+		timer := time.AfterFunc(lockWait*wait, stop)
+		err := l.Lock(tctx, tx, exclusive)
+		expired := !timer.Stop()
+		if expired || err != nil {
+			tx.Rollback()
+			stop()
+			conn.Close()
+			if expired {
+				return nil, fmt.Errorf("begin on %s: %w (waited %v)", n.name, errBusy, lockWait*wait)
+			}
+			return nil, fmt.Errorf("begin on %s: take tandem's lock: %w", n.name, err)
+		}
 	}
 	return &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}, nil
 }

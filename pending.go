@@ -167,7 +167,7 @@ func (n *Node) clearRecords(ctx context.Context, wait time.Duration, txids []str
 		marks[i] = e.Placeholder(i + 1)
 		args[i] = id
 	}
-	tx, err := n.begin(ctx, wait)
+	tx, err := n.beginShared(ctx, wait)
 	if err != nil {
 		return err
 	}
@@ -180,18 +180,20 @@ func (n *Node) clearRecords(ctx context.Context, wait time.Duration, txids []str
 }
 
 // clearer batches the txids of writes committed everywhere and deletes
-// their intent records from every database.
+// their intent records from every database. Writes hand it their txids
+// without waiting: a database that hangs delays the clearing, never a write.
 type clearer struct {
 	c    *Cluster
-	ch   chan string
+	wake chan struct{} // a batch is full
 	done chan struct{}
 
-	mu      sync.RWMutex
+	mu      sync.Mutex
+	queue   []string // txids handed over, not yet flushed
 	stopped bool
 
 	// backlog holds, per database, txids it could not be cleared of
 	// (unreachable then), to clear when it is back. Beyond maxBacklog the
-	// records are left to the sweeper.
+	// records are left to the sweeper. Only run's goroutine uses it.
 	backlog map[*Node][]string
 }
 
@@ -202,84 +204,114 @@ const (
 )
 
 func newClearer(c *Cluster) *clearer {
-	cl := &clearer{c: c, ch: make(chan string, 4*clearBatch), done: make(chan struct{}), backlog: map[*Node][]string{}}
+	cl := &clearer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), backlog: map[*Node][]string{}}
 	go cl.run()
 	return cl
 }
 
-// add queues txid for clearing. After stop the record stays: it is
-// harmless (the sweeper copies rows that are already identical).
+// add queues txid for clearing. After stop, or beyond maxBacklog queued,
+// the record stays: it is harmless (the sweeper copies rows that are
+// already identical).
 func (cl *clearer) add(txid string) {
-	cl.mu.RLock()
-	defer cl.mu.RUnlock()
-	if !cl.stopped {
-		cl.ch <- txid
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.stopped || len(cl.queue) >= maxBacklog {
+		return
 	}
+	cl.queue = append(cl.queue, txid)
+	if len(cl.queue) == clearBatch {
+		select {
+		case cl.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take empties the queue.
+func (cl *clearer) take() (txids []string, stopped bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	txids, cl.queue = cl.queue, nil
+	return txids, cl.stopped
 }
 
 // stop clears what is queued and ends the goroutine.
 func (cl *clearer) stop() {
 	cl.mu.Lock()
 	cl.stopped = true
-	close(cl.ch)
 	cl.mu.Unlock()
+	select {
+	case cl.wake <- struct{}{}:
+	default:
+	}
 	<-cl.done
 }
 
 func (cl *clearer) run() {
 	defer close(cl.done)
-	var batch []string
 	tick := time.NewTicker(clearEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case id, ok := <-cl.ch:
-			if !ok {
-				cl.flush(batch)
-				return
-			}
-			if batch = append(batch, id); len(batch) >= clearBatch {
-				cl.flush(batch)
-				batch = batch[:0]
-			}
+		case <-cl.wake:
 		case <-tick.C:
-			if len(batch) > 0 || len(cl.backlog) > 0 {
-				cl.flush(batch)
-				batch = batch[:0]
-			}
+		}
+		txids, stopped := cl.take()
+		if len(txids) > 0 || len(cl.backlog) > 0 {
+			cl.flush(txids)
+		}
+		if stopped {
+			return
 		}
 	}
 }
 
+// flush clears txids, and each database's backlog, from every database,
+// the databases concurrently: one that hangs costs the others nothing.
 func (cl *clearer) flush(txids []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cl.c.timeout)
 	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
 	for _, n := range cl.c.nodes {
 		if n.sameAs != nil || n.conn() == nil {
 			continue
 		}
+		mu.Lock()
 		ids := append(cl.backlog[n], txids...)
+		mu.Unlock()
 		if len(ids) == 0 {
 			continue
 		}
-		if !n.reachable() {
-			if len(ids) <= maxBacklog {
-				cl.backlog[n] = ids
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rest := cl.flushNode(ctx, n, ids)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(rest) > 0 && len(rest) <= maxBacklog {
+				cl.backlog[n] = rest
+			} else {
+				delete(cl.backlog, n)
 			}
-			continue
-		}
-		delete(cl.backlog, n)
-		for start := 0; start < len(ids); start += clearBatch {
-			chunk := ids[start:min(start+clearBatch, len(ids))]
-			if err := n.clearRecords(ctx, cl.c.timeout/4, chunk); err != nil {
-				// Try again later; past maxBacklog the records stay for the
-				// sweeper (which copies rows that are in fact identical).
-				cl.c.log.Debug("clearing intent records failed", "node", n.name, "count", len(chunk), "err", err)
-				if rest := ids[start:]; len(rest) <= maxBacklog {
-					cl.backlog[n] = rest
-				}
-				break
-			}
+		}()
+	}
+	wg.Wait()
+}
+
+// flushNode clears ids from n and returns those it could not clear.
+func (cl *clearer) flushNode(ctx context.Context, n *Node, ids []string) []string {
+	if !n.reachable() {
+		return ids
+	}
+	for start := 0; start < len(ids); start += clearBatch {
+		chunk := ids[start:min(start+clearBatch, len(ids))]
+		if err := n.clearRecords(ctx, cl.c.timeout/4, chunk); err != nil {
+			// Try again later; past maxBacklog the records stay for the
+			// sweeper (which copies rows that are in fact identical).
+			cl.c.log.Debug("clearing intent records failed", "node", n.name, "count", len(chunk), "err", err)
+			return ids[start:]
 		}
 	}
+	return nil
 }

@@ -110,7 +110,7 @@ func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
 		}
 	}
 	s := n.sql(m)
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", s.selectCols, n.eng.Quote(m.table.Name), s.byKey)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s%s", s.selectCols, n.eng.Quote(m.table.Name), s.byKey, rowLock(r, n))
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
@@ -135,6 +135,7 @@ func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error
 	if err != nil {
 		return nil, fmt.Errorf("find %s: %w", m.table.Name, err)
 	}
+	q += rowLock(r, n)
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, err)
@@ -161,6 +162,20 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, err)
 	}
 	return count, nil
+}
+
+// rowLock is the clause that makes a read inside a Tx lock the rows it
+// returns, on engines that lock rows (engine.Locker): a Tx then reads rows
+// no other write can change before it commits, as on SQLite, where every
+// write transaction holds the database's write lock.
+func rowLock(r Reader, n *Node) string {
+	if _, ok := r.(*Tx); !ok {
+		return ""
+	}
+	if l, ok := n.eng.(engine.Locker); ok {
+		return l.RowLock()
+	}
+	return ""
 }
 
 // readerFor resolves where r reads from and the model of T.

@@ -49,8 +49,13 @@ func (c *Cluster) checkStructure(ctx context.Context) error {
 		if n.conn() == nil || n.problem() != nil {
 			continue
 		}
-		tables, err := n.eng.Tables(ctx, n.conn().Read)
+		tctx, cancel := context.WithTimeout(ctx, c.timeout)
+		tables, err := n.eng.Tables(tctx, n.conn().Read)
+		cancel()
 		if err != nil {
+			if !n.reachable() {
+				continue // checked again when it returns
+			}
 			return fmt.Errorf("read structure of %s: %w", n.name, err)
 		}
 		st.Fingerprints[n.name] = fingerprint(tables)
@@ -66,7 +71,7 @@ func (c *Cluster) checkStructure(ctx context.Context) error {
 		if r.n.database() == base.n || r.n.sameAs != nil {
 			continue
 		}
-		st.Diffs = append(st.Diffs, diffTables(base.n.name, base.tables, r.n.name, r.tables)...)
+		st.Diffs = append(st.Diffs, diffTables(base.n.name, base.tables, r.n.name, r.tables, base.n.eng.Name() == r.n.eng.Name())...)
 	}
 	st.Match = len(st.Diffs) == 0
 	c.mu.Lock()
@@ -91,7 +96,9 @@ func fingerprint(tables []engine.TableInfo) string {
 }
 
 // diffTables names every difference between a's and b's structures.
-func diffTables(aName string, a []engine.TableInfo, bName string, b []engine.TableInfo) []string {
+// Databases of one engine must declare the same types and defaults; across
+// engines, the logical types, NOT NULL and the keys must match.
+func diffTables(aName string, a []engine.TableInfo, bName string, b []engine.TableInfo, sameEngine bool) []string {
 	var diffs []string
 	bt := map[string]engine.TableInfo{}
 	for _, t := range b {
@@ -105,6 +112,9 @@ func diffTables(aName string, a []engine.TableInfo, bName string, b []engine.Tab
 			diffs = append(diffs, fmt.Sprintf("table %s: missing on %s", ta.Name, bName))
 			continue
 		}
+		if !sameEngine {
+			ta, tb = logicalColumns(ta), logicalColumns(tb)
+		}
 		diffs = append(diffs, diffColumns(ta, aName, tb, bName)...)
 	}
 	for _, tb := range b {
@@ -113,6 +123,17 @@ func diffTables(aName string, a []engine.TableInfo, bName string, b []engine.Tab
 		}
 	}
 	return diffs
+}
+
+// logicalColumns restates t's columns in engine-neutral terms, for
+// comparing the structures of two engines.
+func logicalColumns(t engine.TableInfo) engine.TableInfo {
+	cols := make([]engine.ColumnInfo, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = engine.ColumnInfo{Name: c.Name, Type: strings.ToUpper(c.Logical.String()), Logical: c.Logical, NotNull: c.NotNull, PK: c.PK}
+	}
+	t.Columns = cols
+	return t
 }
 
 func diffColumns(ta engine.TableInfo, aName string, tb engine.TableInfo, bName string) []string {
@@ -191,6 +212,17 @@ func (c *Cluster) Migrate(ctx context.Context, models ...any) error {
 		}
 		ms = append(ms, m)
 	}
+	// A table one engine cannot hold exactly is refused before anything
+	// is created anywhere.
+	for _, n := range c.nodes {
+		if tc, ok := n.eng.(engine.TableChecker); ok {
+			for _, m := range ms {
+				if err := tc.CheckTable(&m.table); err != nil {
+					return fmt.Errorf("%w: migrate: %s (%s): %w", ErrInvalidModel, n.name, n.eng.Name(), err)
+				}
+			}
+		}
+	}
 	c.mu.Lock()
 	for _, m := range ms {
 		if !containsModel(c.migrated, m) {
@@ -202,10 +234,21 @@ func (c *Cluster) Migrate(ctx context.Context, models ...any) error {
 	// they catch up.
 	migrated := 0
 	for _, n := range c.ranked() {
-		if !n.reachable() {
+		if n.conn() == nil || n.problem() != nil {
 			continue
 		}
-		if err := n.migrate(ctx, ms); err != nil {
+		if !n.reachable() {
+			// Down but open (a failed write, a lock held elsewhere): try
+			// it, bounded like any wait for a failing database. If it
+			// fails, it is migrated when it returns.
+			mctx, cancel := context.WithTimeout(ctx, c.timeout)
+			err := n.migrate(mctx, ms)
+			cancel()
+			if err != nil {
+				n.noteError(fmt.Errorf("migrate: %w", err))
+				continue
+			}
+		} else if err := n.migrate(ctx, ms); err != nil {
 			return fmt.Errorf("migrate %s: %w", n.name, err)
 		}
 		migrated++

@@ -58,12 +58,16 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/engine/mysql"
+	"github.com/tandemdb/tandem/engine/postgres"
 	"github.com/tandemdb/tandem/engine/sqlite"
 )
 
 // drivers maps a config's driver name to its engine.
 var drivers = map[string]engine.Engine{
-	"sqlite": sqlite.Engine{},
+	"sqlite":   sqlite.Engine{},
+	"postgres": postgres.Engine{},
+	"mysql":    mysql.Engine{},
 }
 
 // Drivers lists the driver names a config's datasources may use, sorted.
@@ -83,6 +87,7 @@ func driverNames() []string {
 // at once (they must agree on the primary).
 type Cluster struct {
 	nodes    []*Node // in configured order
+	mixed    bool    // the datasources use more than one engine
 	primary  *Node   // the configured primary (or the first datasource): first in rank
 	log      *slog.Logger
 	timeout  time.Duration // Config.Timeout
@@ -166,6 +171,7 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 	}
 	for _, ds := range cfg.Datasources {
 		c.nodes = append(c.nodes, &Node{cluster: c, name: ds.Name, eng: ds.eng, dsn: ds.dsn})
+		c.mixed = c.mixed || ds.eng.Name() != c.nodes[0].eng.Name()
 	}
 	c.primary = c.nodes[cfg.primaryIndex()]
 	c.sameFiles()

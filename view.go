@@ -28,6 +28,9 @@ type view struct {
 	write   []*Node // distinct databases every write reaches, primary first
 	skip    []*Node // distinct databases writes skip
 	err     error
+	// autoSynced holds the tables whose auto-id counter the primary has
+	// moved past every id it holds (engine.AutoSyncer), under this view.
+	autoSynced sync.Map
 }
 
 func (v *view) writes(n *Node) bool { return containsNode(v.write, n) }
@@ -361,7 +364,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			if probes[i].err == nil && n.state().down != nil {
 				// A down node returns only once it takes writes again:
 				// reads still work while another process holds its lock.
-				tx, err := n.begin(pctx, c.timeout)
+				tx, err := n.beginShared(pctx, c.timeout)
 				if err != nil {
 					probes[i].writeErr = err
 					return
@@ -380,6 +383,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			c.log.Warn("structure check failed", "err", err)
 		}
 	}
+	returned := false
 	for i, n := range nodes {
 		p := probes[i]
 		failed := p.err
@@ -432,8 +436,16 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 		}
 		n.mu.Unlock()
 		if back {
+			returned = true
 			c.log.Info("datasource reachable again", "node", n.name, "missed", behind)
 			c.event(EventUp, n.name, "%s reachable again (it rejoins the writes once it misses nothing)", n.name)
+		}
+	}
+	if returned && !opened {
+		// A database that was down may have missed a Migrate.
+		c.migrateReturning(ctx)
+		if err := c.checkStructure(ctx); err != nil {
+			c.log.Warn("structure check failed", "err", err)
 		}
 	}
 	c.markOutdated(ctx)
@@ -507,6 +519,21 @@ func (n *Node) setOutdated(ctx context.Context, wait time.Duration, mark string)
 func (n *Node) probe(ctx context.Context) probe {
 	p := probe{holds: map[string]int64{}, conflicts: map[string]int64{}}
 	db := n.conn().Read
+	// A server's address can be taken over by another server (a failover
+	// that moves an IP): the datasource then reaches a database that is
+	// not its own. Until it reaches its own again, it counts as down, so
+	// writes reach that database once and record what this one misses.
+	if want := n.ID(); want != "" {
+		id, err := n.meta(ctx, db, "node_id")
+		if err != nil {
+			p.err = err
+			return p
+		}
+		if id != want {
+			p.err = n.cluster.otherDatabase(n, id)
+			return p
+		}
+	}
 	if p.outdated, p.err = n.meta(ctx, db, "outdated"); p.err != nil {
 		return p
 	}
@@ -541,9 +568,25 @@ func countBy(ctx context.Context, db *sql.DB, query string, into map[string]int6
 	return rows.Err()
 }
 
+// otherDatabase describes a datasource that reaches the database of node
+// identity id instead of its own.
+func (c *Cluster) otherDatabase(n *Node, id string) error {
+	for _, o := range c.nodes {
+		if o != n && o.ID() == id {
+			return fmt.Errorf("%w: %s reaches the database of %s (node id %s), not its own (%s): was its address taken over?",
+				ErrNodeDown, n.name, o.name, id, n.ID())
+		}
+	}
+	return fmt.Errorf("%w: %s reaches another database (node id %q), not its own (%s)", ErrNodeDown, n.name, id, n.ID())
+}
+
 // errNotOpen stands for the (already recorded) reason a datasource could
 // not be opened, when a check does not try again.
 var errNotOpen = errors.New("not open")
 
 // errTimeout marks a datasource that did not answer within Config.Timeout.
 var errTimeout = errors.New("no answer within the timeout")
+
+// errBusy marks a database that answered but whose tandem lock other
+// writers held too long (engine.Locker): busy, not down.
+var errBusy = errors.New("tandem's lock stayed held by other writers")

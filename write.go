@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tandemdb/tandem/engine"
 )
 
 // Hooks a model may implement. Before hooks run before the row is written
@@ -147,6 +150,7 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 // turned out to miss writes another database holds runs again on the next
 // primary.
 func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) error {
+	retries := 0
 	for attempt := 0; ; attempt++ {
 		if c.closed.Load() {
 			return ErrClosed
@@ -162,7 +166,7 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 		ptx, err := v.primary.beginWrite(ctx, c.timeout)
 		if err != nil {
 			release()
-			if ctx.Err() != nil || attempt >= len(c.nodes) {
+			if ctx.Err() != nil || attempt >= len(c.nodes) || errors.Is(err, errBusy) {
 				return err
 			}
 			if !errors.Is(err, ErrNodeDown) { // else already marked
@@ -180,8 +184,26 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 			c.recompute()
 			continue
 		}
+		if rerun && retries < maxRetries && ctx.Err() == nil && v.primary.retryable(err) {
+			// A deadlock victim on a row-locking primary: nothing was
+			// committed anywhere; run fn again after the winner.
+			retries++
+			attempt--
+			time.Sleep(time.Duration(rand.Int64N(int64(retries)*int64(2*time.Millisecond)) + 1))
+			continue
+		}
 		return err
 	}
+}
+
+// maxRetries bounds how often a write that lost a deadlock runs again.
+const maxRetries = 10
+
+// retryable reports whether err ended a write on n that can simply run
+// again (engine.Locker.Retryable).
+func (n *Node) retryable(err error) bool {
+	l, ok := n.eng.(engine.Locker)
+	return ok && err != nil && l.Retryable(err)
 }
 
 func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) (err error) {
@@ -295,20 +317,25 @@ func (tx *Tx) handOver(in *intent) {
 
 // settle waits, at most Config.Timeout, for the secondaries to apply every
 // write and returns those that did. The others are marked down and their
-// transactions abandoned.
+// transactions abandoned. A secondary that another write finds down
+// meanwhile is given up at once: writes in flight when a server hangs wait
+// for it once, not each in turn.
 func (tx *Tx) settle() (ok, failed []*secondary) {
 	timer := time.NewTimer(tx.c.timeout)
 	defer timer.Stop()
 	expired := false
 	for _, s := range tx.secs {
+		gaveUp := expired
 		if !expired {
 			select {
 			case <-s.done:
 			case <-timer.C:
-				expired = true
+				expired, gaveUp = true, true
+			case <-s.n.downSignal():
+				gaveUp = true
 			}
 		}
-		if expired {
+		if gaveUp {
 			select {
 			case <-s.done:
 			default:
@@ -384,11 +411,14 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
+	if err := tx.c.storable(tx.primary, m, row); err != nil {
+		return err
+	}
 	tx.start()
 	p := tx.primary
 	if m.auto >= 0 && row[m.auto] == int64(0) {
 		// The primary decides the id; every other database is told it.
-		id, err := p.insertAuto(ctx, tx.tx, m, row)
+		id, err := p.insertAuto(ctx, tx.tx, tx.view, m, row)
 		if err != nil {
 			tx.statementFailed(ctx, err)
 			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, err)
@@ -406,6 +436,24 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
 	if m.hasHook.afterSave {
 		return v.(AfterSaver).AfterSave(ctx)
+	}
+	return nil
+}
+
+// storable converts row for every engine of the cluster other than the
+// primary's, so that a value one of them cannot store (NaN, a NUL byte in
+// text, a year MySQL cannot hold) is refused before anything is written,
+// rather than leaving that database behind.
+func (c *Cluster) storable(p *Node, m *model, row []any) error {
+	if !c.mixed {
+		return nil
+	}
+	for _, n := range c.nodes {
+		if n.eng.Name() != p.eng.Name() {
+			if _, err := n.args(m, m.all, row); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -644,7 +692,17 @@ func (n *Node) upsert(ctx context.Context, tx execer, m *model, row []any) error
 	return err
 }
 
-func (n *Node) insertAuto(ctx context.Context, tx *dbTx, m *model, row []any) (int64, error) {
+func (n *Node) insertAuto(ctx context.Context, tx *dbTx, v *view, m *model, row []any) (int64, error) {
+	if as, ok := n.eng.(engine.AutoSyncer); ok {
+		// The ids this database received as a secondary did not move its
+		// counter; do that once per view, before its first auto id.
+		if _, done := v.autoSynced.Load(m.table.Name); !done {
+			if err := as.SyncAuto(ctx, tx, &m.table); err != nil {
+				return 0, fmt.Errorf("move the id counter past the ids held: %w", err)
+			}
+			v.autoSynced.Store(m.table.Name, true)
+		}
+	}
 	cols := m.nonAuto
 	vals := make([]any, len(cols))
 	for i, ci := range cols {

@@ -223,6 +223,57 @@ type SingleWriter interface {
 	StatementOnly(err error) bool
 }
 
+// TableChecker is implemented by engines that cannot hold every table
+// tandem can define (MySQL cannot index text of unbounded length). Migrate
+// asks every datasource's engine before it creates anything, so a table
+// one engine of a mixed pair cannot hold exactly is refused up front rather
+// than drifting apart later.
+type TableChecker interface {
+	// CheckTable returns an error naming the column and what to change.
+	CheckTable(t *Table) error
+}
+
+// Locker is implemented by engines whose transactions take no
+// database-wide lock when they begin (PostgreSQL, MySQL), where SQLite's
+// BEGIN IMMEDIATE takes the file's write lock. tandem needs such a lock:
+// every write takes it shared on each database it writes, so writes run
+// concurrently; catch-up, the sweeper and changes of tandem's markers take
+// it exclusive, so that no write reaches the database meanwhile. Taking it
+// in one order (the primary's first) keeps the two from deadlocking.
+type Locker interface {
+	// Lock takes the lock inside tx, the transaction's first statement,
+	// and holds it until tx ends. It waits while a conflicting holder
+	// has it, until ctx ends.
+	Lock(ctx context.Context, tx *sql.Tx, exclusive bool) error
+
+	// RowLock is the clause (" FOR UPDATE") that makes a SELECT inside a
+	// write transaction lock the rows it returns until the transaction
+	// ends, so that a transaction reads what no other write can change
+	// before it commits: what SQLite's write lock gives every read of a
+	// write transaction.
+	RowLock() string
+
+	// Retryable reports whether err ended a transaction that can simply
+	// run again: a deadlock victim, a serialization failure.
+	Retryable(err error) bool
+}
+
+// AutoSyncer is implemented by engines whose auto-increment counter does
+// not move when a row is written with an explicit id (PostgreSQL's
+// sequences). Secondaries receive the primary's ids explicitly, so before a
+// database takes auto-id inserts as the primary, tandem moves its counter
+// past every id it holds.
+type AutoSyncer interface {
+	// SyncAuto makes the next id t's Auto column gets larger than every id
+	// in the table.
+	SyncAuto(ctx context.Context, q Execer, t *Table) error
+}
+
+// Execer is a *sql.DB, *sql.Conn or *sql.Tx.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // Checksummer is implemented by engines that checksum rows inside the
 // database, so that comparing two databases of the engine moves a count
 // and a sum per range of keys instead of the rows.

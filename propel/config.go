@@ -652,8 +652,7 @@ func confYAMLConn(file string, n *yaml.Node, at string) (confConn, error) {
 
 // ---- conversion ----
 
-// confDriverAvailable says whether tandem's driver table has driver today
-// (sqlite does; mysql and postgres come later).
+// confDriverAvailable says whether tandem's driver table has driver.
 func confDriverAvailable(driver string) bool { return slices.Contains(tandem.Drivers(), driver) }
 
 // confAdapters maps Propel adapters to tandem drivers and the PDO DSN

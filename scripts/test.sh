@@ -13,18 +13,44 @@ if ! command -v go >/dev/null; then
 	exit 2
 fi
 
-# The demo's browser test (demo/browser_test.go) drives a headless Chromium;
-# without one it is skipped, and CI fails on skips.
-if ! command -v chromium >/dev/null; then
+# Packages the tests need; without one, the tests needing it are skipped,
+# and CI fails on skips:
+#   chromium        the demo's browser test (demo/browser_test.go)
+#   postgresql      the PostgreSQL servers internal/dbserver starts
+#   mariadb-server  the MariaDB servers internal/dbserver starts
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+# internal/dbserver finds initdb and postgres the same ways.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+	! { command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; } &&
+	! command -v initdb >/dev/null; then
+	missing+=(postgresql)
+fi
+if ! { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } ||
+	! { command -v mariadb-install-db >/dev/null || [ -x /usr/bin/mariadb-install-db ]; }; then
+	missing+=(mariadb-server)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "test.sh: chromium not found: installing it (apt-get install chromium)"
-		if ! (DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); then
-			echo "test.sh: could not install chromium: the browser test will be skipped" >&2
+		echo "test.sh: ${missing[*]} not found: installing (apt-get install ${missing[*]})"
+		# The server packages start a system server; the tests never use
+		# it (they run their own, on their own ports and directories), and
+		# in a container without an init the start fails. policy-rc.d
+		# exiting 101 tells the packages not to start services.
+		policy=
+		if [ ! -e /usr/sbin/policy-rc.d ]; then
+			policy=/usr/sbin/policy-rc.d
+			printf '#!/bin/sh\nexit 101\n' >"$policy"
+			chmod 755 "$policy"
 		fi
+		if ! (DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null); then
+			echo "test.sh: could not install ${missing[*]}: the tests needing them will be skipped" >&2
+		fi
+		if [ -n "$policy" ]; then rm -f "$policy"; fi
 	else
-		echo "test.sh: chromium not found: the browser test will be skipped; install it with:" >&2
-		echo "    sudo apt-get install chromium    # Debian, Ubuntu" >&2
+		echo "test.sh: ${missing[*]} not found: the tests needing them will be skipped; install with:" >&2
+		echo "    sudo apt-get install ${missing[*]}    # Debian, Ubuntu" >&2
 	fi
 fi
 

@@ -262,10 +262,10 @@ func TestStatusBadConfig(t *testing.T) {
     driver: sqlite
     dsn: foo.db
   - name: bar
-    driver: mysql
+    driver: oracle
     dsn: bar.db
 `,
-			line: 6, field: "datasources[1].driver", msg: `unknown driver "mysql" (known: sqlite)`,
+			line: 6, field: "datasources[1].driver", msg: `unknown driver "oracle" (known: mysql, postgres, sqlite)`,
 		},
 		{
 			name: "duplicate names",

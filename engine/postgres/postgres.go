@@ -1,0 +1,552 @@
+// Package postgres is tandem's engine for PostgreSQL, through pgx v5's
+// database/sql driver.
+//
+// Text columns are declared COLLATE "C", so keys order byte by byte as on
+// SQLite and on MySQL's binary collations, and key ranges agree across the
+// engines of a mixed pair. Times are TIMESTAMPTZ: tandem stores the instant
+// (in UTC, to the microsecond), not the offset it was written with.
+//
+// Writes lock rows, not the database. tandem's database-wide lock
+// (engine.Locker) is a transaction-level advisory lock: shared for writes,
+// exclusive for catch-up and tandem's markers.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/tandemdb/tandem/engine"
+)
+
+// Engine is the PostgreSQL engine. Its zero value is ready to use.
+type Engine struct{}
+
+var (
+	_ engine.Engine       = Engine{}
+	_ engine.Locker       = Engine{}
+	_ engine.AutoSyncer   = Engine{}
+	_ engine.Checksummer  = Engine{}
+	_ engine.TableChecker = Engine{}
+)
+
+// Name implements engine.Engine.
+func (Engine) Name() string { return "postgres" }
+
+// ResolveDSN implements engine.Engine. It takes a URL
+// (postgres://user:password@host:port/db?sslmode=disable) or keyword/value
+// pairs (host=... dbname=...), as libpq and pgx do, and requires a
+// database name. It connects to nothing.
+func (e Engine) ResolveDSN(dsn, _ string) (string, error) {
+	if strings.TrimSpace(dsn) == "" {
+		return "", errors.New("empty DSN: want postgres://user:password@host:port/dbname")
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx redacts the password it knows of; redact again for
+		// forms it could not parse far enough to find it.
+		return "", fmt.Errorf("%s", redactText(dsn, err.Error()))
+	}
+	if cfg.Database == "" {
+		return "", fmt.Errorf("DSN %s names no database: add /dbname (URL) or dbname=... ", e.Redact(dsn))
+	}
+	return dsn, nil
+}
+
+var (
+	keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+	urlPassword     = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+)
+
+// Redact implements engine.Engine.
+func (Engine) Redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	s := urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
+	return keywordPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// redactText removes from text every password dsn holds, however the text
+// quotes it.
+func redactText(dsn, text string) string {
+	var secrets []string
+	if u, err := url.Parse(dsn); err == nil {
+		if p, ok := u.User.Password(); ok {
+			secrets = append(secrets, p)
+		}
+		if p := u.Query().Get("password"); p != "" {
+			secrets = append(secrets, p)
+		}
+	}
+	for _, m := range keywordPassword.FindAllStringSubmatch(dsn, -1) {
+		secrets = append(secrets, strings.Trim(m[2], "'"))
+	}
+	for _, m := range urlPassword.FindAllStringSubmatch(dsn, -1) {
+		secrets = append(secrets, strings.TrimSuffix(m[0][strings.LastIndex(m[1], ":")+1:], "@"))
+	}
+	for _, s := range secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "xxxxx")
+		}
+	}
+	return text
+}
+
+func openDB(dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s", redactText(dsn, err.Error()))
+	}
+	return stdlib.OpenDB(*cfg), nil
+}
+
+// Open implements engine.Engine. Reads and writes share one pool: the
+// server runs them concurrently.
+func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
+	db, err := openDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect: %s", redactText(dsn, err.Error()))
+	}
+	return &engine.Conn{Write: db, Read: db}, nil
+}
+
+// OpenPlain implements engine.Engine.
+func (Engine) OpenPlain(ctx context.Context, dsn string) (*sql.DB, error) {
+	db, err := openDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect: %s", redactText(dsn, err.Error()))
+	}
+	return db, nil
+}
+
+// lockKey is the advisory lock tandem takes: "tandem" in ASCII. Advisory
+// locks belong to one database of the server, so each database has its own.
+const lockKey = 0x74616e64656d
+
+// Lock implements engine.Locker.
+func (Engine) Lock(ctx context.Context, tx *sql.Tx, exclusive bool) error {
+	q := "SELECT pg_advisory_xact_lock_shared($1)"
+	if exclusive {
+		q = "SELECT pg_advisory_xact_lock($1)"
+	}
+	_, err := tx.ExecContext(ctx, q, int64(lockKey))
+	return err
+}
+
+// RowLock implements engine.Locker.
+func (Engine) RowLock() string { return " FOR UPDATE" }
+
+// Retryable implements engine.Locker: a deadlock victim and a
+// serialization failure (SQLSTATE 40P01, 40001).
+func (Engine) Retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// SyncAuto implements engine.AutoSyncer: the identity sequence moves past
+// the largest id, and never back.
+func (e Engine) SyncAuto(ctx context.Context, q engine.Execer, t *engine.Table) error {
+	var col *engine.Column
+	for i := range t.Columns {
+		if t.Columns[i].Auto {
+			col = &t.Columns[i]
+		}
+	}
+	if col == nil {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, fmt.Sprintf(`SELECT setval(s.seq, GREATEST(m.top, COALESCE(pg_sequence_last_value(s.seq), 0), 1), GREATEST(m.top, COALESCE(pg_sequence_last_value(s.seq), 0)) > 0)
+		FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS seq) s, (SELECT COALESCE(max(%s), 0) AS top FROM %s) m`,
+		e.Quote(col.Name), e.Quote(t.Name)), e.Quote(t.Name), col.Name)
+	return err
+}
+
+// Quote implements engine.Engine.
+func (Engine) Quote(ident string) string {
+	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
+}
+
+// Placeholder implements engine.Engine.
+func (Engine) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
+
+func sqlType(c *engine.Column) string {
+	switch c.Type {
+	case engine.Integer:
+		if c.Auto {
+			return "BIGINT GENERATED BY DEFAULT AS IDENTITY"
+		}
+		return "BIGINT"
+	case engine.Real:
+		return "DOUBLE PRECISION"
+	case engine.Text:
+		if c.Size > 0 {
+			return fmt.Sprintf(`VARCHAR(%d) COLLATE "C"`, c.Size)
+		}
+		return `TEXT COLLATE "C"`
+	case engine.Blob:
+		return "BYTEA"
+	case engine.Bool:
+		return "BOOLEAN"
+	case engine.Time:
+		return "TIMESTAMPTZ"
+	}
+	panic(fmt.Sprintf("postgres: no SQL type for %v", c.Type))
+}
+
+// CheckTable implements engine.TableChecker.
+func (Engine) CheckTable(t *engine.Table) error {
+	for _, c := range t.Columns {
+		if c.Default != "" && c.Type == engine.Bool && c.Default != "0" && c.Default != "1" &&
+			!strings.EqualFold(c.Default, "true") && !strings.EqualFold(c.Default, "false") {
+			return fmt.Errorf("table %s: column %s: default %s is not a boolean", t.Name, c.Name, c.Default)
+		}
+	}
+	return nil
+}
+
+// defaultLiteral renders a column default as PostgreSQL takes it.
+func defaultLiteral(c *engine.Column) string {
+	if c.Type == engine.Bool {
+		switch strings.ToLower(c.Default) {
+		case "1", "true":
+			return "TRUE"
+		case "0", "false":
+			return "FALSE"
+		}
+	}
+	if c.Type == engine.Blob && strings.HasPrefix(c.Default, "'") {
+		return c.Default + "::bytea"
+	}
+	return c.Default
+}
+
+// CreateTable implements engine.Engine.
+func (e Engine) CreateTable(t *engine.Table) []string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", e.Quote(t.Name))
+	for i := range t.Columns {
+		c := &t.Columns[i]
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", e.Quote(c.Name), sqlType(c))
+		if c.NotNull || c.Auto {
+			b.WriteString(" NOT NULL")
+		}
+		if c.Default != "" && !c.Auto {
+			b.WriteString(" DEFAULT " + defaultLiteral(c))
+		}
+	}
+	fmt.Fprintf(&b, ", PRIMARY KEY (%s))", e.list(t.PK))
+	stmts := []string{b.String()}
+	for _, x := range t.Indexes {
+		u := ""
+		if x.Unique {
+			u = "UNIQUE "
+		}
+		stmts = append(stmts, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", u, e.Quote(x.Name), e.Quote(t.Name), e.list(x.Columns)))
+	}
+	return stmts
+}
+
+func (e Engine) list(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = e.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func marks(from, n int) string {
+	m := make([]string, n)
+	for i := range m {
+		m[i] = fmt.Sprintf("$%d", from+i)
+	}
+	return strings.Join(m, ", ")
+}
+
+// Upsert implements engine.Engine. ON CONFLICT names the primary key, so a
+// clash on another unique index is an error, not an update of another row.
+func (e Engine) Upsert(t *engine.Table) string {
+	names := make([]string, len(t.Columns))
+	for i := range t.Columns {
+		names[i] = t.Columns[i].Name
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO ", e.Quote(t.Name), e.list(names), marks(1, len(names)), e.list(t.PK))
+	var sets []string
+	for _, n := range names {
+		if !contains(t.PK, n) {
+			sets = append(sets, fmt.Sprintf("%s = EXCLUDED.%s", e.Quote(n), e.Quote(n)))
+		}
+	}
+	if len(sets) == 0 {
+		b.WriteString("NOTHING")
+	} else {
+		b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
+	}
+	return b.String()
+}
+
+// InsertAuto implements engine.Engine: the id comes back through RETURNING.
+func (e Engine) InsertAuto(t *engine.Table) (string, bool) {
+	var names []string
+	auto := ""
+	for i := range t.Columns {
+		if t.Columns[i].Auto {
+			auto = t.Columns[i].Name
+		} else {
+			names = append(names, t.Columns[i].Name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("INSERT INTO %s DEFAULT VALUES RETURNING %s", e.Quote(t.Name), e.Quote(auto)), true
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) RETURNING %s", e.Quote(t.Name), e.list(names), marks(1, len(names)), e.Quote(auto)), true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Value implements engine.Engine. PostgreSQL refuses what it cannot store
+// exactly; so does tandem, with the reason, before the write.
+func (Engine) Value(c *engine.Column, v any) (any, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC(), nil
+	case float64:
+		// SQLite cannot store NaN and MySQL neither NaN nor infinities;
+		// NaN is refused here too so a mixed pair cannot diverge on it.
+		if math.IsNaN(x) {
+			return nil, fmt.Errorf("NaN cannot be stored")
+		}
+	case string:
+		if !utf8.ValidString(x) {
+			return nil, fmt.Errorf("text is not valid UTF-8")
+		}
+		if strings.IndexByte(x, 0) >= 0 {
+			return nil, fmt.Errorf("PostgreSQL text cannot hold a NUL byte (0x00); store it as bytes")
+		}
+	}
+	return v, nil
+}
+
+// Scan implements engine.Engine.
+func (Engine) Scan(c *engine.Column, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch c.Type {
+	case engine.Integer:
+		switch x := v.(type) {
+		case int64:
+			return x, nil
+		case int32:
+			return int64(x), nil
+		case int16:
+			return int64(x), nil
+		}
+	case engine.Real:
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case float32:
+			return float64(x), nil
+		}
+	case engine.Text:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		}
+	case engine.Blob:
+		switch x := v.(type) {
+		case []byte:
+			return x, nil
+		case string:
+			return []byte(x), nil
+		}
+	case engine.Bool:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case engine.Time:
+		if t, ok := v.(time.Time); ok {
+			return t.UTC(), nil
+		}
+	}
+	return nil, fmt.Errorf("column %s (%v): cannot read a %T value %v", c.Name, c.Type, v, v)
+}
+
+// logical maps a declared type (format_type's spelling, upper case) to the
+// logical type it stores.
+func logical(declared string) engine.Type {
+	d := strings.ToUpper(declared)
+	switch {
+	case d == "BOOLEAN":
+		return engine.Bool
+	case strings.HasPrefix(d, "TIMESTAMP") || d == "DATE":
+		return engine.Time
+	case d == "BIGINT" || d == "INTEGER" || d == "SMALLINT":
+		return engine.Integer
+	case d == "DOUBLE PRECISION" || d == "REAL":
+		return engine.Real
+	case d == "BYTEA":
+		return engine.Blob
+	}
+	// text, character varying(n), numeric (tandem keeps decimals as
+	// text), json, uuid...
+	return engine.Text
+}
+
+// LimitClause implements engine.Engine.
+func (Engine) LimitClause(limit, offset int) string {
+	switch {
+	case limit < 0 && offset <= 0:
+		return ""
+	case limit < 0:
+		return fmt.Sprintf(" OFFSET %d", offset)
+	case offset <= 0:
+		return fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return fmt.Sprintf(" LIMIT %d OFFSET %d", limit, offset)
+}
+
+// Tables implements engine.Engine: the tables of the connection's current
+// schema.
+func (Engine) Tables(ctx context.Context, q engine.Querier) ([]engine.TableInfo, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT c.relname, a.attname, upper(format_type(a.atttypid, a.atttypmod)),
+			a.attnotnull, COALESCE(array_position(pk.conkey, a.attnum), 0),
+			COALESCE(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+		LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+		WHERE c.relkind IN ('r', 'p') AND c.relname NOT LIKE '\_tandem\_%'
+		ORDER BY c.relname, a.attnum`)
+	if err != nil {
+		return nil, err
+	}
+	var tables []engine.TableInfo
+	for rows.Next() {
+		var table, identity string
+		var col engine.ColumnInfo
+		if err := rows.Scan(&table, &col.Name, &col.Type, &col.NotNull, &col.PK, &col.Default, &identity); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		col.Type = strings.TrimSuffix(col.Type, ` COLLATE "C"`)
+		col.Logical = logical(col.Type)
+		if identity != "" {
+			col.Default = "IDENTITY"
+		}
+		if len(tables) == 0 || tables[len(tables)-1].Name != table {
+			tables = append(tables, engine.TableInfo{Name: table})
+		}
+		t := &tables[len(tables)-1]
+		t.Columns = append(t.Columns, col)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	for i := range tables {
+		if tables[i].Indexes, err = indexes(ctx, q, tables[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	return tables, nil
+}
+
+func indexes(ctx context.Context, q engine.Querier, table string) ([]engine.IndexInfo, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT i.relname, x.indisunique, a.attname
+		FROM pg_index x
+		JOIN pg_class t ON t.oid = x.indrelid
+		JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = current_schema()
+		JOIN pg_class i ON i.oid = x.indexrelid
+		JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, pos) ON true
+		JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+		WHERE t.relname = $1 AND NOT x.indisprimary
+		ORDER BY i.relname, k.pos`, table)
+	if err != nil {
+		return nil, err
+	}
+	var list []engine.IndexInfo
+	for rows.Next() {
+		var name, col string
+		var unique bool
+		if err := rows.Scan(&name, &unique, &col); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if len(list) == 0 || list[len(list)-1].Name != name {
+			list = append(list, engine.IndexInfo{Name: name, Unique: unique})
+		}
+		x := &list[len(list)-1]
+		x.Columns = append(x.Columns, col)
+	}
+	return list, closeRows(rows)
+}
+
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	if err2 := rows.Close(); err == nil {
+		err = err2
+	}
+	return err
+}
+
+// Checksum implements engine.Checksummer: the sum, wrapped to 64 bits, of
+// a 64-bit hash of each row's text form. The row form tells NULL from the
+// empty string ("()" against `("")`), and a column has one type, so equal
+// rows and only those hash alike (up to hash collisions).
+func (Engine) Checksum(cols []string) string {
+	const m = "18446744073709551616" // 2^64
+	return fmt.Sprintf("((COALESCE(sum(hashtextextended(ROW(%s)::text, 0)), 0) %% %s + %s + 9223372036854775808) %% %s - 9223372036854775808)::int8",
+		strings.Join(cols, ", "), m, m, m)
+}
+
+// Stored implements engine.Checksummer: pgx returns every type tandem
+// declares as the value it stores.
+func (Engine) Stored(col string) string { return col }

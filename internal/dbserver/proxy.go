@@ -1,0 +1,213 @@
+package dbserver
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Proxy forwards TCP connections from its own loopback address to a target,
+// and breaks them on demand: a test points a client at the proxy to cut its
+// network (Cut), slow it (Delay) or move the address to another server
+// (Redirect). Its methods are safe for concurrent use.
+type Proxy struct {
+	ln net.Listener
+	wg sync.WaitGroup // the accept loop and every connection's goroutines
+
+	mu     sync.Mutex
+	target string
+	cut    bool
+	delay  time.Duration
+	links  map[*link]struct{}
+	closed bool
+}
+
+// link is one client connection and the proxy's connection to the target.
+type link struct {
+	client, server net.Conn
+	done           chan struct{} // closed by close
+	once           sync.Once
+}
+
+func (l *link) close() {
+	l.once.Do(func() {
+		close(l.done)
+		l.client.Close()
+		l.server.Close()
+	})
+}
+
+// NewProxy starts a proxy to target ("host:port") on a free loopback port.
+// It is closed, with every connection through it, when the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy to %s: %v", target, err)
+	}
+	p := &Proxy{ln: ln, target: target, links: map[*link]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// Addr returns the proxy's address, "127.0.0.1:port", for clients to dial.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Target returns where new connections go.
+func (p *Proxy) Target() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// Conns returns the number of connections open through the proxy now.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.links)
+}
+
+// Cut closes every open connection and, until Restore, closes each new one
+// as soon as it is accepted: clients see the connection reset, not a hang.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	p.cut = true
+	p.mu.Unlock()
+	p.closeLinks()
+}
+
+// Restore lets new connections through again after Cut.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
+}
+
+// Delay holds back every chunk of data forwarded, in either direction, for d
+// before writing it on; 0 forwards at once. Chunks of one direction are
+// forwarded in order, so each waits for those before it.
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+// Redirect sends new connections to target and closes the open ones, as an
+// IP address moving to another machine breaks them.
+func (p *Proxy) Redirect(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+	p.closeLinks()
+}
+
+func (p *Proxy) closeLinks() {
+	p.mu.Lock()
+	links := p.links
+	p.links = map[*link]struct{}{}
+	p.mu.Unlock()
+	for l := range links {
+		l.close()
+	}
+}
+
+func (p *Proxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.ln.Close()
+	p.closeLinks()
+	p.wg.Wait()
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors
+			continue
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+// serve connects client to the target and forwards between them until
+// either side closes or the proxy breaks the link.
+func (p *Proxy) serve(client net.Conn) {
+	defer p.wg.Done()
+	p.mu.Lock()
+	refuse, target := p.cut || p.closed, p.target
+	p.mu.Unlock()
+	if refuse {
+		client.Close()
+		return
+	}
+	server, err := net.DialTimeout("tcp", target, 10*time.Second)
+	if err != nil {
+		client.Close() // the target is down: so is the proxy, for the client
+		return
+	}
+	l := &link{client: client, server: server, done: make(chan struct{})}
+	p.mu.Lock()
+	// Cut, Redirect or close may have come while dialing.
+	refuse = p.cut || p.closed || p.target != target
+	if !refuse {
+		p.links[l] = struct{}{}
+	}
+	p.mu.Unlock()
+	if refuse {
+		l.close()
+		return
+	}
+
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.pump(l, server, client)
+	}()
+	p.pump(l, client, server)
+}
+
+// pump copies from src to dst, each chunk after the delay, and closes the
+// link (both directions) when either fails.
+func (p *Proxy) pump(l *link, dst, src net.Conn) {
+	defer func() {
+		l.close()
+		p.mu.Lock()
+		delete(p.links, l)
+		p.mu.Unlock()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			d := p.delay
+			p.mu.Unlock()
+			if d > 0 {
+				timer := time.NewTimer(d)
+				select {
+				case <-timer.C:
+				case <-l.done:
+					timer.Stop()
+					return
+				}
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
