@@ -33,6 +33,13 @@ type Config struct {
 	// ones caught up and stale intent records repaired. Zero:
 	// DefaultHealthInterval.
 	HealthInterval time.Duration
+	// Commit says how a write commits on the databases it reached:
+	// CommitConcurrent (the default, "") commits every database at once;
+	// CommitTwoPhase prepares every secondary first, then commits the
+	// primary, then the secondaries, so that no secondary ever holds a
+	// write its primary did not commit. Two-phase needs every datasource's
+	// engine to have it (PostgreSQL, with max_prepared_transactions > 0).
+	Commit string
 	// Conflicts says how rows changed on both sides of a split brain are
 	// resolved. Zero: ConflictManual.
 	Conflicts ConflictPolicy
@@ -43,6 +50,12 @@ type Config struct {
 	lines           map[string]int // line of each other top-level field
 	datasourcesLine int            // line of the datasources list in file
 }
+
+// The ways a write commits (Config.Commit).
+const (
+	CommitConcurrent = "concurrent"
+	CommitTwoPhase   = "two-phase"
+)
 
 // Datasource is one configured database.
 type Datasource struct {
@@ -153,8 +166,14 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 			if err := parseConflicts(v, cfg); err != nil {
 				return nil, err
 			}
+		case "commit":
+			s, err := scalar(v, "commit")
+			if err != nil {
+				return nil, err
+			}
+			cfg.Commit = s
 		default:
-			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, conflicts)"}
+			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, commit, conflicts)"}
 		}
 	}
 	if !seen["datasources"] {
@@ -321,6 +340,17 @@ func (c *Config) Validate() error {
 	}
 	if c.HealthInterval < 0 {
 		return fail(c.lines["health_interval"], "health_interval", "%v: want a positive duration", c.HealthInterval)
+	}
+	switch c.Commit {
+	case "", CommitConcurrent:
+	case CommitTwoPhase:
+		for i, ds := range c.Datasources {
+			if _, ok := ds.eng.(engine.TwoPhaser); !ok {
+				return fail(c.lines["commit"], "commit", "two-phase: datasources[%d] (%s) uses driver %s, which has no two-phase commit (postgres has)", i, ds.Name, ds.Driver)
+			}
+		}
+	default:
+		return fail(c.lines["commit"], "commit", "%q: want concurrent or two-phase", c.Commit)
 	}
 	switch p := c.Conflicts; p.Policy {
 	case "", ConflictManual, ConflictPrimary:

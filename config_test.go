@@ -242,6 +242,16 @@ var cfgBadCases = []struct {
 		field: "primary", line: 1, msg: `"baz" is not a datasource (have: bar, foo)`,
 	},
 	{
+		name:  "TwoPhaseOnSQLite",
+		text:  "commit: two-phase\n" + cfgTwoSQLite,
+		field: "commit", line: 1, msg: "two-phase: datasources[0] (foo) uses driver sqlite, which has no two-phase commit (postgres has)",
+	},
+	{
+		name:  "UnknownCommit",
+		text:  "commit: eventually\n" + cfgTwoSQLite,
+		field: "commit", line: 1, msg: `"eventually": want concurrent or two-phase`,
+	},
+	{
 		name:  "UnknownDriver",
 		text:  "datasources:\n  - name: foo\n    driver: oracle\n    dsn: foo\n  - name: bar\n    driver: sqlite\n    dsn: bar.db\n",
 		field: "datasources[0].driver", line: 3, msg: `unknown driver "oracle" (known: mysql, postgres, sqlite)`,

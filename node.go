@@ -439,6 +439,11 @@ type dbTx struct {
 	conn *sql.Conn
 	stop context.CancelFunc
 	once sync.Once
+	// guard bounds each statement and the commit on a server (engine.Locker):
+	// one that gets no answer within it abandons the transaction, so a
+	// server that hangs mid-transaction cannot hold a write for ever. It
+	// is generous, as a statement may wait for rows another write holds.
+	guard time.Duration
 }
 
 // begin starts a write transaction on n. ctx bounds the wait for a
@@ -527,12 +532,63 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 			return nil, fmt.Errorf("begin on %s: take tandem's lock: %w", n.name, err)
 		}
 	}
-	return &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}, nil
+	t := &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}
+	if _, ok := n.eng.(engine.Locker); ok {
+		t.guard = lockWait * wait
+	}
+	return t, nil
+}
+
+// guarded starts t's guard for one statement; the returned func ends it.
+// When the guard runs out it cancels t's context, which ends the
+// statement through bound.
+func (t *dbTx) guarded() func() bool {
+	if t.guard == 0 {
+		return func() bool { return true }
+	}
+	return time.AfterFunc(t.guard, t.stop).Stop
+}
+
+// bound returns ctx, also cancelled when t's context is: the driver
+// interrupts a statement only when the statement's own context ends.
+// (Cancelling a transaction's context alone waits for the statement.)
+func (t *dbTx) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if t.guard == 0 {
+		return ctx, func() {}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.ctx, cancel)
+	return sctx, func() { stop(); cancel() }
+}
+
+// ExecContext runs a statement under t's guard.
+func (t *dbTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	defer t.guarded()()
+	ctx, done := t.bound(ctx)
+	defer done()
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs a query under t's guard until its first answer; its
+// rows stay bound to t's context until the transaction ends.
+func (t *dbTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	defer t.guarded()()
+	ctx, _ = t.bound(ctx) // released when t's context ends
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a query under t's guard until its first answer.
+func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	defer t.guarded()()
+	ctx, _ = t.bound(ctx) // released when t's context ends
+	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // Commit commits and releases the connection.
 func (t *dbTx) Commit() error {
+	done := t.guarded()
 	err := t.Tx.Commit()
+	done()
 	t.end()
 	return err
 }

@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/internal/dbserver"
 	"github.com/tandemdb/tandem/internal/jepsen"
+	"github.com/tandemdb/tandem/internal/testcluster"
 )
 
 // srvBackend is where one datasource of a server test lives.
@@ -36,6 +40,7 @@ type srvBackend struct {
 type srvPair struct {
 	name     string
 	foo, bar srvBackend
+	commit   string // Config.Commit
 }
 
 var srvDBs atomic.Int64
@@ -69,6 +74,16 @@ func openPlain(t *testing.T, driver, dsn string) *sql.DB {
 	return db
 }
 
+// srvTimeout is the server tests' Config.Timeout: 2 s, calm on a loaded
+// 2-core machine; 1 s for two-phase commit, whose prepared transactions
+// left by a fault are decided only after 8 timeouts.
+func srvTimeout(p srvPair) time.Duration {
+	if p.commit == tandem.CommitTwoPhase {
+		return time.Second
+	}
+	return 2 * time.Second
+}
+
 // srvCluster is one server test's cluster and what it needs to check it.
 type srvCluster struct {
 	cfg      *tandem.Config
@@ -97,7 +112,8 @@ func srvOpen(t *testing.T, p srvPair, proxyBar bool) *srvCluster {
 	barDSN, barDB := p.bar.database(t, name, addr)
 	s.fooDB, s.barDB = fooDB, barDB
 	s.cfg = &tandem.Config{
-		Timeout:        2 * time.Second,
+		Commit:         p.commit,
+		Timeout:        srvTimeout(p),
 		HealthInterval: 50 * time.Millisecond,
 		Datasources: []tandem.Datasource{
 			{Name: "foo", Driver: p.foo.driver, DSN: fooDSN},
@@ -158,11 +174,12 @@ func TestServers(t *testing.T) {
 	sqlite := srvBackend{driver: "sqlite"}
 
 	pairs := []srvPair{
-		{"postgres", pgb(0), pgb(1)},
-		{"mariadb", myb(0), myb(1)},
-		{"postgres+mariadb", pgb(0), myb(1)},
-		{"sqlite+postgres", sqlite, pgb(1)},
-		{"mariadb+sqlite", myb(0), sqlite},
+		{"postgres", pgb(0), pgb(1), ""},
+		{"mariadb", myb(0), myb(1), ""},
+		{"postgres+mariadb", pgb(0), myb(1), ""},
+		{"sqlite+postgres", sqlite, pgb(1), ""},
+		{"mariadb+sqlite", myb(0), sqlite, ""},
+		{"postgres-two-phase", pgb(0), pgb(1), tandem.CommitTwoPhase},
 	}
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
@@ -177,7 +194,11 @@ func TestServers(t *testing.T) {
 			t.Run("SecondaryHungWritersWaitOnlyTheTimeout", func(t *testing.T) { srvSecondaryHung(t, p) })
 			t.Run("ConnectionCutByProxy", func(t *testing.T) { srvConnectionCut(t, p) })
 			t.Run("PrimaryKilledSecondaryTakesOver", func(t *testing.T) { srvPrimaryKilled(t, p) })
+			t.Run("PrimaryHungSecondaryTakesOver", func(t *testing.T) { srvPrimaryHung(t, p) })
 			t.Run("AddressTakenOverWritesOnceThenCatchesUp", func(t *testing.T) { srvAddressTakeover(t, p) })
+			if p.commit == tandem.CommitTwoPhase {
+				t.Run("ProcessKilledBetweenThePhases", func(t *testing.T) { srvKilledBetweenPhases(t, p) })
+			}
 		})
 	}
 }
@@ -409,6 +430,21 @@ func srvSettle(t *testing.T, s *srvCluster, set *jepsen.SetHistory, bank *jepsen
 			t.Errorf("%s: %d missed-key records left, want none", name, n)
 		}
 	}
+	if s.cfg.Commit == tandem.CommitTwoPhase {
+		foUntil(t, "no prepared transaction left", func() bool {
+			return srvPrepared(t, s.fooDB) == 0 && srvPrepared(t, s.barDB) == 0
+		})
+	}
+}
+
+// srvPrepared counts the transactions prepared in a PostgreSQL database.
+func srvPrepared(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM pg_prepared_xacts WHERE database = current_database()").Scan(&n); err != nil {
+		t.Fatalf("count prepared transactions: %v", err)
+	}
+	return n
 }
 
 func srvSecondaryKilled(t *testing.T, p srvPair) {
@@ -521,6 +557,37 @@ func srvPrimaryKilled(t *testing.T, p srvPair) {
 	srvSettle(t, s, set, bank)
 }
 
+// srvPrimaryHung: the primary's server stops answering mid-stream. Writes
+// in flight on it fail once their statement's guard runs out; the health
+// check finds foo down and bar takes the writes; when foo answers again it
+// catches up and is the primary again.
+func srvPrimaryHung(t *testing.T, p srvPair) {
+	s := srvOpen(t, p, false)
+	ctx := context.Background()
+	setRun, bankRun := srvWorkloads(t, ctx, s)
+	foProgress(t, "before the pause", setRun, 20, bankRun, 10)
+	if err := p.foo.server.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			p.foo.server.Resume()
+		}
+	}()
+	foWait(t, s.c, "bar the primary", func(st *tandem.Status) bool { return st.Primary == "bar" })
+	foProgress(t, "with foo hung", setRun, 50, bankRun, 20)
+	if err := p.foo.server.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	foWait(t, s.c, "foo caught up and the primary again", func(st *tandem.Status) bool { return foInSync(st) && st.Primary == "foo" })
+	foProgress(t, "after foo returned", setRun, 20, bankRun, 10)
+	set, bank := setRun.Stop(), bankRun.Stop()
+	t.Logf("%d inserts and %d transfers failed with the primary hung; longest acknowledged insert %v", len(set.Failed), len(bank.Failed), set.MaxLatency)
+	srvSettle(t, s, set, bank)
+}
+
 // srvAddressTakeover: bar is reached through a proxy that stands for its
 // IP address. The proxy is redirected to foo's server, as when foo's
 // machine takes over bar's address: tandem sees bar's datasource reach
@@ -546,4 +613,68 @@ func srvAddressTakeover(t *testing.T, p srvPair) {
 	set, bank := setRun.Stop(), bankRun.Stop()
 	foNoFailures(t, set, bank)
 	srvSettle(t, s, set, bank)
+}
+
+const envTwoPhaseConf = "TANDEM_TWO_PHASE_CONFIG" // config path for TestHelperTwoPhaseChild
+
+// TestHelperTwoPhaseChild is the body of the process srvKilledBetweenPhases
+// kills after the primary committed and before the prepared secondary did;
+// run directly (without TANDEM_TWO_PHASE_CONFIG) it does nothing.
+func TestHelperTwoPhaseChild(t *testing.T) {
+	path := os.Getenv(envTwoPhaseConf)
+	if path == "" {
+		return
+	}
+	ctx := context.Background()
+	c := testcluster.Open(t, path, faultQuietLogs())
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	foWait(t, c, "in sync", foInSync)
+	tandem.SetCommitHook(c, func(txid string) {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Minute)
+	})
+	err := c.Save(ctx, &FaultItem{ID: 7, Name: "seven"})
+	t.Fatalf("the write returned (err=%v) although the commit hook kills the process", err)
+}
+
+// srvKilledBetweenPhases: a process dies after the primary committed a
+// two-phase write and before the secondary's prepared transaction was
+// committed. The secondary holds it prepared (invisible, its rows locked);
+// the next process's health check finds the primary's intent record and
+// commits it.
+func srvKilledBetweenPhases(t *testing.T, p srvPair) {
+	s := srvOpen(t, p, false)
+	s.c.Close()
+	path := filepath.Join(t.TempDir(), "tandem.yaml")
+	yaml := fmt.Sprintf("commit: two-phase\ntimeout: 250ms\nhealth_interval: 50ms\ndatasources:\n  - name: foo\n    driver: postgres\n    dsn: %s\n  - name: bar\n    driver: postgres\n    dsn: %s\n",
+		s.cfg.Datasources[0].DSN, s.cfg.Datasources[1].DSN)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperTwoPhaseChild$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), envTwoPhaseConf+"="+path)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child: %v, want killed by SIGKILL; output:\n%s", err, out)
+	}
+	if n := srvCount(t, s.fooDB, faultTable); n != 1 {
+		t.Fatalf("foo has %d rows after the primary's commit, want 1", n)
+	}
+	if n := srvCount(t, s.barDB, faultTable); n != 0 {
+		t.Fatalf("bar has %d rows before its prepared transaction was committed, want 0", n)
+	}
+	if n := srvPrepared(t, s.barDB); n != 1 {
+		t.Fatalf("bar holds %d prepared transactions, want 1", n)
+	}
+	c := testcluster.Open(t, path, faultQuietLogs())
+	foUntil(t, "bar's prepared transaction committed", func() bool {
+		return srvPrepared(t, s.barDB) == 0 && srvCount(t, s.barDB, faultTable) == 1
+	})
+	foWait(t, c, "in sync", foInSync)
+	s.identical(t)
 }

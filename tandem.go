@@ -93,6 +93,7 @@ type Cluster struct {
 	timeout  time.Duration // Config.Timeout
 	interval time.Duration // Config.HealthInterval
 	policy   ConflictPolicy
+	twoPhase bool // Config.Commit is CommitTwoPhase
 
 	view atomic.Pointer[view] // see view.go
 	gate sync.RWMutex         // held for reading by each write, for writing by a view change
@@ -160,6 +161,7 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		timeout:    cfg.timeout(),
 		interval:   cfg.healthInterval(),
 		policy:     cfg.Conflicts,
+		twoPhase:   cfg.Commit == CommitTwoPhase,
 		kicks:      make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		healthDone: make(chan struct{}),

@@ -284,6 +284,13 @@ func (c *Cluster) kick() {
 // writes left in doubt by a process that died between commits.
 func (c *Cluster) health() {
 	defer close(c.healthDone)
+	if c.twoPhase {
+		// On a loop of its own: a prepared transaction left behind holds
+		// its database's lock, which the checks below may wait for.
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go c.resolveLoop(done)
+	}
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	lastSweep := time.Time{}

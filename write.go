@@ -618,6 +618,9 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 // returns the primary's error, the secondaries that committed and those
 // that failed or did not answer within Config.Timeout (marked down).
 func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node) {
+	if c.twoPhase {
+		return c.commitTwoPhase(tx, ok, txid)
+	}
 	errs := make([]error, len(ok))
 	done := make(chan int, len(ok))
 	hook := c.serialCommit || c.commitHook != nil

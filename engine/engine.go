@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Type is the logical type of a column, independent of any engine.
@@ -272,6 +273,23 @@ type AutoSyncer interface {
 // Execer is a *sql.DB, *sql.Conn or *sql.Tx.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// TwoPhaser is implemented by engines with a two-phase commit
+// (PostgreSQL's PREPARE TRANSACTION). With Config.Commit "two-phase",
+// tandem prepares a write on every secondary, commits it on the primary,
+// and only then commits the prepared secondaries: no secondary ever holds
+// a write its primary did not commit.
+type TwoPhaser interface {
+	// Prepare prepares tx, the transaction's last statement, under gid;
+	// afterwards only CommitPrepared or RollbackPrepared, from any
+	// connection, end the transaction.
+	Prepare(ctx context.Context, tx Execer, gid string) error
+	CommitPrepared(ctx context.Context, db Execer, gid string) error
+	RollbackPrepared(ctx context.Context, db Execer, gid string) error
+	// Prepared lists the gids, starting with prefix, of the database's
+	// transactions prepared at least age ago and not ended since.
+	Prepared(ctx context.Context, q Querier, prefix string, age time.Duration) ([]string, error)
 }
 
 // Checksummer is implemented by engines that checksum rows inside the

@@ -39,6 +39,7 @@ var (
 	_ engine.AutoSyncer   = Engine{}
 	_ engine.Checksummer  = Engine{}
 	_ engine.TableChecker = Engine{}
+	_ engine.TwoPhaser    = Engine{}
 )
 
 // Name implements engine.Engine.
@@ -52,11 +53,9 @@ func (e Engine) ResolveDSN(dsn, _ string) (string, error) {
 	if strings.TrimSpace(dsn) == "" {
 		return "", errors.New("empty DSN: want postgres://user:password@host:port/dbname")
 	}
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := parseConfig(dsn)
 	if err != nil {
-		// pgx redacts the password it knows of; redact again for
-		// forms it could not parse far enough to find it.
-		return "", fmt.Errorf("%s", redactText(dsn, err.Error()))
+		return "", err
 	}
 	if cfg.Database == "" {
 		return "", fmt.Errorf("DSN %s names no database: add /dbname (URL) or dbname=... ", e.Redact(dsn))
@@ -65,25 +64,74 @@ func (e Engine) ResolveDSN(dsn, _ string) (string, error) {
 }
 
 var (
-	keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
-	urlPassword     = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+	// A keyword/value password runs to the first unescaped white space or,
+	// quoted, to the closing quote (to the end when there is none).
+	keywordPassword = regexp.MustCompile(`(?is)(password\s*=\s*)('(?:[^'\\]|\\.)*(?:'|\\?$)|(?:[^\s\\]|\\.)*\\?)`)
+	// pgx ends a URL's userinfo at its first '@', unless a '/' comes
+	// first, and takes what follows its first ':' for the password,
+	// whatever it holds ('?', spaces).
+	urlUserinfo = regexp.MustCompile(`(://[^:/@]*:)[^@/]*@`)
+	// What looks like a userinfo, though a '/' may end the password for
+	// pgx ("postgres://u:pa/ss@h" has none): masked too.
+	urlPassword = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
+	// The key of a URL's query parameter.
+	queryKey = regexp.MustCompile(`[?&]([^&=?]*)=`)
 )
 
-// Redact implements engine.Engine.
+// Redact implements engine.Engine. It masks a password wherever pgx would
+// read one, reading the text as pgx does rather than as net/url does (pgx
+// takes "postgres://u:12?x@h/db" for password "12?x", net/url for port
+// 12), and masks where a malformed DSN leaves it unclear.
 func (Engine) Redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
+	if l := strings.ToLower(dsn); strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://") {
+		// The query after the userinfo, or a '/' before an '@' would
+		// hide a "?password=" that pgx reads.
+		s := maskQuery(urlUserinfo.ReplaceAllString(dsn, "${1}xxxxx@"))
+		return urlPassword.ReplaceAllString(s, "${1}xxxxx@")
 	}
 	s := urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
 	return keywordPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// maskQuery masks the value of every password parameter (password,
+// sslpassword, percent-encoded or not) of a URL, up to the next '&'. Keys
+// are looked for everywhere, not only where a parser would start the
+// query: in a malformed URL it is unclear where that is.
+func maskQuery(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range queryKey.FindAllStringSubmatchIndex(s, -1) {
+		key := s[m[2]:m[3]]
+		if k, err := url.PathUnescape(key); err == nil {
+			key = k
+		}
+		if m[0] < last || !strings.Contains(strings.ToLower(key), "password") {
+			continue
+		}
+		end := len(s)
+		if i := strings.IndexByte(s[m[1]:], '&'); i >= 0 {
+			end = m[1] + i
+		}
+		b.WriteString(s[last:m[1]] + "xxxxx")
+		last = end
+	}
+	return b.String() + s[last:]
+}
+
+// parseConfig is pgx's parse, with an error that shows the DSN as Redact
+// does: pgx's own masking of a DSN it cannot parse is a guess that shows
+// part of a password with an escaped space ("password=se\ cret").
+func parseConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		if pe, ok := errors.AsType[*pgconn.ParseConfigError](err); ok {
+			shown := *pe
+			shown.ConnString = Engine{}.Redact(pe.ConnString)
+			err = &shown
+		}
+		return nil, errors.New(redactText(dsn, err.Error()))
+	}
+	return cfg, nil
 }
 
 // redactText removes from text every password dsn holds, however the text
@@ -112,18 +160,41 @@ func redactText(dsn, text string) string {
 	return text
 }
 
-func openDB(dsn string) (*sql.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+// openDB opens a pool on dsn whose sessions start with the given settings.
+func openDB(dsn string, session map[string]string) (*sql.DB, error) {
+	cfg, err := parseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%s", redactText(dsn, err.Error()))
+		return nil, err
+	}
+	for name, value := range session {
+		for k := range cfg.RuntimeParams {
+			if strings.EqualFold(k, name) {
+				delete(cfg.RuntimeParams, k)
+			}
+		}
+		cfg.RuntimeParams[name] = value
 	}
 	return stdlib.OpenDB(*cfg), nil
+}
+
+// plainSession fixes the text forms of values, which Checksum hashes, on
+// OpenPlain's connections: otherwise they follow the server's and the
+// database's defaults, and equal rows on databases with another TimeZone,
+// DateStyle or bytea_output sum differently, while with extra_float_digits
+// below 1 doubles that differ in their last digits sum alike. Session
+// settings, not the database's.
+var plainSession = map[string]string{
+	"timezone":           "UTC",
+	"datestyle":          "ISO, MDY",
+	"intervalstyle":      "postgres",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
 }
 
 // Open implements engine.Engine. Reads and writes share one pool: the
 // server runs them concurrently.
 func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
-	db, err := openDB(dsn)
+	db, err := openDB(dsn, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +210,7 @@ func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
 
 // OpenPlain implements engine.Engine.
 func (Engine) OpenPlain(ctx context.Context, dsn string) (*sql.DB, error) {
-	db, err := openDB(dsn)
+	db, err := openDB(dsn, plainSession)
 	if err != nil {
 		return nil, err
 	}
@@ -550,3 +621,65 @@ func (Engine) Checksum(cols []string) string {
 // Stored implements engine.Checksummer: pgx returns every type tandem
 // declares as the value it stores.
 func (Engine) Stored(col string) string { return col }
+
+// gidPattern is what a prepared transaction's id may hold: tandem's ids
+// are letters, digits and underscores, and go into the statement as text.
+var gidPattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,200}$`)
+
+func gidLiteral(gid string) (string, error) {
+	if !gidPattern.MatchString(gid) {
+		return "", fmt.Errorf("transaction id %q: want letters, digits and underscores", gid)
+	}
+	return "'" + gid + "'", nil
+}
+
+// Prepare implements engine.TwoPhaser. The server needs
+// max_prepared_transactions > 0.
+func (Engine) Prepare(ctx context.Context, tx engine.Execer, gid string) error {
+	lit, err := gidLiteral(gid)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "PREPARE TRANSACTION "+lit)
+	return err
+}
+
+// CommitPrepared implements engine.TwoPhaser.
+func (Engine) CommitPrepared(ctx context.Context, db engine.Execer, gid string) error {
+	lit, err := gidLiteral(gid)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "COMMIT PREPARED "+lit)
+	return err
+}
+
+// RollbackPrepared implements engine.TwoPhaser.
+func (Engine) RollbackPrepared(ctx context.Context, db engine.Execer, gid string) error {
+	lit, err := gidLiteral(gid)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "ROLLBACK PREPARED "+lit)
+	return err
+}
+
+// Prepared implements engine.TwoPhaser.
+func (Engine) Prepared(ctx context.Context, q engine.Querier, prefix string, age time.Duration) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT gid FROM pg_prepared_xacts
+		WHERE database = current_database() AND starts_with(gid, $1) AND prepared <= now() - make_interval(secs => $2)
+		ORDER BY prepared`, prefix, age.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		var gid string
+		if err := rows.Scan(&gid); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, gid)
+	}
+	return out, closeRows(rows)
+}
