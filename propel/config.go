@@ -1007,8 +1007,10 @@ func (c *confConverter) mysql(rest string, conn confConn, at string, t *confTarg
 		b.WriteString("@")
 	}
 	b.WriteString(addr + "/" + url.PathEscape(db))
-	if charset != "" {
-		b.WriteString("?charset=" + charset)
+	// tandem's mysql driver always talks utf8mb4 and creates utf8mb4
+	// tables; it refuses another charset in the DSN.
+	if charset != "" && !strings.EqualFold(charset, "utf8mb4") {
+		c.warn("%s: charset %s left out of the DSN: tandem's mysql driver always uses utf8mb4 (existing %s tables keep their charset)", conn.path, charset, charset)
 	}
 	t.dsn = b.String()
 	t.key = "mysql\x00" + addr + "\x00" + db

@@ -244,7 +244,7 @@ func TestImportMySQLDSNRoundTrip(t *testing.T) {
 		{"root", "secret", "host=h;dbname=d", mysqlParts{"root", "secret", "tcp", "h:3306", "d", ""}},
 		{"a@b", "p@ss:w/o?r(d)", "host=h;port=3310;dbname=d", mysqlParts{"a@b", "p@ss:w/o?r(d)", "tcp", "h:3310", "d", ""}},
 		{"u/x", "", "host=::1;dbname=d/with?odd;;chars", mysqlParts{"u/x", "", "tcp", "[::1]:3306", "d/with?odd;chars", ""}},
-		{"", "only-pw", "host=h;dbname=d;charset=utf8mb4", mysqlParts{"", "only-pw", "tcp", "h:3306", "d", "charset=utf8mb4"}},
+		{"", "only-pw", "host=h;dbname=d;charset=utf8mb4", mysqlParts{"", "only-pw", "tcp", "h:3306", "d", ""}}, // tandem always uses utf8mb4
 		{"", "", "unix_socket=/run/my sql(1)/m.sock;dbname=", mysqlParts{"", "", "unix", "/run/my sql(1)/m.sock", "", ""}},
 		{"", "", " host=h ; dbname=d; user=dsnuser;password=a;;b ", mysqlParts{"dsnuser", "a;b ", "tcp", "h:3306", "d", ""}},
 		{"elem", "elempw", "host=h;dbname=d;user=dsnuser;password=dsnpw", mysqlParts{"elem", "elempw", "tcp", "h:3306", "d", ""}},
@@ -651,5 +651,26 @@ func TestImportYAMLMergeBomb(t *testing.T) {
 	}
 	if !strings.Contains(got.YAML, "dsn: x.db") {
 		t.Errorf("got\n%s", got.YAML)
+	}
+}
+
+// TestImportedDSNsAreTakenByTheirDrivers: every DSN an imported config
+// holds is one tandem's driver for it accepts (a config with one
+// datasource is refused for that alone, which is not what this checks).
+func TestImportedDSNsAreTakenByTheirDrivers(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.tandem.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden configs: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tandem.ParseConfig(data, t.TempDir())
+		var ce *tandem.ConfigError
+		if errors.As(err, &ce) && strings.HasSuffix(ce.Field, ".dsn") && !strings.Contains(ce.Msg, "directory") {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
