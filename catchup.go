@@ -187,7 +187,9 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 	for _, phase := range []bool{false, true} {
 		var cursor missedCursor
 		for {
-			n, next, err := c.catchUpStep(ctx, x, phase, cursor)
+			sctx, cancel := c.stepContext(ctx)
+			n, next, err := c.catchUpStep(sctx, x, phase, cursor)
+			cancel()
 			c.catchUpProgress(x, n, err)
 			copied += n
 			if err != nil {
@@ -199,7 +201,9 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 			cursor = *next
 		}
 	}
-	done, err := c.finishCatchUp(ctx, x)
+	sctx, cancel := c.stepContext(ctx)
+	done, err := c.finishCatchUp(sctx, x)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("catch up %s: %w", x.name, err)
 	}
@@ -210,6 +214,14 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 		c.kick() // let it rejoin now
 	}
 	return nil
+}
+
+// stepContext bounds one step of the health loop's work (a batch of
+// catch-up, a sweep): a database that stops answering mid-step must not
+// hold the loop, which is what finds it down. A step may wait for tandem's
+// lock (lockWait timeouts) and then work.
+func (c *Cluster) stepContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 2*lockWait*c.timeout)
 }
 
 // missedCursor is where a pass over missed-key records has got to.

@@ -251,7 +251,14 @@ var bookkeeping = []*engine.Table{&metaTable, &pendingTable, &missedTable, &conf
 // open connects and makes sure the database has tandem's tables and an
 // identity. It publishes the connection only once both are there.
 func (n *Node) open(ctx context.Context) error {
-	conn, err := n.eng.Open(ctx, n.dsn)
+	dsn := n.dsn
+	if sb, ok := n.eng.(engine.StallBounder); ok {
+		var err error
+		if dsn, err = sb.BoundStalls(dsn, lockWait*n.cluster.timeout); err != nil {
+			return err
+		}
+	}
+	conn, err := n.eng.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}

@@ -111,6 +111,8 @@ func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
 	}
 	s := n.sql(m)
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s%s", s.selectCols, n.eng.Quote(m.table.Name), s.byKey, rowLock(r, n))
+	ctx, done := n.readGuard(ctx)
+	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
@@ -136,6 +138,8 @@ func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error
 		return nil, fmt.Errorf("find %s: %w", m.table.Name, err)
 	}
 	q += rowLock(r, n)
+	ctx, done := n.readGuard(ctx)
+	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, err)
@@ -158,10 +162,26 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 		return 0, fmt.Errorf("count %s: %w", m.table.Name, err)
 	}
 	var count int64
+	ctx, done := n.readGuard(ctx)
+	defer done()
 	if err := db.QueryRowContext(ctx, q, args...).Scan(&count); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, err)
 	}
 	return count, nil
+}
+
+// readGuard bounds a read on a server (engine.Locker): ctx is cancelled if
+// the read, its rows included, takes longer than a write's statements may
+// (lockWait timeouts), so a hung server cannot hold a reader for ever (the
+// health check then finds it down, and reads go to the next database).
+// done must be called once the rows are read.
+func (n *Node) readGuard(ctx context.Context) (context.Context, func()) {
+	if _, ok := n.eng.(engine.Locker); !ok {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(lockWait*n.cluster.timeout, cancel)
+	return ctx, func() { timer.Stop(); cancel() }
 }
 
 // rowLock is the clause that makes a read inside a Tx lock the rows it

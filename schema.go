@@ -58,7 +58,17 @@ func (c *Cluster) checkStructure(ctx context.Context) error {
 			}
 			return fmt.Errorf("read structure of %s: %w", n.name, err)
 		}
-		st.Fingerprints[n.name] = fingerprint(tables)
+		if c.mixed {
+			// Engines declare types differently: fingerprint what must
+			// match across them.
+			logical := make([]engine.TableInfo, len(tables))
+			for i, t := range tables {
+				logical[i] = logicalColumns(t)
+			}
+			st.Fingerprints[n.name] = fingerprint(logical)
+		} else {
+			st.Fingerprints[n.name] = fingerprint(tables)
+		}
 		all = append(all, result{n, tables})
 		if n == c.primary.database() {
 			base = &all[len(all)-1]

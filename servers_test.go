@@ -298,8 +298,13 @@ func srvMirrorsModelWrites(t *testing.T, p srvPair) {
 	}
 	s.identical(t)
 	st, err := s.c.Status(ctx)
-	if err != nil || !foInSync(st) {
+	if err != nil || !foInSync(st) || !st.StructureMatch {
 		t.Errorf("status: %v\n%s", err, foTable(st, err))
+	}
+	for _, n := range st.Nodes {
+		if !n.StructureMatches {
+			t.Errorf("status: %s's structure is said to differ from the primary's", n.Name)
+		}
 	}
 }
 

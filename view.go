@@ -316,7 +316,10 @@ func (c *Cluster) health() {
 		}
 		if time.Since(lastSweep) >= c.interval*4 {
 			lastSweep = time.Now()
-			if err := c.sweep(ctx); err != nil && ctx.Err() == nil {
+			sctx, cancel := c.stepContext(ctx)
+			err := c.sweep(sctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				c.log.Warn("repairing writes in doubt", "err", err)
 			}
 		}

@@ -292,6 +292,16 @@ type TwoPhaser interface {
 	Prepared(ctx context.Context, q Querier, prefix string, age time.Duration) ([]string, error)
 }
 
+// StallBounder is implemented by engines whose driver cannot interrupt
+// every call when its context ends (go-sql-driver/mysql's Commit takes no
+// context). tandem gives such an engine, when it opens a database, the time
+// after which a connection whose server stops answering is to be closed.
+type StallBounder interface {
+	// BoundStalls returns dsn with reads and writes on its connections
+	// bounded by d, unless the DSN sets bounds of its own.
+	BoundStalls(dsn string, d time.Duration) (string, error)
+}
+
 // Checksummer is implemented by engines that checksum rows inside the
 // database, so that comparing two databases of the engine moves a count
 // and a sum per range of keys instead of the rows.

@@ -73,7 +73,10 @@ if [ "$(go env CGO_ENABLED)" != 1 ] || ! command -v "$(go env CC)" >/dev/null; t
 	echo "test.sh: no C compiler for cgo: running without the race detector" >&2
 	race=
 fi
-go test $race -count=1 -timeout 20m -v ./... >"$log" 2>&1
+# -p 1: one package at a time, so that the server tests' load (several
+# database servers, writers that fail over) never starves the timing of
+# another package's tests on a small machine.
+go test $race -p 1 -count=1 -timeout 30m -v ./... >"$log" 2>&1
 status=$?
 set -e
 # The full log is long; show failures and the per-package summary.

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/internal/dbserver"
 )
 
@@ -87,6 +88,41 @@ func TestServersCLI(t *testing.T) {
 	t.Run("postgres+mysql", func(t *testing.T) {
 		srvStatusVerifyRepair(t, srvDatasource{"postgres", pg[0]}, srvDatasource{"mysql", my})
 	})
+	t.Run("VerifyRefusesKeysOfAnotherCollation", func(t *testing.T) {
+		srvVerifyRefusesAnotherCollation(t, srvDatasource{"postgres", pg[0]}, srvDatasource{"postgres", pg[1]})
+	})
+}
+
+// srvVerifyRefusesAnotherCollation: verify compares ranges of keys, which
+// only works where both sides order the keys alike. A text key of another
+// collation than tandem's "C" on one side is a structure difference (exit
+// 2), not a comparison that never ends.
+func srvVerifyRefusesAnotherCollation(t *testing.T, foo, bar srvDatasource) {
+	var dsns []string
+	for _, side := range []struct {
+		d    srvDatasource
+		coll string
+	}{{foo, "C"}, {bar, "und-x-icu"}} {
+		dsn, _, db := side.d.database(t, "collation")
+		dsns = append(dsns, dsn)
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM pg_collation WHERE collname = $1", side.coll).Scan(&n); err != nil || n == 0 {
+			t.Skipf("no collation %s on the server (%v): PostgreSQL built without ICU", side.coll, err)
+		}
+		for _, q := range []string{
+			`CREATE TABLE words (k TEXT COLLATE "` + side.coll + `" PRIMARY KEY, v BIGINT)`,
+			`INSERT INTO words SELECT CASE WHEN g % 2 = 0 THEN 'a' ELSE 'B' END || g, g FROM generate_series(1, 2000) g`,
+		} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	path := writeConfig(t, t.TempDir(), fmt.Sprintf("datasources:\n  - name: foo\n    driver: postgres\n    dsn: %q\n  - name: bar\n    driver: postgres\n    dsn: %q\n", dsns[0], dsns[1]))
+	code, stdout, stderr := runT(t, "verify", "--config", path)
+	if want := `table words: column k: TEXT on foo, TEXT COLLATE "und-x-icu" on bar`; code != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("verify: exit %d, want 2 saying %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+	}
 }
 
 func srvStatusVerifyRepair(t *testing.T, foo, bar srvDatasource) {
@@ -154,12 +190,21 @@ func srvStatusVerifyRepair(t *testing.T, foo, bar srvDatasource) {
 			t.Errorf("status: %s's row %q: want driver %s, in sync", ds, r, driver)
 		}
 	}
-	code, st := statusJSON(t, path)
-	if code != 0 || !st.StructureMatch || len(st.Nodes) != 2 {
-		t.Fatalf("status --json: exit %d, %+v", code, st)
+	stdout, _ = cli(0, "status", "--config", path, "--json")
+	var st tandem.Status
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stdout)
+	}
+	if !st.StructureMatch || len(st.Nodes) != 2 {
+		t.Fatalf("status --json: %+v", st)
 	}
 	if f, b := node(t, st, "foo"), node(t, st, "bar"); f.Driver != foo.driver || b.Driver != bar.driver || !f.Primary || b.Primary {
 		t.Errorf("status --json: foo %+v, bar %+v", f, b)
+	}
+	// Structures of one engine compare by fingerprint. (Across engines the
+	// fingerprints differ though the structures match: not checked here.)
+	if f, b := node(t, st, "foo"), node(t, st, "bar"); foo.driver == bar.driver && (!f.StructureMatches || !b.StructureMatches) {
+		t.Errorf("status --json: structure_matches foo %v, bar %v; want true", f.StructureMatches, b.StructureMatches)
 	}
 
 	rows := fmt.Sprintf("srv_book: identical (%d rows on foo, %d on bar)", n, n)
@@ -214,10 +259,12 @@ func srvStatusVerifyRepair(t *testing.T, foo, bar srvDatasource) {
 	}
 
 	// Errors name what failed, never the password: bar's database gone
-	// missing, then bar's server unreachable.
+	// missing, bar's server unreachable, a wrong password (which holds the
+	// right one).
 	for _, broken := range []struct{ what, dsn string }{
 		{"no such database", bar.server.DSN(name+"_missing", "")},
 		{"closed port", bar.server.DSN(name, "127.0.0.1:1")},
+		{"wrong password", strings.Replace(barDSN, ":"+barPW+"@", ":wrong"+barPW+"@", 1)},
 	} {
 		bad := writeConfig(t, t.TempDir(), fmt.Sprintf(`datasources:
   - name: foo
@@ -235,8 +282,8 @@ func srvStatusVerifyRepair(t *testing.T, foo, bar srvDatasource) {
 		}
 		code, stdout, stderr := runT(t, "status", "--config", bad)
 		outputs = append(outputs, "tandem status ("+broken.what+")\n"+stdout+stderr)
-		if code == 0 {
-			t.Errorf("%s: status exits 0\n%s%s", broken.what, stdout, stderr)
+		if code != 1 || !strings.Contains(row(t, stdout, "bar"), "down") {
+			t.Errorf("%s: status exits %d, want 1 with bar down\n%s%s", broken.what, code, stdout, stderr)
 		}
 	}
 }

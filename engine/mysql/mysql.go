@@ -71,6 +71,7 @@ type Engine struct{}
 
 var (
 	_ engine.Engine       = Engine{}
+	_ engine.StallBounder = Engine{}
 	_ engine.Locker       = Engine{}
 	_ engine.TableChecker = Engine{}
 )
@@ -119,6 +120,24 @@ func openDB(dsn string) (*sql.DB, error) {
 	// timeout would cut them.
 	db.SetConnMaxLifetime(3 * time.Minute)
 	return db, nil
+}
+
+// BoundStalls implements engine.StallBounder: the driver's readTimeout and
+// writeTimeout, which close a connection that waits longer than d for the
+// server (go-sql-driver/mysql interrupts a query when its context ends, but
+// not a commit).
+func (Engine) BoundStalls(dsn string, d time.Duration) (string, error) {
+	cfg, err := parse(dsn)
+	if err != nil {
+		return "", parseError(dsn)
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = d
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = d
+	}
+	return cfg.FormatDSN(), nil
 }
 
 // Open implements engine.Engine. Reads and writes share one pool: the

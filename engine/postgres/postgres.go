@@ -526,12 +526,13 @@ func (Engine) LimitClause(limit, offset int) string {
 // schema.
 func (Engine) Tables(ctx context.Context, q engine.Querier) ([]engine.TableInfo, error) {
 	rows, err := q.QueryContext(ctx, `
-		SELECT c.relname, a.attname, upper(format_type(a.atttypid, a.atttypmod)),
+		SELECT c.relname, a.attname, upper(format_type(a.atttypid, a.atttypmod)) || COALESCE(' COLLATE ' || quote_ident(co.collname), ''),
 			a.attnotnull, COALESCE(array_position(pk.conkey, a.attnum), 0),
 			COALESCE(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity
 		FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		LEFT JOIN pg_collation co ON co.oid = a.attcollation
 		LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 		LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
 		WHERE c.relkind IN ('r', 'p') AND c.relname NOT LIKE '\_tandem\_%'
@@ -547,6 +548,9 @@ func (Engine) Tables(ctx context.Context, q engine.Querier) ([]engine.TableInfo,
 			rows.Close()
 			return nil, err
 		}
+		// tandem's text is COLLATE "C"; another collation orders keys
+		// otherwise, and shows, so that verify refuses to compare ranges
+		// of keys the two sides order differently.
 		col.Type = strings.TrimSuffix(col.Type, ` COLLATE "C"`)
 		col.Logical = logical(col.Type)
 		if identity != "" {
