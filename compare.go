@@ -32,6 +32,7 @@ const (
 
 // tableCmp compares one table between two databases.
 type tableCmp struct {
+	parents  []int64 // row counts of the ranges bisect is dividing, outermost first
 	table    verifyTable
 	a, b     *plainDB
 	inGo     bool // hash rows in Go, in canonical values (engines differ)
@@ -267,12 +268,19 @@ func (c *tableCmp) firstPass(ctx context.Context) (int64, int64, error) {
 // bisect finds the rows that differ in range r, which holds na rows on the
 // reference and nb on the other side.
 func (c *tableCmp) bisect(ctx context.Context, r keyRange, na, nb int64) error {
-	if max(na, nb) <= verifyLeafRows {
+	n := max(na, nb)
+	// Each level divides a range by verifyFanout. A part that holds more
+	// than half its range's rows means the two sides do not split ranges
+	// alike (keys ordered by different collations): compare its rows
+	// whole rather than divide without end.
+	if n <= verifyLeafRows || (len(c.parents) > 0 && 2*n > c.parents[len(c.parents)-1]) {
 		return c.compareRows(ctx, r)
 	}
-	s, n := c.sa, na
+	c.parents = append(c.parents, n)
+	defer func() { c.parents = c.parents[:len(c.parents)-1] }()
+	s := c.sa
 	if nb > na {
-		s, n = c.sb, nb
+		s = c.sb
 	}
 	step := (n + verifyFanout - 1) / verifyFanout
 	keys, err := s.splitKeys(ctx, r, step)

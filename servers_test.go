@@ -187,6 +187,9 @@ func TestServers(t *testing.T) {
 			t.Run("TypesRoundTrip", func(t *testing.T) { srvTypesRoundTrip(t, p) })
 			t.Run("RefusedValuesWriteNothing", func(t *testing.T) { srvRefusedValues(t, p) })
 			t.Run("VerifyNamesEveryDifferenceAndRepairFixesIt", func(t *testing.T) { srvVerifyRepair(t, p) })
+			if p.name == "sqlite+postgres" {
+				t.Run("VerifyEndsWhenTheSidesOrderKeysDifferently", func(t *testing.T) { srvVerifyOtherCollation(t, p) })
+			}
 			if p.foo.server == nil || p.foo.driver != p.bar.driver {
 				return // the fault scenarios run on each engine's own pair
 			}
@@ -682,4 +685,53 @@ func srvKilledBetweenPhases(t *testing.T, p srvPair) {
 	})
 	foWait(t, c, "in sync", foInSync)
 	s.identical(t)
+}
+
+// srvVerifyOtherCollation: a table made by hand whose text key PostgreSQL
+// orders by a linguistic collation ('a' < 'B' < 'c') and SQLite by bytes
+// ('B' < 'a' < 'c'). The logical structures match, so verify compares the
+// rows; the two sides split key ranges differently, and verify must still
+// end (it once divided such ranges without end) and find the same rows.
+func srvVerifyOtherCollation(t *testing.T, p srvPair) {
+	s := srvOpen(t, p, false)
+	s.c.Close()
+	var coll string
+	if err := s.barDB.QueryRow(`SELECT collname FROM pg_collation WHERE collname IN ('und-x-icu', 'en_US.utf8', 'en_US') ORDER BY collname DESC LIMIT 1`).Scan(&coll); err != nil {
+		t.Fatalf("no linguistic collation on the server: %v", err)
+	}
+	stmts := map[*sql.DB]string{
+		s.fooDB: `CREATE TABLE hand (k TEXT PRIMARY KEY, v INTEGER)`,
+		s.barDB: fmt.Sprintf(`CREATE TABLE hand (k TEXT COLLATE %q PRIMARY KEY, v BIGINT)`, coll),
+	}
+	for db, ddl := range stmts {
+		if _, err := db.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3000 {
+			k := fmt.Sprintf("%c%05d", "aBcDeF"[i%6], i)
+			if _, err := tx.Exec(`INSERT INTO hand (k, v) VALUES ($1, $2)`, k, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := tandem.Verify(ctx, s.cfg, tandem.VerifyOptions{Tables: []string{"hand"}})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	n := 0
+	for _, tr := range rep.Tables {
+		n += len(tr.Differences)
+	}
+	if !rep.Identical || n != 0 {
+		t.Errorf("verify: identical %v, %d differences, want identical (the rows are the same)", rep.Identical, n)
+	}
 }
