@@ -340,3 +340,36 @@ func (c *Conn) Close() error {
 	}
 	return err
 }
+
+// QuoteList quotes each name with quote and joins them with ", ".
+func QuoteList(quote func(string) string, names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// IndexStatements returns the statements that create t's indexes, each
+// doing nothing when the index exists (the form every engine takes).
+func IndexStatements(t *Table, quote func(string) string) []string {
+	var stmts []string
+	for _, x := range t.Indexes {
+		u := ""
+		if x.Unique {
+			u = "UNIQUE "
+		}
+		stmts = append(stmts, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", u, quote(x.Name), quote(t.Name), QuoteList(quote, x.Columns)))
+	}
+	return stmts
+}
+
+// CloseRows closes rows and returns the first error of iterating or
+// closing them.
+func CloseRows(rows *sql.Rows) error {
+	err := rows.Err()
+	if err2 := rows.Close(); err == nil {
+		err = err2
+	}
+	return err
+}

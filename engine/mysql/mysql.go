@@ -285,24 +285,10 @@ func (e Engine) CreateTable(t *engine.Table) []string {
 		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", e.list(t.PK))
 	}
 	b.WriteString(") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=" + collation)
-	stmts := []string{b.String()}
-	for _, x := range t.Indexes {
-		u := ""
-		if x.Unique {
-			u = "UNIQUE "
-		}
-		stmts = append(stmts, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", u, e.Quote(x.Name), e.Quote(t.Name), e.list(x.Columns)))
-	}
-	return stmts
+	return append([]string{b.String()}, engine.IndexStatements(t, e.Quote)...)
 }
 
-func (e Engine) list(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = e.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
+func (e Engine) list(names []string) string { return engine.QuoteList(e.Quote, names) }
 
 // Upsert implements engine.Engine. The first assignment of ON DUPLICATE KEY
 // UPDATE keeps the row's key when the row it collided with has the new

@@ -414,10 +414,4 @@ func strings1(ctx context.Context, q engine.Querier, query string, args ...any) 
 	return out, closeRows(rows)
 }
 
-func closeRows(rows *sql.Rows) error {
-	err := rows.Err()
-	if err2 := rows.Close(); err == nil {
-		err = err2
-	}
-	return err
-}
+func closeRows(rows *sql.Rows) error { return engine.CloseRows(rows) }

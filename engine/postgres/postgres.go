@@ -341,24 +341,10 @@ func (e Engine) CreateTable(t *engine.Table) []string {
 		}
 	}
 	fmt.Fprintf(&b, ", PRIMARY KEY (%s))", e.list(t.PK))
-	stmts := []string{b.String()}
-	for _, x := range t.Indexes {
-		u := ""
-		if x.Unique {
-			u = "UNIQUE "
-		}
-		stmts = append(stmts, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", u, e.Quote(x.Name), e.Quote(t.Name), e.list(x.Columns)))
-	}
-	return stmts
+	return append([]string{b.String()}, engine.IndexStatements(t, e.Quote)...)
 }
 
-func (e Engine) list(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = e.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
+func (e Engine) list(names []string) string { return engine.QuoteList(e.Quote, names) }
 
 func marks(from, n int) string {
 	m := make([]string, n)
@@ -604,13 +590,7 @@ func indexes(ctx context.Context, q engine.Querier, table string) ([]engine.Inde
 	return list, closeRows(rows)
 }
 
-func closeRows(rows *sql.Rows) error {
-	err := rows.Err()
-	if err2 := rows.Close(); err == nil {
-		err = err2
-	}
-	return err
-}
+func closeRows(rows *sql.Rows) error { return engine.CloseRows(rows) }
 
 // Checksum implements engine.Checksummer: the sum, wrapped to 64 bits, of
 // a 64-bit hash of each row's text form. The row form tells NULL from the

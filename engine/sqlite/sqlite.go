@@ -292,24 +292,10 @@ func (e Engine) CreateTable(t *engine.Table) []string {
 		// dirties one page, not two.
 		b.WriteString(" WITHOUT ROWID")
 	}
-	stmts := []string{b.String()}
-	for _, x := range t.Indexes {
-		u := ""
-		if x.Unique {
-			u = "UNIQUE "
-		}
-		stmts = append(stmts, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", u, e.Quote(x.Name), e.Quote(t.Name), e.list(x.Columns)))
-	}
-	return stmts
+	return append([]string{b.String()}, engine.IndexStatements(t, e.Quote)...)
 }
 
-func (e Engine) list(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = e.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
+func (e Engine) list(names []string) string { return engine.QuoteList(e.Quote, names) }
 
 // Upsert implements engine.Engine.
 func (e Engine) Upsert(t *engine.Table) string {
@@ -555,10 +541,4 @@ func strings1(ctx context.Context, q engine.Querier, query string, args ...any) 
 	return out, closeRows(rows)
 }
 
-func closeRows(rows *sql.Rows) error {
-	err := rows.Err()
-	if err2 := rows.Close(); err == nil {
-		err = err2
-	}
-	return err
-}
+func closeRows(rows *sql.Rows) error { return engine.CloseRows(rows) }
