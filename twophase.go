@@ -31,11 +31,11 @@ const gidPrefix = "tandem_"
 // resolvePrepared).
 func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node) {
 	gid := gidPrefix + txid
-	prepared := c.eachSecondary(ok, func(s *secondary) error {
+	prepared := c.onSecondaries(ok, func(s *secondary) error {
 		err := s.n.eng.(engine.TwoPhaser).Prepare(s.tx.ctx, s.tx, gid)
 		s.tx.Rollback() // the session left the transaction; this releases the connection
 		return err
-	}, "prepare", &lost)
+	})("prepare", &lost)
 	if perr = tx.tx.Commit(); perr != nil {
 		// Not committed anywhere (or, if the answer was lost, on the
 		// primary only, with its intent record for the sweeper).
@@ -60,47 +60,6 @@ func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr err
 		}
 	}
 	return nil, committed, append(lost, failed...)
-}
-
-// eachSecondary runs f on every secondary of ok concurrently, each within
-// Config.Timeout, and returns the nodes it succeeded on; the others are
-// marked down (what names the step) and appended to lost.
-func (c *Cluster) eachSecondary(ok []*secondary, f func(*secondary) error, what string, lost *[]*Node) []*Node {
-	errs := make([]error, len(ok))
-	done := make(chan int, len(ok))
-	for i, s := range ok {
-		go func() {
-			errs[i] = f(s)
-			done <- i
-		}()
-	}
-	finished := make([]bool, len(ok))
-	timer := time.NewTimer(c.timeout)
-	defer timer.Stop()
-wait:
-	for range ok {
-		select {
-		case i := <-done:
-			finished[i] = true
-		case <-timer.C:
-			break wait
-		}
-	}
-	var good []*Node
-	for i, s := range ok {
-		switch {
-		case !finished[i]:
-			s.n.markDown(fmt.Errorf("%s on %s: %w (%v)", what, s.n.name, errTimeout, c.timeout))
-			s.tx.abandon()
-			*lost = append(*lost, s.n)
-		case errs[i] != nil:
-			s.n.markDown(fmt.Errorf("%s on %s: %w", what, s.n.name, errs[i]))
-			*lost = append(*lost, s.n)
-		default:
-			good = append(good, s.n)
-		}
-	}
-	return good
 }
 
 // eachNode runs f on every node concurrently, each under a context that
@@ -133,14 +92,7 @@ func (c *Cluster) resolveLoop(done chan<- struct{}) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-c.stop:
-			case <-ctx.Done():
-			}
-			cancel()
-		}()
+		ctx, cancel := c.roundContext()
 		c.resolvePrepared(ctx)
 		cancel()
 	}

@@ -278,6 +278,20 @@ func (c *Cluster) kick() {
 	}
 }
 
+// roundContext returns the context of one round of background work: it
+// ends when the round calls cancel or the cluster closes.
+func (c *Cluster) roundContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	return ctx, cancel
+}
+
 // health checks every node each HealthInterval (or when kicked): it
 // reopens nodes that were down, reads their lasting state, installs the
 // view that follows, catches up nodes that missed writes, and repairs
@@ -301,14 +315,7 @@ func (c *Cluster) health() {
 		case <-t.C:
 		case <-c.kicks:
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-c.stop:
-			case <-ctx.Done():
-			}
-			cancel()
-		}()
+		ctx, cancel := c.roundContext()
 		c.refresh(ctx, true)
 		c.recompute()
 		if err := c.catchUpAll(ctx); err != nil && ctx.Err() == nil {

@@ -621,8 +621,6 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 	if c.twoPhase {
 		return c.commitTwoPhase(tx, ok, txid)
 	}
-	errs := make([]error, len(ok))
-	done := make(chan int, len(ok))
 	hook := c.serialCommit || c.commitHook != nil
 	if hook {
 		if perr = tx.tx.Commit(); perr != nil {
@@ -636,41 +634,57 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 			c.commitHook(txid)
 		}
 	}
-	for i, s := range ok {
-		go func() {
-			errs[i] = s.tx.Commit()
-			done <- i
-		}()
-	}
+	wait := c.onSecondaries(ok, func(s *secondary) error { return s.tx.Commit() })
 	if !hook {
 		perr = tx.tx.Commit()
 	}
-	timer := time.NewTimer(c.timeout)
-	defer timer.Stop()
-	finished := make([]bool, len(ok))
-wait:
-	for range ok {
-		select {
-		case i := <-done:
-			finished[i] = true
-		case <-timer.C:
-			break wait
-		}
-	}
-	for i, s := range ok {
-		switch {
-		case !finished[i]:
-			s.n.markDown(fmt.Errorf("commit on %s: %w (%v)", s.n.name, errTimeout, c.timeout))
-			s.tx.abandon()
-			lost = append(lost, s.n)
-		case errs[i] != nil:
-			s.n.markDown(fmt.Errorf("commit on %s: %w", s.n.name, errs[i]))
-			lost = append(lost, s.n)
-		default:
-			committed = append(committed, s.n)
-		}
-	}
+	committed = wait("commit", &lost)
 	return perr, committed, lost
+}
+
+// onSecondaries starts f on every secondary of ok concurrently. The
+// returned wait gives them Config.Timeout in all and returns the nodes f
+// succeeded on; the others are marked down (what names the step), those
+// that did not answer have their transactions abandoned, and all are
+// appended to lost.
+func (c *Cluster) onSecondaries(ok []*secondary, f func(*secondary) error) (wait func(what string, lost *[]*Node) []*Node) {
+	errs := make([]error, len(ok))
+	done := make(chan int, len(ok))
+	for i, s := range ok {
+		go func() {
+			errs[i] = f(s)
+			done <- i
+		}()
+	}
+	return func(what string, lost *[]*Node) []*Node {
+		finished := make([]bool, len(ok))
+		timer := time.NewTimer(c.timeout)
+		defer timer.Stop()
+	collect:
+		for range ok {
+			select {
+			case i := <-done:
+				finished[i] = true
+			case <-timer.C:
+				break collect
+			}
+		}
+		var good []*Node
+		for i, s := range ok {
+			switch {
+			case !finished[i]:
+				s.n.markDown(fmt.Errorf("%s on %s: %w (%v)", what, s.n.name, errTimeout, c.timeout))
+				s.tx.abandon()
+				*lost = append(*lost, s.n)
+			case errs[i] != nil:
+				s.n.markDown(fmt.Errorf("%s on %s: %w", what, s.n.name, errs[i]))
+				*lost = append(*lost, s.n)
+			default:
+				good = append(good, s.n)
+			}
+		}
+		return good
+	}
 }
 
 // args converts canonical values to n's storage form.
