@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tandemdb/tandem/engine"
 )
 
 // Catch-up: a database that missed writes receives the current rows of the
@@ -671,18 +673,5 @@ func (n *Node) intentKeys(ctx context.Context, q querier, txid string) ([]pendin
 }
 
 func strings1(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return engine.QueryStrings(ctx, q, query, args...)
 }

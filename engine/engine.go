@@ -373,3 +373,22 @@ func CloseRows(rows *sql.Rows) error {
 	}
 	return err
 }
+
+// QueryStrings runs a query whose rows hold one text column and returns
+// the values.
+func QueryStrings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, CloseRows(rows)
+}

@@ -398,20 +398,7 @@ func unescapeLiteral(s string) string {
 }
 
 func strings1(ctx context.Context, q engine.Querier, query string, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, closeRows(rows)
+	return engine.QueryStrings(ctx, q, query, args...)
 }
 
 func closeRows(rows *sql.Rows) error { return engine.CloseRows(rows) }
