@@ -18,6 +18,7 @@ fi
 #   chromium        the demo's browser test (demo/browser_test.go)
 #   postgresql      the PostgreSQL servers internal/dbserver starts
 #   mariadb-server  the MariaDB servers internal/dbserver starts
+#   pgpool2         pgpool-II, which bench/tpcb compares tandem with
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 # internal/dbserver finds initdb and postgres the same ways.
@@ -30,6 +31,7 @@ if ! { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } ||
 	! { command -v mariadb-install-db >/dev/null || [ -x /usr/bin/mariadb-install-db ]; }; then
 	missing+=(mariadb-server)
 fi
+{ [ -x /usr/sbin/pgpool ] || command -v pgpool >/dev/null; } || missing+=(pgpool2)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "test.sh: ${missing[*]} not found: installing (apt-get install ${missing[*]})"

@@ -49,13 +49,10 @@ var sessionOptions = []string{
 
 // driverOptions are the driver's parameters a DSN may set as it likes:
 // they change how tandem connects, not what it reads or writes.
-// interpolateParams sends values inside the statement's text instead of
-// apart from it: exact for every value Value returns (tested), and one
-// round trip per statement instead of two.
 var driverOptions = []string{
 	"allowCleartextPasswords", "allowFallbackToPlaintext", "allowNativePasswords",
 	"allowOldPasswords", "checkConnLiveness", "compress", "connectionAttributes",
-	"interpolateParams", "maxAllowedPacket", "readTimeout", "rejectReadOnly",
+	"maxAllowedPacket", "readTimeout", "rejectReadOnly",
 	"serverPubKey", "timeout", "tls", "writeTimeout",
 }
 
@@ -66,12 +63,16 @@ var refused = map[string]string{
 	"clientFoundRows":  "it changes what RowsAffected counts",
 	"columnsWithAlias": "it renames the columns of results",
 	"multiStatements":  "tandem sends one statement at a time, and several per query widen what an injected value could do",
-	"parseTime":        "tandem reads DATETIME columns as time.Time",
-	"loc":              "tandem writes and reads times in UTC",
-	"timeTruncate":     "it would change the times tandem stores (to the microsecond)",
-	"strict":           "the driver dropped it; tandem sets a strict sql_mode itself",
-	"charset":          "tandem's text is utf8mb4",
-	"collation":        "tandem sets the connection's collation itself",
+	// Values go inside the statement's text: one round trip per statement
+	// instead of two (prepare, execute), and exact for every value Value
+	// returns (tested both ways).
+	"interpolateParams": "tandem sends values inside the statement's text (one round trip per statement instead of two)",
+	"parseTime":         "tandem reads DATETIME columns as time.Time",
+	"loc":               "tandem writes and reads times in UTC",
+	"timeTruncate":      "it would change the times tandem stores (to the microsecond)",
+	"strict":            "the driver dropped it; tandem sets a strict sql_mode itself",
+	"charset":           "tandem's text is utf8mb4",
+	"collation":         "tandem sets the connection's collation itself",
 }
 
 // parse is mysql.ParseDSN, which panics on some parameters.
@@ -151,6 +152,7 @@ func apply(cfg *mysql.Config, dsn string) error {
 		params[k] = v
 	}
 	cfg.Params = params
+	cfg.InterpolateParams = true
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	cfg.Collation = driverCollation
@@ -169,6 +171,8 @@ func usual(cfg *mysql.Config, key, value string) bool {
 		return !cfg.ColumnsWithAlias
 	case "multiStatements":
 		return !cfg.MultiStatements
+	case "interpolateParams":
+		return cfg.InterpolateParams
 	case "parseTime":
 		return cfg.ParseTime
 	case "loc":

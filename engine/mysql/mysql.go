@@ -81,10 +81,11 @@ func (Engine) Name() string { return "mysql" }
 
 // ResolveDSN implements engine.Engine. It takes the driver's form,
 // user:password@tcp(host:port)/dbname?param=value, requires a database name,
-// and returns the DSN with tandem's settings: parseTime=true, UTC, the
-// utf8mb4 collation and the session variables of the package doc. A DSN may
-// set the driver's connection options (timeout, readTimeout, writeTimeout,
-// tls, compress, rejectReadOnly, interpolateParams, ...) and the session
+// and returns the DSN with tandem's settings: parseTime=true, UTC,
+// interpolateParams=true (one round trip per statement), the utf8mb4
+// collation and the session variables of the package doc. A DSN may set
+// the driver's connection options (timeout, readTimeout, writeTimeout,
+// tls, compress, rejectReadOnly, ...) and the session
 // timeouts innodb_lock_wait_timeout, lock_wait_timeout, max_statement_time,
 // net_read_timeout, net_write_timeout and wait_timeout; other parameters
 // are refused with the reason, as is a different value for a setting tandem

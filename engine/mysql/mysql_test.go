@@ -30,7 +30,7 @@ func TestResolveDSN(t *testing.T) {
 	}{
 		{"tcp", "tandem:" + secret + "@tcp(127.0.0.1:3306)/app",
 			[]string{"tandem:" + secret + "@tcp(127.0.0.1:3306)/app?", "parseTime=true", "collation=utf8mb4_bin",
-				"time_zone=%27%2B00%3A00%27", "tx_isolation=%27READ-COMMITTED%27", "sql_mode=%27STRICT_ALL_TABLES", "collation_connection=%27utf8mb4_nopad_bin%27"}},
+				"time_zone=%27%2B00%3A00%27", "tx_isolation=%27READ-COMMITTED%27", "sql_mode=%27STRICT_ALL_TABLES", "collation_connection=%27utf8mb4_nopad_bin%27", "interpolateParams=true"}},
 		{"default port", "tandem:" + secret + "@tcp(db.example)/app", []string{"@tcp(db.example:3306)/app?"}},
 		{"unix socket", "tandem:" + secret + "@unix(/run/mysqld/mysqld.sock)/app", []string{"@unix(/run/mysqld/mysqld.sock)/app?"}},
 		{"no password", "tandem@tcp(h:1)/app", []string{"tandem@tcp(h:1)/app?"}},
@@ -71,6 +71,7 @@ func TestResolveDSN(t *testing.T) {
 		{"bad host", "tandem:" + secret + "@tcp([)/app", "invalid address"},
 		{"unterminated address", "tandem:" + secret + "@tcp(h:1/app", "cannot parse"},
 		{"multiStatements", "tandem:" + secret + "@tcp(h:1)/app?multiStatements=true", "multiStatements=true"},
+		{"interpolateParams off", "tandem:" + secret + "@tcp(h:1)/app?interpolateParams=false", "interpolateParams=false: tandem sends values inside"},
 		{"allowAllFiles", "tandem:" + secret + "@tcp(h:1)/app?allowAllFiles=true", "allowAllFiles=true"},
 		{"clientFoundRows", "tandem:" + secret + "@tcp(h:1)/app?clientFoundRows=true", "RowsAffected"},
 		{"columnsWithAlias", "tandem:" + secret + "@tcp(h:1)/app?columnsWithAlias=true", "columnsWithAlias"},
@@ -352,8 +353,8 @@ var everyType = engine.Table{
 
 func TestValueScanRoundTripThroughTheServer(t *testing.T) {
 	s := startServer(t)
+	// Values go inside the statement's text (interpolateParams, always on).
 	plain := s.open("app")
-	interpolated := s.open("app", "interpolateParams=true")
 	create(t, plain.Write, &everyType)
 
 	bigBlob := make([]byte, 1<<20)
@@ -391,7 +392,7 @@ func TestValueScanRoundTripThroughTheServer(t *testing.T) {
 	for _, col := range everyType.Columns[1:] {
 		cases = append(cases, roundTrip{col: col.Name, v: nil})
 	}
-	for _, conn := range []*engine.Conn{plain, interpolated} {
+	for _, conn := range []*engine.Conn{plain} {
 		for n, c := range cases {
 			id := int64(n + 1)
 			row := make([]any, len(everyType.Columns))
