@@ -184,3 +184,148 @@ func TestGroupCommitPanicReachesItsCallerAndFreesTheQueue(t *testing.T) {
 		t.Errorf("%d rows on disk, %d saves acknowledged:\n%s", rows, len(saved), dumps[0])
 	}
 }
+
+type Purse struct {
+	ID      int64 `tandem:"id,pk"`
+	Balance int64 `tandem:"balance"`
+}
+
+type Transfer struct {
+	ID     int64 `tandem:"id,pk,auto"`
+	From   int64 `tandem:"from_purse"`
+	To     int64 `tandem:"to_purse"`
+	Amount int64 `tandem:"amount"`
+}
+
+// Concurrent Cluster.Tx calls on SQLite are committed in groups. A member
+// whose callback fails or panics after writing rows fails alone: its rows
+// are undone on the primary and on the secondary (which had already
+// received them), its auto id is reset, and every other member commits
+// everywhere.
+func TestGroupedTxIsolatesFailingAndPanickingMembers(t *testing.T) {
+	ctx := context.Background()
+	c, path := testcluster.New(t)
+	if err := c.Migrate(ctx, &Purse{}, &Transfer{}); err != nil {
+		t.Fatal(err)
+	}
+	const purses, writers, each = 5, 8, 40
+	for i := range int64(purses) {
+		if err := c.Save(ctx, &Purse{ID: i + 1, Balance: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errRefused := errors.New("refused after writing")
+	var (
+		mu       sync.Mutex
+		want     = map[int64]int64{}
+		acked    = map[int64]Transfer{}
+		refused  int
+		panicked int
+		wg       sync.WaitGroup
+	)
+	for i := range int64(purses) {
+		want[i+1] = 1000
+	}
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				from := int64((w+i)%purses + 1)
+				tr := &Transfer{From: from, To: from%purses + 1 + int64(i%(purses-1)), Amount: int64(i + 1)}
+				if tr.To > purses {
+					tr.To -= purses
+				}
+				fail, explode := i%5 == 2, i%13 == 7
+				var err error
+				func() {
+					defer func() {
+						if p := recover(); p != nil {
+							if p != "boom" || !explode {
+								t.Errorf("transfer %d/%d panicked with %v", w, i, p)
+							}
+							mu.Lock()
+							panicked++
+							mu.Unlock()
+						}
+					}()
+					err = c.Tx(ctx, func(tx *tandem.Tx) error {
+						from, err := tandem.Get[Purse](ctx, tx, tr.From)
+						if err != nil {
+							return err
+						}
+						to, err := tandem.Get[Purse](ctx, tx, tr.To)
+						if err != nil {
+							return err
+						}
+						from.Balance -= tr.Amount
+						to.Balance += tr.Amount
+						for _, v := range []any{from, to, tr} {
+							if err := tx.Save(ctx, v); err != nil {
+								return err
+							}
+						}
+						if explode {
+							panic("boom")
+						}
+						if fail {
+							return errRefused
+						}
+						return nil
+					})
+				}()
+				if explode {
+					if tr.ID != 0 {
+						t.Errorf("transfer %d/%d panicked but kept id %d", w, i, tr.ID)
+					}
+					continue
+				}
+				mu.Lock()
+				switch {
+				case fail && errors.Is(err, errRefused):
+					refused++
+					if tr.ID != 0 {
+						t.Errorf("refused transfer %d/%d kept id %d", w, i, tr.ID)
+					}
+				case !fail && err == nil:
+					acked[tr.ID] = *tr
+					want[tr.From] -= tr.Amount
+					want[tr.To] += tr.Amount
+				default:
+					t.Errorf("transfer %d/%d (fail %v): %v", w, i, fail, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	groups, members := tandem.GroupStats(c)
+	t.Logf("%d committed, %d refused, %d panicked; %d writes in %d groups", len(acked), refused, panicked, members, groups)
+	if groups >= members {
+		t.Errorf("no group held more than one transaction (%d groups for %d): the test proves nothing", groups, members)
+	}
+	for id, p := range want {
+		got, err := tandem.Get[Purse](ctx, c, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Balance != p {
+			t.Errorf("purse %d holds %d, the committed transfers make %d", id, got.Balance, p)
+		}
+	}
+	transfers, err := tandem.Find[Transfer](ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(transfers) != len(acked) {
+		t.Errorf("%d transfers stored, %d committed", len(transfers), len(acked))
+	}
+	for _, tr := range transfers {
+		if acked[tr.ID] != tr {
+			t.Errorf("stored transfer %+v was not committed as such (%+v)", tr, acked[tr.ID])
+		}
+	}
+	c.Close()
+	dumps := testcluster.DumpDir(t, filepath.Dir(path), "foo", "bar")
+	if dumps[0] != dumps[1] {
+		t.Fatalf("files differ:\nfoo:\n%s\nbar:\n%s", dumps[0], dumps[1])
+	}
+}

@@ -72,7 +72,7 @@ func (tx *Tx) weight() int64 {
 	if tx.whole {
 		return 1
 	}
-	return int64(len(tx.ops))
+	return int64(len(tx.ops) - tx.memberOps + tx.members)
 }
 
 // countLeftOut counts the secondaries that failed before the commit.

@@ -451,6 +451,9 @@ type dbTx struct {
 	// server that hangs mid-transaction cannot hold a write for ever. It
 	// is generous, as a statement may wait for rows another write holds.
 	guard time.Duration
+	// detach keeps the statements' contexts from interrupting them (a
+	// group's transaction, which one member's cancellation must not end).
+	detach bool
 }
 
 // begin starts a write transaction on n. ctx bounds the wait for a
@@ -495,8 +498,21 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
 		}
 	}
-	conn, err := db.Write.Conn(ctx)
+	cctx := ctx
+	if _, ok := n.eng.(engine.Locker); ok {
+		// On a server, a connection may have to be made, and a server that
+		// accepts it but never answers (a hung one) would hold the write
+		// for ever: the wait is bounded like a statement's. Running out
+		// says busy, not down: the pool may only be full of other writes.
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, lockWait*wait)
+		defer cancel()
+	}
+	conn, err := db.Write.Conn(cctx)
 	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return nil, fmt.Errorf("begin on %s: %w (no connection within %v)", n.name, errBusy, lockWait*wait)
+		}
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
 	}
 	if failFast {
@@ -570,6 +586,9 @@ func (t *dbTx) bound(ctx context.Context) (context.Context, context.CancelFunc) 
 
 // ExecContext runs a statement under t's guard.
 func (t *dbTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.detach {
+		ctx = context.WithoutCancel(ctx)
+	}
 	defer t.guarded()()
 	ctx, done := t.bound(ctx)
 	defer done()
@@ -579,6 +598,9 @@ func (t *dbTx) ExecContext(ctx context.Context, query string, args ...any) (sql.
 // QueryContext runs a query under t's guard until its first answer; its
 // rows stay bound to t's context until the transaction ends.
 func (t *dbTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if t.detach {
+		ctx = context.WithoutCancel(ctx)
+	}
 	defer t.guarded()()
 	ctx, _ = t.bound(ctx) // released when t's context ends
 	return t.Tx.QueryContext(ctx, query, args...)
@@ -586,6 +608,9 @@ func (t *dbTx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 
 // QueryRowContext runs a query under t's guard until its first answer.
 func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if t.detach {
+		ctx = context.WithoutCancel(ctx)
+	}
 	defer t.guarded()()
 	ctx, _ = t.bound(ctx) // released when t's context ends
 	return t.Tx.QueryRowContext(ctx, query, args...)

@@ -19,50 +19,79 @@ type intent struct {
 	txid string
 	at   int64 // unix ms
 	keys []pendingKey
+	seq  map[pendingKey]int // each key's index in keys, its seq in the record
 }
 
 type pendingKey struct{ table, key string }
 
-func newIntent(ops []op, now time.Time) *intent {
-	in := &intent{
+// newIntent starts the intent record of a write made at now; its keys are
+// added as the write makes them.
+func newIntent(now time.Time) *intent {
+	return &intent{
 		// Time-ordered, so records sort by age.
 		txid: fmt.Sprintf("%016x%s", now.UnixNano(), newID(8)),
 		at:   now.UnixMilli(),
+		seq:  map[pendingKey]int{},
 	}
-	seen := make(map[pendingKey]bool, len(ops))
-	for _, o := range ops {
-		k := pendingKey{o.m.table.Name, keyOf(o.key)}
-		if !seen[k] {
-			seen[k] = true
-			in.keys = append(in.keys, k)
-		}
+}
+
+// next returns the seq k has, or would have once added, and whether k is
+// new to the record.
+func (in *intent) next(k pendingKey) (seq int, fresh bool) {
+	if i, ok := in.seq[k]; ok {
+		return i, false
 	}
-	return in
+	return len(in.keys), true
+}
+
+// add adds k unless the record holds it, and returns its seq.
+func (in *intent) add(k pendingKey) int {
+	i, fresh := in.next(k)
+	if fresh {
+		in.seq[k] = i
+		in.keys = append(in.keys, k)
+	}
+	return i
+}
+
+// note returns the values of k's row in _tandem_pending, in the order of
+// recordSQL's columns.
+func (in *intent) note(seq int, k pendingKey) []any {
+	return []any{in.txid, int64(seq), k.table, k.key, in.at}
 }
 
 // recordChunk is how many keys one INSERT records.
 const recordChunk = 100
 
-// recordIntent writes in's keys to _tandem_pending inside tx.
-func (n *Node) recordIntent(ctx context.Context, tx execer, in *intent) error {
-	for start := 0; start < len(in.keys); start += recordChunk {
-		keys := in.keys[start:min(start+recordChunk, len(in.keys))]
-		args := make([]any, 0, 5*len(keys))
-		for i, k := range keys {
-			args = append(args, in.txid, int64(start+i), k.table, k.key, in.at)
+// recordIntent writes in's keys to _tandem_pending inside tx, but for those
+// noted already (in the statements that wrote them: engine.WithInserter).
+func (n *Node) recordIntent(ctx context.Context, tx execer, in *intent, noted func(seq int) bool) error {
+	var rest []int
+	for i := range in.keys {
+		if !noted(i) {
+			rest = append(rest, i)
 		}
-		if _, err := tx.ExecContext(ctx, n.recordSQL(len(keys)), args...); err != nil {
+	}
+	for start := 0; start < len(rest); start += recordChunk {
+		chunk := rest[start:min(start+recordChunk, len(rest))]
+		args := make([]any, 0, 5*len(chunk))
+		for _, i := range chunk {
+			args = append(args, in.note(i, in.keys[i])...)
+		}
+		if _, err := tx.ExecContext(ctx, n.recordSQL(len(chunk), 0), args...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (n *Node) recordSQL(rows int) string {
+// recordSQL inserts rows intent records, with placeholders numbered from
+// after+1.
+func (n *Node) recordSQL(rows, after int) string {
 	e := n.eng
 	var b strings.Builder
 	fmt.Fprintf(&b, "INSERT INTO %s (txid, seq, tbl, pk, at) VALUES ", e.Quote(pendingTable.Name))
-	p := 0
+	p := after
 	for r := 0; r < rows; r++ {
 		if r > 0 {
 			b.WriteString(", ")
@@ -199,7 +228,7 @@ type clearer struct {
 
 const (
 	clearBatch = 256
-	clearEvery = 50 * time.Millisecond
+	clearEvery = 250 * time.Millisecond
 	maxBacklog = 100_000
 )
 

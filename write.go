@@ -90,6 +90,15 @@ type Tx struct {
 	// whole marks a Cluster.Tx, which counts as one write in Metrics
 	// however many rows it writes (see Tx.weight).
 	whole bool
+	// in is the write's intent record, and noted the seqs of its keys the
+	// primary recorded in the statements that wrote them
+	// (engine.WithInserter).
+	in    *intent
+	noted map[int]bool
+	// members counts the Cluster.Tx calls a group's transaction holds
+	// (group.go), and memberOps the ops they made: each counts as one
+	// write, like a whole Tx.
+	members, memberOps int
 }
 
 // statementFailed notes err, returned by a statement on the primary.
@@ -123,6 +132,8 @@ type op struct {
 	del bool
 	key []any // canonical values of the primary key
 	row []any // canonical values of the full row; nil for a delete
+	pk  pendingKey
+	seq int // pk's seq in the write's intent record
 }
 
 // Tx runs fn in a transaction on every database a write reaches. Each of
@@ -142,7 +153,15 @@ type op struct {
 // writes another process made around it (it was failing back), nothing is
 // committed and fn runs again on the right primary. So fn should act only
 // through tx, and return the same result for the same data.
+//
+// On SQLite, concurrent Tx calls (and Saves and Deletes) are committed in
+// groups, one commit per database for the group (see group.go): fn runs
+// in a savepoint of the group's transaction, after the members queued
+// before it, and if it fails only its own writes are undone.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
+	if c.primary.database().singleWriter() != nil {
+		return c.txGrouped(ctx, fn)
+	}
 	return c.tx(ctx, func(tx *Tx) error { tx.whole = true; return fn(tx) }, true)
 }
 
@@ -207,7 +226,8 @@ func (n *Node) retryable(err error) bool {
 }
 
 func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) (err error) {
-	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: time.Now()}
+	now := time.Now()
+	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: newIntent(now), noted: map[int]bool{}}
 	committed := false
 	defer func() {
 		if !tx.done {
@@ -243,6 +263,7 @@ type secondary struct {
 	n       *Node
 	primary *Node // whose rows the Tx read
 	ops     chan op
+	rec     *intent // the write's: its txid and time, for keys noted as they are written (nil: none are)
 	in      *intent // set before ops is closed; nil when the Tx aborts
 	tx      *dbTx
 	err     error
@@ -262,6 +283,9 @@ func (tx *Tx) start() {
 	}
 	for _, n := range tx.view.write[1:] {
 		s := &secondary{n: n, primary: tx.primary, ops: make(chan op, 64), done: make(chan struct{})}
+		if !tx.c.noIntent {
+			s.rec = tx.in
+		}
 		tx.secs = append(tx.secs, s)
 		go s.run(tx.ctx, tx.c.timeout)
 	}
@@ -270,6 +294,8 @@ func (tx *Tx) start() {
 // send records o, which the primary has applied, and streams it to every
 // secondary.
 func (tx *Tx) send(o op) {
+	o.pk = pendingKey{o.m.table.Name, keyOf(o.key)}
+	o.seq = tx.in.add(o.pk)
 	tx.ops = append(tx.ops, o)
 	for _, s := range tx.secs {
 		s.ops <- o
@@ -285,22 +311,30 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	if s.err == nil {
 		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.primary)
 	}
+	noted := map[int]bool{}
 	for o := range s.ops {
 		if s.err != nil {
 			continue // drain: this secondary is left out
 		}
+		var note []any
+		if s.rec != nil && n.notes() && !noted[o.seq] {
+			note = s.rec.note(o.seq, o.pk)
+		}
 		var err error
 		if o.del {
-			_, err = n.delete(s.tx.ctx, s.tx, o.m, o.key)
+			_, err = n.delete(s.tx.ctx, s.tx, o.m, o.key, note)
 		} else {
-			err = n.upsert(s.tx.ctx, s.tx, o.m, o.row)
+			err = n.upsert(s.tx.ctx, s.tx, o.m, o.row, note)
+		}
+		if err == nil && note != nil {
+			noted[o.seq] = true
 		}
 		if err != nil {
 			s.err = fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, keyOf(o.key), n.name, err)
 		}
 	}
 	if s.err == nil && s.in != nil {
-		if err := n.recordIntent(s.tx.ctx, s.tx, s.in); err != nil {
+		if err := n.recordIntent(s.tx.ctx, s.tx, s.in, func(i int) bool { return noted[i] }); err != nil {
 			s.err = fmt.Errorf("record intent on %s: %w", n.name, err)
 		}
 	}
@@ -429,7 +463,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
 		}
 		tx.ids = append(tx.ids, f)
-	} else if err := p.upsert(ctx, tx.tx, m, row); err != nil {
+	} else if err := p.upsert(ctx, tx.tx, m, row, tx.note(p, m, m.keyVals(row))); err != nil {
 		tx.statementFailed(ctx, err)
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
 	}
@@ -438,6 +472,24 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 		return v.(AfterSaver).AfterSave(ctx)
 	}
 	return nil
+}
+
+// note returns the intent row of key, to record on p, the primary, in the
+// statement that writes key (engine.WithInserter), and counts it as
+// recorded there; nil when p cannot, or the record holds key already.
+// The caller's statement must succeed, or end the transaction.
+func (tx *Tx) note(p *Node, m *model, key []any) []any {
+	if tx.c.noIntent || !p.notes() {
+		return nil
+	}
+	k := pendingKey{m.table.Name, keyOf(key)}
+	seq, fresh := tx.in.next(k)
+	if !fresh {
+		return nil
+	}
+	tx.in.add(k)
+	tx.noted[seq] = true
+	return tx.in.note(seq, k)
 }
 
 // storable converts row for every engine of the cluster other than the
@@ -482,7 +534,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 		}
 	}
 	tx.start()
-	n, err := tx.primary.delete(ctx, tx.tx, m, key)
+	n, err := tx.primary.delete(ctx, tx.tx, m, key, tx.note(tx.primary, m, key))
 	if err != nil {
 		tx.statementFailed(ctx, err)
 		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, keyOf(key), tx.primary.name, err)
@@ -512,20 +564,23 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 // database together with the records that let the others catch up.
 func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	p := tx.primary
+	in := tx.in
 	if len(tx.ops) == 0 {
 		tx.dropSecondaries() // started for a write that then failed on the primary
 		if err := tx.tx.Commit(); err != nil {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
+		if len(tx.noted) > 0 {
+			c.clear.add(in.txid) // a delete that found no row, noted on the primary
+		}
 		return nil
 	}
-	in := newIntent(tx.ops, tx.now)
 	if c.noIntent {
 		in.keys = nil // benchmarks only: measures what the record costs
 	}
 	tx.handOver(in)
 	// The secondaries record theirs meanwhile.
-	if err := p.recordIntent(ctx, tx.tx, in); err != nil {
+	if err := p.recordIntent(ctx, tx.tx, in, func(i int) bool { return tx.noted[i] }); err != nil {
 		tx.rollbackSecondaries()
 		tx.tx.Rollback()
 		return fmt.Errorf("record intent on %s: %w", p.name, err)
@@ -700,13 +755,26 @@ func (n *Node) args(m *model, cols []int, vals []any) ([]any, error) {
 	return out, nil
 }
 
-func (n *Node) upsert(ctx context.Context, tx execer, m *model, row []any) error {
+// upsert writes row on n; with note (intent.note), the statement also
+// records row's key in the intent record (engine.WithInserter).
+func (n *Node) upsert(ctx context.Context, tx execer, m *model, row, note []any) error {
 	args, err := n.args(m, m.all, row)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, n.sql(m).upsert, args...)
+	q := n.sql(m).upsert
+	if note != nil {
+		q, args = n.sql(m).upsertNoted, append(args, note...)
+	}
+	_, err = tx.ExecContext(ctx, q, args...)
 	return err
+}
+
+// notes reports whether n's statements can record intent as they write
+// (engine.WithInserter).
+func (n *Node) notes() bool {
+	_, ok := n.eng.(engine.WithInserter)
+	return ok
 }
 
 func (n *Node) insertAuto(ctx context.Context, tx *dbTx, v *view, m *model, row []any) (int64, error) {
@@ -742,12 +810,17 @@ func (n *Node) insertAuto(ctx context.Context, tx *dbTx, v *view, m *model, row 
 	return res.LastInsertId()
 }
 
-func (n *Node) delete(ctx context.Context, tx execer, m *model, key []any) (int64, error) {
+// delete deletes the row of key on n; with note, as upsert.
+func (n *Node) delete(ctx context.Context, tx execer, m *model, key, note []any) (int64, error) {
 	args, err := n.args(m, m.pk, key)
 	if err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, n.sql(m).delete, args...)
+	q := n.sql(m).delete
+	if note != nil {
+		q, args = n.sql(m).deleteNoted, append(args, note...)
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -760,8 +833,11 @@ type statements struct {
 	insertAuto      string
 	insertReturning bool
 	delete          string // by primary key
-	selectCols      string // "a", "b", ... for SELECT
-	byKey           string // WHERE clause on the primary key
+	// upsertNoted and deleteNoted also record the key's intent row, whose
+	// values follow the statement's (engine.WithInserter); "" elsewhere.
+	upsertNoted, deleteNoted string
+	selectCols               string // "a", "b", ... for SELECT
+	byKey                    string // WHERE clause on the primary key
 }
 
 // sql returns m's statements for n's engine, building them once.
@@ -783,6 +859,10 @@ func (n *Node) sql(m *model) *statements {
 	}
 	s.byKey = strings.Join(conds, " AND ")
 	s.delete = fmt.Sprintf("DELETE FROM %s WHERE %s", e.Quote(m.table.Name), s.byKey)
+	if wi, ok := e.(engine.WithInserter); ok {
+		s.upsertNoted = wi.WithInsert(s.upsert, n.recordSQL(1, len(m.all)))
+		s.deleteNoted = wi.WithInsert(s.delete, n.recordSQL(1, len(m.pk)))
+	}
 	actual, _ := n.texts.LoadOrStore(m.typ, s)
 	return actual.(*statements)
 }

@@ -292,6 +292,19 @@ type TwoPhaser interface {
 	Prepared(ctx context.Context, q Querier, prefix string, age time.Duration) ([]string, error)
 }
 
+// WithInserter is implemented by engines whose write statements can insert
+// a row into another table along the way (PostgreSQL's data-modifying
+// WITH). tandem then records each key a write touches, its intent record,
+// in the statement that writes the key, instead of in one statement more
+// per database when the write commits.
+type WithInserter interface {
+	// WithInsert returns stmt, an INSERT, UPDATE or DELETE with n
+	// placeholders, made to also run insert, an INSERT whose placeholders
+	// are numbered from n+1. The statement's result (rows affected, rows
+	// returned) stays stmt's.
+	WithInsert(stmt, insert string) string
+}
+
 // StallBounder is implemented by engines whose driver cannot interrupt
 // every call when its context ends (go-sql-driver/mysql's Commit takes no
 // context). tandem gives such an engine, when it opens a database, the time

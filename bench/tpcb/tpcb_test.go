@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -75,7 +76,6 @@ type settings struct {
 	warmup   time.Duration // TPCB_WARMUP, unmeasured time before each round
 	clients  []int         // TPCB_CLIENTS
 	engines  []string      // TPCB_ENGINES: postgres, mariadb, sqlite
-	measured bool          // TPCB_MEASURED=1: print the targets
 	profile  string        // TPCB_PROFILE: write a CPU profile of the cases whose name contains it
 	out      string        // TPCB_OUT: also write the table here
 }
@@ -88,7 +88,6 @@ func settingsFromEnv(t *testing.T) settings {
 		warmup:   200 * time.Millisecond,
 		clients:  []int{1, 8},
 		engines:  []string{"postgres", "mariadb", "sqlite"},
-		measured: os.Getenv("TPCB_MEASURED") == "1",
 		profile:  os.Getenv("TPCB_PROFILE"),
 		out:      os.Getenv("TPCB_OUT"),
 	}
@@ -697,8 +696,8 @@ func (bn *bench) table(t *testing.T) {
 	for _, n := range bn.s.clients {
 		ratio(fmt.Sprintf("sqlite: tandem / single throughput, %d client(s)", n), bn.find("sqlite", "tandem", n), bn.find("sqlite", "single", n), true, true, 0.6)
 	}
-	fmt.Fprintf(&b, "\n%d accounts; each case %v at each client count, in %d interleaved rounds, each after %v of warm-up\n",
-		bn.s.accounts, bn.s.duration, bn.s.rounds, bn.s.warmup)
+	fmt.Fprintf(&b, "\n%d accounts; each case %v at each client count, in %d interleaved rounds, each after %v of warm-up; %d CPUs, %s\n",
+		bn.s.accounts, bn.s.duration, bn.s.rounds, bn.s.warmup, runtime.NumCPU(), runtime.Version())
 	for _, tg := range targets {
 		verdict, op := "met", ">="
 		if !tg.atLeast {

@@ -40,6 +40,7 @@ var (
 	_ engine.Checksummer  = Engine{}
 	_ engine.TableChecker = Engine{}
 	_ engine.TwoPhaser    = Engine{}
+	_ engine.WithInserter = Engine{}
 )
 
 // Name implements engine.Engine.
@@ -189,6 +190,11 @@ var plainSession = map[string]string{
 	"intervalstyle":      "postgres",
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
+}
+
+// WithInsert implements engine.WithInserter with a data-modifying WITH.
+func (Engine) WithInsert(stmt, insert string) string {
+	return "WITH tandem_noted AS (" + insert + ") " + stmt
 }
 
 // Open implements engine.Engine. Reads and writes share one pool: the
