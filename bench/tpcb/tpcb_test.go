@@ -694,7 +694,7 @@ func (bn *bench) table(t *testing.T) {
 	ratio("postgres: tandem / single throughput, 8 clients", bn.find("postgres", "tandem", 8), bn.find("postgres", "single", 8), true, true, 0.45)
 	ratio("mariadb: tandem / single throughput, 8 clients", bn.find("mariadb", "tandem", 8), bn.find("mariadb", "single", 8), true, true, 0.45)
 	for _, n := range bn.s.clients {
-		ratio(fmt.Sprintf("sqlite: tandem / single throughput, %d client(s)", n), bn.find("sqlite", "tandem", n), bn.find("sqlite", "single", n), true, true, 0.6)
+		ratio(fmt.Sprintf("sqlite: tandem / single throughput, %s", plural(n, "client")), bn.find("sqlite", "tandem", n), bn.find("sqlite", "single", n), true, true, 0.6)
 	}
 	fmt.Fprintf(&b, "\n%d accounts; each case %v at each client count, in %d interleaved rounds, each after %v of warm-up; %d CPUs, %s\n",
 		bn.s.accounts, bn.s.duration, bn.s.rounds, bn.s.warmup, runtime.NumCPU(), runtime.Version())
@@ -714,4 +714,12 @@ func (bn *bench) table(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// plural is "1 client", "8 clients".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
