@@ -557,6 +557,15 @@ func (c *Cluster) node(name string) *Node {
 // the locks of every written database, from the primary (or, if only a
 // secondary holds the record, from that secondary: the primary failed to
 // commit the write) to the others, and the records deleted.
+//
+// A secondary that holds the only record but is still catching up (another
+// written database records keys it missed) is left for a later sweep. Its
+// record may belong to a commit that reached it after the write had been
+// recorded as missed there (a COMMIT that a hung or killed server carried
+// out after tandem gave up on it): the rows it holds for those keys are
+// then older than the primary's, and copying them would overwrite newer
+// writes. Once catch-up has copied the keys it missed, its rows are the
+// primary's or newer, and the copy is right.
 func (c *Cluster) sweep(ctx context.Context) error {
 	v, release, err := c.acquire()
 	if err != nil {
@@ -601,6 +610,12 @@ func (c *Cluster) sweep(ctx context.Context) error {
 			return err
 		} else if !has {
 			src = d.holder
+			if behind, err := c.missesKeys(ctx, s, v, src); err != nil {
+				return err
+			} else if behind {
+				c.log.Debug("a write in doubt waits for catch-up", "txid", d.txid, "holder", src.name)
+				continue
+			}
 		}
 		keys, err := src.intentKeys(ctx, s.txs[src], d.txid)
 		if err != nil {
@@ -640,6 +655,24 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", src.name)
 	}
 	return s.commit(v.write[1:]...)
+}
+
+// missesKeys reports whether a database of v.write other than n records
+// keys n missed, inside the sweep's transactions s.
+func (c *Cluster) missesKeys(ctx context.Context, s *session, v *view, n *Node) (bool, error) {
+	for _, w := range v.write {
+		if w == n {
+			continue
+		}
+		err := w.checkNotAhead(ctx, s.txs[w], n)
+		if errors.Is(err, errPrimaryBehind) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 func (n *Node) staleTxids(ctx context.Context, cutoff int64, limit int) ([]string, error) {

@@ -1,0 +1,128 @@
+package tandem
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/ncruces/go-sqlite3/driver"
+)
+
+type sweepItem struct {
+	K int64 `tandem:"k,pk"`
+	V int64 `tandem:"v"`
+}
+
+func (sweepItem) TableName() string { return "sweep_items" }
+
+// TestSweepWaitsForAHolderThatIsCatchingUp builds the state a "zombie"
+// commit leaves: a write W was recorded on foo, the primary, as missed by
+// bar (bar's commit had failed, as far as tandem knew), and foo has since
+// moved on; but bar carried the commit out after all, so bar holds W's
+// intent record, the only one left, and W's now old row. bar has rejoined
+// the writes before catch-up copied that key (a secondary nearly caught up
+// joins). The sweep must not copy bar's old row over foo's newer one: it
+// leaves the record until catch-up has run, and then the copy changes
+// nothing.
+func TestSweepWaitsForAHolderThatIsCatchingUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	cfg := &Config{Datasources: []Datasource{
+		{Name: "foo", Driver: "sqlite", DSN: filepath.Join(dir, "foo.db")},
+		{Name: "bar", Driver: "sqlite", DSN: filepath.Join(dir, "bar.db")},
+	}}
+	c, err := Open(ctx, cfg, WithoutBackground(), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Migrate(ctx, &sweepItem{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(ctx, &sweepItem{K: 1, V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string) *sql.DB {
+		db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, name)+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	foo, bar := open("foo.db"), open("bar.db")
+	count := func(db *sql.DB, table string) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for count(foo, "_tandem_pending")+count(bar, "_tandem_pending") > 0 { // the clearer's
+		if ctx.Err() != nil {
+			t.Fatal("the Save's intent records were not cleared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	exec := func(db *sql.DB, q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	key := keyOf([]any{int64(1)})
+	old := time.Now().Add(-time.Hour).UnixMilli()
+	// foo: W's value 2 was overwritten by a later write, 3; the key is
+	// recorded as missed by bar.
+	exec(foo, "UPDATE sweep_items SET v = 3 WHERE k = 1")
+	exec(foo, "INSERT INTO _tandem_missed (node, tbl, pk, at) VALUES ('bar', 'sweep_items', ?, ?)", key, old)
+	// bar: W committed late, with its intent record.
+	exec(bar, "UPDATE sweep_items SET v = 2 WHERE k = 1")
+	exec(bar, "INSERT INTO _tandem_pending (txid, seq, tbl, pk, at) VALUES ('w', 0, 'sweep_items', ?, ?)", key, old)
+
+	c.refresh(ctx, false)
+	c.recompute()
+	if v := c.view.Load(); !v.writes(c.node("bar")) {
+		t.Fatalf("view %s: bar, one key behind, should take writes", v)
+	}
+	c.sweepAfter = 0
+	value := func(db *sql.DB) int64 {
+		t.Helper()
+		var v int64
+		if err := db.QueryRowContext(ctx, "SELECT v FROM sweep_items WHERE k = 1").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(foo); got != 3 {
+		t.Fatalf("after the sweep, foo holds v = %d, want 3: bar's older row was copied over it", got)
+	}
+	if n := count(bar, "_tandem_pending"); n != 1 {
+		t.Fatalf("bar holds %d intent records, want W's, left for after catch-up", n)
+	}
+
+	if err := c.catchUpAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
+		if got := value(db); got != 3 {
+			t.Errorf("%s holds v = %d after catch-up and the sweep, want 3", name, got)
+		}
+		for _, table := range []string{"_tandem_pending", "_tandem_missed"} {
+			if n := count(db, table); n != 0 {
+				t.Errorf("%s: %d rows left in %s", name, n, table)
+			}
+		}
+	}
+}
