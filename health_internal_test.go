@@ -21,6 +21,30 @@ type sweepItem struct {
 
 func (sweepItem) TableName() string { return "sweep_items" }
 
+// healthPair opens a cluster of foo.db and bar.db in a new directory,
+// without background work, both holding sweep_items row {1, 1}. It is
+// closed at the end of the test.
+func healthPair(t *testing.T, ctx context.Context) (*Cluster, *Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := &Config{Datasources: []Datasource{
+		{Name: "foo", Driver: "sqlite", DSN: filepath.Join(dir, "foo.db")},
+		{Name: "bar", Driver: "sqlite", DSN: filepath.Join(dir, "bar.db")},
+	}}
+	c, err := Open(ctx, cfg, WithoutBackground(), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Migrate(ctx, &sweepItem{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(ctx, &sweepItem{K: 1, V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return c, cfg, dir
+}
+
 // TestSweepWaitsForAHolderThatIsCatchingUp builds the state a "zombie"
 // commit leaves: a write W was recorded on foo, the primary, as missed by
 // bar (bar's commit had failed, as far as tandem knew), and foo has since
@@ -33,22 +57,7 @@ func (sweepItem) TableName() string { return "sweep_items" }
 func TestSweepWaitsForAHolderThatIsCatchingUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	cfg := &Config{Datasources: []Datasource{
-		{Name: "foo", Driver: "sqlite", DSN: filepath.Join(dir, "foo.db")},
-		{Name: "bar", Driver: "sqlite", DSN: filepath.Join(dir, "bar.db")},
-	}}
-	c, err := Open(ctx, cfg, WithoutBackground(), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Migrate(ctx, &sweepItem{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Save(ctx, &sweepItem{K: 1, V: 1}); err != nil {
-		t.Fatal(err)
-	}
+	c, _, dir := healthPair(t, ctx)
 	open := func(name string) *sql.DB {
 		db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, name)+"?_pragma=busy_timeout(10000)")
 		if err != nil {
@@ -139,22 +148,7 @@ func TestSweepWaitsForAHolderThatIsCatchingUp(t *testing.T) {
 func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	cfg := &Config{Datasources: []Datasource{
-		{Name: "foo", Driver: "sqlite", DSN: filepath.Join(dir, "foo.db")},
-		{Name: "bar", Driver: "sqlite", DSN: filepath.Join(dir, "bar.db")},
-	}}
-	c, err := Open(ctx, cfg, WithoutBackground(), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Migrate(ctx, &sweepItem{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Save(ctx, &sweepItem{K: 1, V: 1}); err != nil {
-		t.Fatal(err)
-	}
+	c, cfg, dir := healthPair(t, ctx)
 	foo, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "foo.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
