@@ -411,16 +411,17 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		return false, err
 	}
 	defer s.rollback()
-	var cleared []*Node
+	var cleared, done []*Node
 	complete := false
 	for _, n := range all {
-		done, err := c.missesNothing(ctx, s, v, n, all)
+		ok, err := c.missesNothing(ctx, s, v, n, all)
 		if err != nil {
 			return false, err
 		}
-		if !done {
+		if !ok {
 			continue
 		}
+		done = append(done, n)
 		complete = complete || n == x
 		mark, err := n.meta(ctx, s.txs[n], "outdated")
 		if err != nil {
@@ -437,6 +438,14 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		if err := s.txs[n].Commit(); err != nil {
 			return false, fmt.Errorf("commit on %s: %w", n.name, err)
 		}
+	}
+	// What it misses, as this process knows it, is what the last check
+	// counted, before the catch-up: it misses nothing now. (Left stale,
+	// Close would write the outdated marker back from it.)
+	for _, n := range done {
+		n.mu.Lock()
+		n.live.behindBy = nil
+		n.mu.Unlock()
 	}
 	for _, n := range cleared {
 		n.mu.Lock()
@@ -664,12 +673,8 @@ func (c *Cluster) missesKeys(ctx context.Context, s *session, v *view, n *Node) 
 		if w == n {
 			continue
 		}
-		err := w.checkNotAhead(ctx, s.txs[w], n)
-		if errors.Is(err, errPrimaryBehind) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
+		if left, err := w.hasAnyMissed(ctx, s.txs[w], []*Node{n}); err != nil || left {
+			return left, err
 		}
 	}
 	return false, nil

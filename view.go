@@ -498,25 +498,10 @@ func (c *Cluster) forgetPromotions(ctx context.Context) {
 // known to miss keys, so that a process that starts later, when the
 // databases holding those keys may be unreachable, does not make it the
 // primary.
-//
-// The counts it starts from may predate a catch-up that has since copied
-// every missed key and cleared the marker (Close runs it after the health
-// loop's last round), so they are read again before a marker is written.
 func (c *Cluster) markOutdated(ctx context.Context) {
-	var candidates []*Node
 	for _, n := range c.ranked() {
 		st := n.state()
-		if st.behind() > 0 && st.outdated == "" && n.reachable() {
-			candidates = append(candidates, n)
-		}
-	}
-	if len(candidates) == 0 {
-		return
-	}
-	c.recount(candidates)
-	for _, n := range candidates {
-		st := n.state()
-		if st.behind() == 0 || st.outdated != "" {
+		if st.behind() == 0 || st.outdated != "" || !n.reachable() {
 			continue
 		}
 		mark := fmt.Sprintf("missed writes recorded on %s since %s", strings.Join(st.holders(), ", "), time.Now().UTC().Format(time.RFC3339))
