@@ -345,7 +345,7 @@ func (c *Config) Validate() error {
 	case "", CommitConcurrent:
 	case CommitTwoPhase:
 		for i, ds := range c.Datasources {
-			if _, ok := ds.eng.(engine.TwoPhaser); !ok {
+			if engine.CapabilitiesOf(ds.eng).TwoPhaser == nil {
 				return fail(c.lines["commit"], "commit", "two-phase: datasources[%d] (%s) uses driver %s, which has no two-phase commit (postgres has)", i, ds.Name, ds.Driver)
 			}
 		}

@@ -21,6 +21,7 @@ type Node struct {
 	cluster *Cluster
 	name    string
 	eng     engine.Engine
+	caps    engine.Capabilities         // the optional interfaces eng implements
 	dsn     string                      // never logged: may hold a password; use eng.Redact
 	connp   atomic.Pointer[engine.Conn] // nil until opened
 	id      string                      // node identity stored in the database; set before connp
@@ -77,8 +78,7 @@ func (n *Node) SameAs() *Node { return n.sameAs }
 
 // singleWriter returns n's engine as a SingleWriter, or nil.
 func (n *Node) singleWriter() engine.SingleWriter {
-	sw, _ := n.eng.(engine.SingleWriter)
-	return sw
+	return n.caps.SingleWriter
 }
 
 // database returns the node that writes to n's database.
@@ -252,7 +252,7 @@ var bookkeeping = []*engine.Table{&metaTable, &pendingTable, &missedTable, &conf
 // identity. It publishes the connection only once both are there.
 func (n *Node) open(ctx context.Context) error {
 	dsn := n.dsn
-	if sb, ok := n.eng.(engine.StallBounder); ok {
+	if sb := n.caps.StallBounder; sb != nil {
 		var err error
 		if dsn, err = sb.BoundStalls(dsn, lockWait*n.cluster.timeout); err != nil {
 			return err
@@ -382,8 +382,8 @@ func (c *Cluster) sameFiles() {
 // paths, a symbolic link, a hard link), for engines whose databases are
 // files.
 func oneFile(ea engine.Engine, a string, eb engine.Engine, b string) bool {
-	fe, ok := eb.(engine.FileEngine)
-	return ok && ea.Name() == eb.Name() && fe.SameFile(a, b)
+	fe := engine.CapabilitiesOf(eb).File
+	return fe != nil && ea.Name() == eb.Name() && fe.SameFile(a, b)
 }
 
 // findAliases recognises datasources that reach one database: they carry
@@ -499,7 +499,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 		}
 	}
 	cctx := ctx
-	if _, ok := n.eng.(engine.Locker); ok {
+	if n.caps.Locker != nil {
 		// On a server, a connection may have to be made, and a server that
 		// accepts it but never answers (a hung one) would hold the write
 		// for ever: the wait is bounded like a statement's. Running out
@@ -537,7 +537,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 		conn.Close()
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
 	}
-	if l, ok := n.eng.(engine.Locker); ok {
+	if l := n.caps.Locker; l != nil {
 		// The server answered BEGIN. Waiting for tandem's lock is waiting
 		// for other writers (each bounded by the timeout at every step),
 		// not for a failing server, so it gets longer and, if it runs
@@ -556,7 +556,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 		}
 	}
 	t := &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}
-	if _, ok := n.eng.(engine.Locker); ok {
+	if n.caps.Locker != nil {
 		t.guard = lockWait * wait
 	}
 	return t, nil

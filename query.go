@@ -176,7 +176,7 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 // health check then finds it down, and reads go to the next database).
 // done must be called once the rows are read.
 func (n *Node) readGuard(ctx context.Context) (context.Context, func()) {
-	if _, ok := n.eng.(engine.Locker); !ok {
+	if n.caps.Locker == nil {
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -192,7 +192,7 @@ func rowLock(r Reader, n *Node) string {
 	if _, ok := r.(*Tx); !ok {
 		return ""
 	}
-	if l, ok := n.eng.(engine.Locker); ok {
+	if l := n.caps.Locker; l != nil {
 		return l.RowLock()
 	}
 	return ""

@@ -225,7 +225,7 @@ func (c *Cluster) Migrate(ctx context.Context, models ...any) error {
 	// A table one engine cannot hold exactly is refused before anything
 	// is created anywhere.
 	for _, n := range c.nodes {
-		if tc, ok := n.eng.(engine.TableChecker); ok {
+		if tc := n.caps.TableChecker; tc != nil {
 			for _, m := range ms {
 				if err := tc.CheckTable(&m.table); err != nil {
 					return fmt.Errorf("%w: migrate: %s (%s): %w", ErrInvalidModel, n.name, n.eng.Name(), err)

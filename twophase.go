@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/tandemdb/tandem/engine"
 )
 
 // Two-phase commit (Config.Commit "two-phase"): the write is prepared on
@@ -32,7 +30,7 @@ const gidPrefix = "tandem_"
 func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node) {
 	gid := gidPrefix + txid
 	prepared := c.onSecondaries(ok, func(s *secondary) error {
-		err := s.n.eng.(engine.TwoPhaser).Prepare(s.tx.ctx, s.tx, gid)
+		err := s.n.caps.TwoPhaser.Prepare(s.tx.ctx, s.tx, gid)
 		s.tx.Rollback() // the session left the transaction; this releases the connection
 		return err
 	})("prepare", &lost)
@@ -40,7 +38,7 @@ func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr err
 		// Not committed anywhere (or, if the answer was lost, on the
 		// primary only, with its intent record for the sweeper).
 		c.eachNode(prepared, func(ctx context.Context, n *Node) error {
-			return n.eng.(engine.TwoPhaser).RollbackPrepared(ctx, n.conn().Write, gid)
+			return n.caps.TwoPhaser.RollbackPrepared(ctx, n.conn().Write, gid)
 		})
 		return perr, nil, lost
 	}
@@ -49,7 +47,7 @@ func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr err
 	}
 	var failed []*Node
 	errs := c.eachNode(prepared, func(ctx context.Context, n *Node) error {
-		return n.eng.(engine.TwoPhaser).CommitPrepared(ctx, n.conn().Write, gid)
+		return n.caps.TwoPhaser.CommitPrepared(ctx, n.conn().Write, gid)
 	})
 	for i, n := range prepared {
 		if errs[i] != nil {
@@ -110,8 +108,8 @@ func (c *Cluster) resolvePrepared(ctx context.Context) {
 		return
 	}
 	for _, n := range c.ranked() {
-		tp, ok := n.eng.(engine.TwoPhaser)
-		if !ok || !n.reachable() {
+		tp := n.caps.TwoPhaser
+		if tp == nil || !n.reachable() {
 			continue
 		}
 		qctx, cancel := context.WithTimeout(ctx, c.timeout)

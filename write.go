@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/tandemdb/tandem/engine"
 )
 
 // Hooks a model may implement. Before hooks run before the row is written
@@ -221,8 +219,8 @@ const maxRetries = 10
 // retryable reports whether err ended a write on n that can simply run
 // again (engine.Locker.Retryable).
 func (n *Node) retryable(err error) bool {
-	l, ok := n.eng.(engine.Locker)
-	return ok && err != nil && l.Retryable(err)
+	l := n.caps.Locker
+	return l != nil && err != nil && l.Retryable(err)
 }
 
 func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) (err error) {
@@ -773,12 +771,11 @@ func (n *Node) upsert(ctx context.Context, tx execer, m *model, row, note []any)
 // notes reports whether n's statements can record intent as they write
 // (engine.WithInserter).
 func (n *Node) notes() bool {
-	_, ok := n.eng.(engine.WithInserter)
-	return ok
+	return n.caps.WithInserter != nil
 }
 
 func (n *Node) insertAuto(ctx context.Context, tx *dbTx, v *view, m *model, row []any) (int64, error) {
-	if as, ok := n.eng.(engine.AutoSyncer); ok {
+	if as := n.caps.AutoSyncer; as != nil {
 		// The ids this database received as a secondary did not move its
 		// counter; do that once per view, before its first auto id.
 		if _, done := v.autoSynced.Load(m.table.Name); !done {
@@ -859,7 +856,7 @@ func (n *Node) sql(m *model) *statements {
 	}
 	s.byKey = strings.Join(conds, " AND ")
 	s.delete = fmt.Sprintf("DELETE FROM %s WHERE %s", e.Quote(m.table.Name), s.byKey)
-	if wi, ok := e.(engine.WithInserter); ok {
+	if wi := n.caps.WithInserter; wi != nil {
 		s.upsertNoted = wi.WithInsert(s.upsert, n.recordSQL(1, len(m.all)))
 		s.deleteNoted = wi.WithInsert(s.delete, n.recordSQL(1, len(m.pk)))
 	}
