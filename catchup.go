@@ -303,7 +303,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 		if td == nil {
 			return copied, nil, fmt.Errorf("table %s, named by a missed-key record, is not in %s", r.tbl, p.name)
 		}
-		key, err := td.decodeKey(r.pk)
+		key, err := td.DecodeKey(r.pk)
 		if err != nil {
 			return copied, nil, err
 		}
@@ -636,7 +636,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 			if td == nil {
 				return fmt.Errorf("table %s, named by intent %s, is not in %s", k.table, d.txid, p.name)
 			}
-			key, err := td.decodeKey(k.key)
+			key, err := td.DecodeKey(k.key)
 			if err != nil {
 				return err
 			}

@@ -6,17 +6,18 @@ package tandem
 // Verify (verify.go) and Repair (repair.go) drive it.
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/rows"
+
+	"github.com/tandemdb/tandem/internal/value"
 
 	"github.com/tandemdb/tandem/engine"
 )
@@ -38,7 +39,7 @@ type tableCmp struct {
 	inGo     bool // hash rows in Go, in canonical values (engines differ)
 	progress func(VerifyProgress)
 
-	def   *tableDef       // the table as the reference defines it
+	def   *rows.Def       // the table as the reference defines it
 	cols  []string        // column names, in the reference's order
 	pk    []int           // def.pk: positions of the key columns in cols, in key order
 	types []engine.Column // def.t.Columns: the columns in logical types
@@ -99,8 +100,8 @@ func (c *tableCmp) run(ctx context.Context) ([]RowDiff, int64, int64, error) {
 
 // init reads the columns and key of the table from the reference.
 func (c *tableCmp) init() {
-	c.def = defineTable(c.table.ref)
-	c.types, c.pk = c.def.t.Columns, c.def.pk
+	c.def = rows.Define(c.table.ref)
+	c.types, c.pk = c.def.T.Columns, c.def.PK
 	for _, col := range c.types {
 		c.cols = append(c.cols, col.Name)
 	}
@@ -341,30 +342,11 @@ func (c *tableCmp) diffRows(ra, rb [][]any) []RowDiff {
 func (c *tableCmp) changedColumns(a, b []any) []string {
 	var cols []string
 	for i := range a {
-		if !sameValue(a[i], b[i]) {
+		if !value.Equal(a[i], b[i]) {
 			cols = append(cols, c.cols[i])
 		}
 	}
 	return cols
-}
-
-// sameValue compares two values as the databases store them (or in
-// canonical form): same type and value; -0.0 equals 0.0.
-func sameValue(a, b any) bool {
-	switch x := a.(type) {
-	case nil:
-		return b == nil
-	case []byte:
-		y, ok := b.([]byte)
-		return ok && bytes.Equal(x, y)
-	case float64:
-		y, ok := b.(float64)
-		return ok && (x == y || (math.IsNaN(x) && math.IsNaN(y)))
-	case time.Time:
-		y, ok := b.(time.Time)
-		return ok && x.Equal(y)
-	}
-	return a == b
 }
 
 // key returns the key of row.
@@ -388,7 +370,7 @@ func (c *tableCmp) keyString(row []any) string {
 
 func (c *tableCmp) sameKey(a, b []any) bool {
 	for i := range a {
-		if !sameValue(a[i], b[i]) {
+		if !value.Equal(a[i], b[i]) {
 			return false
 		}
 	}
@@ -476,7 +458,7 @@ func (c *tableCmp) inFlight(ctx context.Context, sides []*verifySide, key []any)
 		}
 		canonical[i] = v
 	}
-	k := keyOf(canonical)
+	k := value.EncodeKey(canonical)
 	for _, s := range sides {
 		e := s.p.eng
 		q := fmt.Sprintf("SELECT 1 FROM %s WHERE tbl = %s AND pk = %s%s",
@@ -503,59 +485,12 @@ func sortDiffs(diffs []RowDiff) {
 	sort.SliceStable(diffs, func(i, j int) bool {
 		a, b := diffs[i].Key.Values, diffs[j].Key.Values
 		for k := range a {
-			if c := sqlOrder(a[k], b[k]); c != 0 {
+			if c := value.SQLOrder(a[k], b[k]); c != 0 {
 				return c < 0
 			}
 		}
 		return false
 	})
-}
-
-func sqlOrder(a, b any) int {
-	rank := func(v any) int {
-		switch v.(type) {
-		case nil:
-			return 0
-		case int64, float64, bool:
-			return 1
-		case string, time.Time:
-			return 2
-		}
-		return 3
-	}
-	num := func(v any) float64 {
-		switch x := v.(type) {
-		case int64:
-			return float64(x)
-		case float64:
-			return x
-		case bool:
-			if x {
-				return 1
-			}
-		}
-		return 0
-	}
-	ra, rb := rank(a), rank(b)
-	if ra != rb {
-		return ra - rb
-	}
-	switch ra {
-	case 1:
-		if x, ok := a.(int64); ok {
-			if y, ok := b.(int64); ok {
-				return cmp.Compare(x, y)
-			}
-		}
-		return cmp.Compare(num(a), num(b))
-	case 2:
-		return strings.Compare(fmt.Sprint(jsonValue(a)), fmt.Sprint(jsonValue(b)))
-	case 3:
-		ab, _ := a.([]byte)
-		bb, _ := b.([]byte)
-		return bytes.Compare(ab, bb)
-	}
-	return 0
 }
 
 // intBounds returns the smallest and largest key of a table whose key is
@@ -767,35 +702,9 @@ func (s *verifySide) checksum(ctx context.Context, r keyRange) (sum, error) {
 	var out sum
 	for _, row := range rows {
 		out.n++
-		out.sum += hashCanonical(row)
+		out.sum += value.Hash(row)
 	}
 	return out, nil
-}
-
-// hashCanonical hashes a row of canonical values.
-func hashCanonical(row []any) uint64 {
-	h := engine.NewRowHash()
-	for _, v := range row {
-		switch x := v.(type) {
-		case nil:
-			h.Null()
-		case int64:
-			h.Int(x)
-		case float64:
-			h.Real(x)
-		case string:
-			h.Text([]byte(x))
-		case []byte:
-			h.Blob(x)
-		case bool:
-			h.Bool(x)
-		case time.Time:
-			h.TimeMicros(x.UnixMicro())
-		default:
-			h.Text([]byte(fmt.Sprint(x)))
-		}
-	}
-	return h.Sum()
 }
 
 // fetch runs a query and returns its rows in the comparison's values.

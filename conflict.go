@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/rows"
+
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Split brain: when application processes were cut off from different
@@ -58,7 +62,7 @@ type Conflict struct {
 // apart: identical rows are not a conflict; otherwise it is recorded on
 // both, and resolved now if the policy can. It reports whether the
 // conflict waits for an operator.
-func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td *tableDef, r missedCursor, key []any) (waits bool, err error) {
+func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td *rows.Def, r missedCursor, key []any) (waits bool, err error) {
 	p := v.primary
 	prow, err := p.readRow(ctx, s.txs[p], td, key)
 	if err != nil {
@@ -68,7 +72,7 @@ func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td
 	if err != nil {
 		return false, err
 	}
-	pj, xj := rowJSON(td, prow), rowJSON(td, xrow)
+	pj, xj := td.JSON(prow), td.JSON(xrow)
 	if pj == xj {
 		return false, nil
 	}
@@ -112,13 +116,13 @@ func (p ConflictPolicy) name() string {
 }
 
 // winner applies the policy to a conflict; nil: it waits for an operator.
-func (c *Cluster) winner(td *tableDef, p *Node, prow []any, x *Node, xrow []any) *Node {
+func (c *Cluster) winner(td *rows.Def, p *Node, prow []any, x *Node, xrow []any) *Node {
 	switch c.policy.Policy {
 	case ConflictPrimary:
 		return p
 	case ConflictNewest:
 		col := -1
-		for i, cc := range td.t.Columns {
+		for i, cc := range td.T.Columns {
 			if cc.Name == c.policy.Column {
 				col = i
 			}
@@ -126,7 +130,7 @@ func (c *Cluster) winner(td *tableDef, p *Node, prow []any, x *Node, xrow []any)
 		if col < 0 || prow == nil || xrow == nil {
 			return nil
 		}
-		switch cmp := compareValues(prow[col], xrow[col]); {
+		switch cmp := value.Compare(prow[col], xrow[col]); {
 		case cmp > 0:
 			return p
 		case cmp < 0:
@@ -134,40 +138,6 @@ func (c *Cluster) winner(td *tableDef, p *Node, prow []any, x *Node, xrow []any)
 		}
 	}
 	return nil
-}
-
-// compareValues orders two canonical values of one column: -1, 0 or 1; 0
-// also when they cannot be ordered (NULL, different kinds).
-func compareValues(a, b any) int {
-	switch a := a.(type) {
-	case time.Time:
-		if b, ok := b.(time.Time); ok {
-			return a.Compare(b)
-		}
-	case int64:
-		if b, ok := b.(int64); ok {
-			return cmpOrdered(a, b)
-		}
-	case float64:
-		if b, ok := b.(float64); ok {
-			return cmpOrdered(a, b)
-		}
-	case string:
-		if b, ok := b.(string); ok {
-			return cmpOrdered(a, b)
-		}
-	}
-	return 0
-}
-
-func cmpOrdered[T int64 | float64 | string](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (n *Node) recordConflict(ctx context.Context, tx execer, r *Conflict) error {
@@ -334,7 +304,7 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 		if td == nil {
 			return 0, fmt.Errorf("resolve: table %s is not in %s", r.Table, keep.name)
 		}
-		k, err := td.decodeKey(r.Key)
+		k, err := td.DecodeKey(r.Key)
 		if err != nil {
 			return 0, err
 		}

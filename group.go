@@ -9,7 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/rows"
+
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Group commit for single-writer engines (SQLite).
@@ -234,12 +236,12 @@ func (tx *Tx) member(ctx context.Context, i int, fn func(*Tx) error) (err error,
 	tx.ops = tx.ops[:nops]
 	seen := make(map[pendingKey]bool, len(undone))
 	for _, o := range undone {
-		k := pendingKey{o.m.table.Name, keyOf(o.key)}
+		k := pendingKey{o.m.table.Name, value.EncodeKey(o.key)}
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		td := &tableDef{t: o.m.table, pk: o.m.pk, texts: map[engine.Engine]*rowStatements{}}
+		td := &rows.Def{T: o.m.table, PK: o.m.pk}
 		row, rerr := tx.primary.readRow(ctx, tx.tx, td, o.key)
 		if rerr != nil {
 			// The secondaries hold rows the primary no longer does.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemdb/tandem/internal/value"
+
 	_ "github.com/ncruces/go-sqlite3/driver"
 )
 
@@ -87,7 +89,7 @@ func TestSweepWaitsForAHolderThatIsCatchingUp(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	key := keyOf([]any{int64(1)})
+	key := value.EncodeKey([]any{int64(1)})
 	old := time.Now().Add(-time.Hour).UnixMilli()
 	// foo: W's value 2 was overwritten by a later write, 3; the key is
 	// recorded as missed by bar.
@@ -157,7 +159,7 @@ func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 	// bar missed a write of key 1.
 	for _, q := range []string{
 		"UPDATE sweep_items SET v = 2 WHERE k = 1",
-		"INSERT INTO _tandem_missed (node, tbl, pk, at) VALUES ('bar', 'sweep_items', '" + keyOf([]any{int64(1)}) + "', 0)",
+		"INSERT INTO _tandem_missed (node, tbl, pk, at) VALUES ('bar', 'sweep_items', '" + value.EncodeKey([]any{int64(1)}) + "', 0)",
 	} {
 		if _, err := foo.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

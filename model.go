@@ -1,7 +1,6 @@
 package tandem
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -9,7 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/tandemdb/tandem/internal/value"
 
 	"github.com/tandemdb/tandem/engine"
 )
@@ -329,7 +329,7 @@ func (m *model) row(v reflect.Value, now time.Time) ([]any, error) {
 	for i := range m.table.Columns {
 		c := &m.table.Columns[i]
 		f := v.FieldByIndex(m.fields[i])
-		x, err := canonical(f)
+		x, err := value.FromField(f)
 		if err != nil {
 			return nil, m.valueError(vals, i, err.Error())
 		}
@@ -343,7 +343,7 @@ func (m *model) row(v reflect.Value, now time.Time) ([]any, error) {
 			x = m.def[i]
 			back = append(back, setBack{f, x})
 		}
-		if err := fits(c, x); err != nil {
+		if err := value.Fits(c, x); err != nil {
 			return nil, m.valueError(vals, i, err.Error())
 		}
 		if t, ok := x.(time.Time); ok {
@@ -355,7 +355,7 @@ func (m *model) row(v reflect.Value, now time.Time) ([]any, error) {
 		vals[i] = x
 	}
 	for _, b := range back {
-		if err := assign(b.f, b.x); err != nil {
+		if err := value.Assign(b.f, b.x); err != nil {
 			return nil, err
 		}
 	}
@@ -377,220 +377,6 @@ func (m *model) valueError(vals []any, i int, msg string) error {
 	}
 	e.Msg += " (row " + strings.Join(parts, ", ") + ")"
 	return e
-}
-
-// canonical reads a field as int64, float64, string, []byte, bool,
-// time.Time or nil.
-func canonical(f reflect.Value) (any, error) {
-	if f.Kind() == reflect.Pointer {
-		if f.IsNil() {
-			return nil, nil
-		}
-		f = f.Elem()
-	}
-	if f.Type() == timeType {
-		return f.Interface().(time.Time), nil
-	}
-	switch f.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return f.Int(), nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		u := f.Uint()
-		if u > math.MaxInt64 {
-			return nil, fmt.Errorf("%d is larger than the largest integer a column holds (%d)", u, int64(math.MaxInt64))
-		}
-		return int64(u), nil
-	case reflect.Float32, reflect.Float64:
-		return f.Float(), nil
-	case reflect.String:
-		return f.String(), nil
-	case reflect.Bool:
-		return f.Bool(), nil
-	case reflect.Slice:
-		if f.IsNil() {
-			return []byte{}, nil // a nil slice in a field is empty; only a nil *[]byte is NULL
-		}
-		return f.Bytes(), nil
-	}
-	return nil, fmt.Errorf("unsupported kind %v", f.Kind())
-}
-
-// fits checks x against the column, the same way for every engine.
-func fits(c *engine.Column, x any) error {
-	if x == nil {
-		if c.NotNull {
-			return fmt.Errorf("is NOT NULL: nil given")
-		}
-		return nil
-	}
-	switch x := x.(type) {
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("%v cannot be stored: only finite numbers fit a column on every engine", x)
-		}
-	case string:
-		if !utf8.ValidString(x) {
-			return fmt.Errorf("text is not valid UTF-8")
-		}
-		if strings.IndexByte(x, 0) >= 0 {
-			return fmt.Errorf("text holds a NUL byte, which not every engine stores")
-		}
-		if c.Size > 0 {
-			if n := utf8.RuneCountInString(x); n > c.Size {
-				return fmt.Errorf("%d characters given, the column holds at most %d", n, c.Size)
-			}
-		}
-	case []byte:
-		if c.Size > 0 && len(x) > c.Size {
-			return fmt.Errorf("%d bytes given, the column holds at most %d", len(x), c.Size)
-		}
-	case time.Time:
-		if y := x.UTC().Year(); y < 1 || y > 9999 {
-			return fmt.Errorf("year %d is outside 1..9999", y)
-		}
-	}
-	return nil
-}
-
-// assign stores a value read from a database (or a canonical value) in a field.
-func assign(f reflect.Value, x any) error {
-	if f.Kind() == reflect.Pointer {
-		if x == nil {
-			f.SetZero()
-			return nil
-		}
-		p := reflect.New(f.Type().Elem())
-		if err := assign(p.Elem(), x); err != nil {
-			return err
-		}
-		f.Set(p)
-		return nil
-	}
-	if x == nil {
-		f.SetZero()
-		return nil
-	}
-	if f.Type() == timeType {
-		t, err := asTime(x)
-		if err != nil {
-			return err
-		}
-		f.Set(reflect.ValueOf(t))
-		return nil
-	}
-	switch f.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, err := asInt(x)
-		if err != nil {
-			return err
-		}
-		if f.OverflowInt(n) {
-			return fmt.Errorf("%d overflows %v", n, f.Type())
-		}
-		f.SetInt(n)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, err := asInt(x)
-		if err != nil {
-			return err
-		}
-		if n < 0 || f.OverflowUint(uint64(n)) {
-			return fmt.Errorf("%d overflows %v", n, f.Type())
-		}
-		f.SetUint(uint64(n))
-	case reflect.Float32, reflect.Float64:
-		switch v := x.(type) {
-		case float64:
-			f.SetFloat(v)
-		case int64:
-			f.SetFloat(float64(v))
-		default:
-			return fmt.Errorf("cannot read %T as %v", x, f.Type())
-		}
-	case reflect.String:
-		switch v := x.(type) {
-		case string:
-			f.SetString(v)
-		case []byte:
-			f.SetString(string(v))
-		default:
-			return fmt.Errorf("cannot read %T as %v", x, f.Type())
-		}
-	case reflect.Bool:
-		switch v := x.(type) {
-		case bool:
-			f.SetBool(v)
-		case int64:
-			f.SetBool(v != 0)
-		default:
-			return fmt.Errorf("cannot read %T as %v", x, f.Type())
-		}
-	case reflect.Slice:
-		switch v := x.(type) {
-		case []byte:
-			f.SetBytes(append([]byte{}, v...))
-		case string:
-			f.SetBytes([]byte(v))
-		default:
-			return fmt.Errorf("cannot read %T as %v", x, f.Type())
-		}
-	default:
-		return fmt.Errorf("cannot read %T as %v", x, f.Type())
-	}
-	return nil
-}
-
-func asInt(x any) (int64, error) {
-	switch v := x.(type) {
-	case int64:
-		return v, nil
-	case bool:
-		if v {
-			return 1, nil
-		}
-		return 0, nil
-	case float64:
-		if v == math.Trunc(v) && v >= math.MinInt64 && v < math.MaxInt64 {
-			return int64(v), nil
-		}
-	}
-	return 0, fmt.Errorf("cannot read %T %v as an integer", x, x)
-}
-
-var timeLayouts = []string{
-	"2006-01-02T15:04:05.000000Z",
-	time.RFC3339Nano,
-	"2006-01-02 15:04:05.999999999-07:00",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05.999999999",
-}
-
-func asTime(x any) (time.Time, error) {
-	switch v := x.(type) {
-	case time.Time:
-		return v.UTC(), nil
-	case []byte:
-		return asTime(string(v))
-	case string:
-		for _, l := range timeLayouts {
-			if t, err := time.Parse(l, v); err == nil {
-				return t.UTC(), nil
-			}
-		}
-		return time.Time{}, fmt.Errorf("cannot read %q as a time", v)
-	}
-	return time.Time{}, fmt.Errorf("cannot read %T as a time", x)
-}
-
-// keyOf encodes a row's primary key (canonical values) as the text the
-// intent record stores: a JSON array, e.g. [42] or ["uk",7].
-func keyOf(vals []any) string {
-	b, err := json.Marshal(vals)
-	if err != nil {
-		// Only a non-finite float fails, and fits refuses those before
-		// anything is recorded; this is for error messages.
-		return fmt.Sprint(vals)
-	}
-	return string(b)
 }
 
 func (m *model) keyVals(row []any) []any {

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tandemdb/tandem/internal/value"
+
 	"github.com/tandemdb/tandem/engine"
 )
 
@@ -667,7 +669,7 @@ func TestValueFitsColumn(t *testing.T) {
 		{"Year10000InUTCThough9999Locally", tm, time.Date(9999, 12, 31, 22, 0, 0, 0, minus5), "year 10000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := fits(tc.col, tc.v)
+			err := value.Fits(tc.col, tc.v)
 			switch {
 			case tc.msg == "" && err != nil:
 				t.Errorf("refused: %v", err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemdb/tandem/internal/value"
+
 	"github.com/tandemdb/tandem/engine"
 )
 
@@ -122,7 +124,7 @@ func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
 		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
 	}
 	if len(list) == 0 {
-		return nil, fmt.Errorf("get %s %s: %w", m.table.Name, keyOf(key), ErrNotFound)
+		return nil, fmt.Errorf("get %s %s: %w", m.table.Name, value.EncodeKey(key), ErrNotFound)
 	}
 	return &list[0], nil
 }
@@ -325,7 +327,7 @@ func (n *Node) arg(a any) (any, error) {
 	if a == nil {
 		return nil, nil
 	}
-	x, err := canonical(reflect.ValueOf(a))
+	x, err := value.FromField(reflect.ValueOf(a))
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +340,7 @@ func (n *Node) arg(a any) (any, error) {
 		col.Type = engine.Bool
 	case float64:
 		col.Type = engine.Real
-		if err := fits(&col, x); err != nil {
+		if err := value.Fits(&col, x); err != nil {
 			return nil, err
 		}
 	}
@@ -360,7 +362,7 @@ func scanRows[T any](m *model, rows *sql.Rows) ([]T, error) {
 		var t T
 		v := reflect.ValueOf(&t).Elem()
 		for i, x := range raw {
-			if err := assign(v.FieldByIndex(m.fields[i]), x); err != nil {
+			if err := value.Assign(v.FieldByIndex(m.fields[i]), x); err != nil {
 				return nil, fmt.Errorf("column %s: %w", m.table.Columns[i].Name, err)
 			}
 		}

@@ -131,7 +131,7 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 	dst := &verifySide{p: to, tx: tx, cmp: c, stmts: map[string]*sql.Stmt{}}
 	defer dst.closeStmts()
 	defer src.closeStmts()
-	texts := c.def.statements(to.eng) // upsert: every column in the reference's order; delete: by key
+	texts := c.def.Statements(to.eng) // upsert: every column in the reference's order; delete: by key
 	changed := 0
 	for _, d := range diffs {
 		want, err := src.rowByKey(ctx, d.Key.Values)
@@ -171,9 +171,9 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 		if opts.DryRun {
 			continue
 		}
-		text := texts.upsert
+		text := texts.Upsert
 		if ch.Kind == ChangeDelete {
-			text = texts.delete
+			text = texts.Delete
 		}
 		if _, err := tx.ExecContext(ctx, text, args...); err != nil {
 			return changed - 1, fmt.Errorf("%s %s: %s", ch.Kind, ch.Key, to.eng.Redact(err.Error()))

@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/value"
 
 	"github.com/tandemdb/tandem/engine"
 )
@@ -139,7 +140,7 @@ func (k Key) MarshalJSON() ([]byte, error) {
 		name, _ := json.Marshal(c)
 		b.Write(name)
 		b.WriteByte(':')
-		v, err := json.Marshal(jsonValue(k.Values[i]))
+		v, err := json.Marshal(value.JSON(k.Values[i]))
 		if err != nil {
 			return nil, err
 		}
@@ -153,38 +154,12 @@ func (k Key) MarshalJSON() ([]byte, error) {
 func (k Key) String() string {
 	parts := make([]string, len(k.Columns))
 	for i, c := range k.Columns {
-		parts[i] = c + "=" + sqlLiteral(k.Values[i])
+		parts[i] = c + "=" + value.SQLLiteral(k.Values[i])
 	}
 	if len(parts) == 1 {
 		return parts[0]
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
-}
-
-// jsonValue makes v encodable: a non-finite float becomes its name.
-func jsonValue(v any) any {
-	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-		return fmt.Sprint(f)
-	}
-	if t, ok := v.(time.Time); ok {
-		return t.UTC().Format(time.RFC3339Nano)
-	}
-	return v
-}
-
-// sqlLiteral renders a value the way SQL would spell it.
-func sqlLiteral(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case string:
-		return "'" + strings.ReplaceAll(x, "'", "''") + "'"
-	case []byte:
-		return fmt.Sprintf("X'%X'", x)
-	case time.Time:
-		return "'" + x.UTC().Format(time.RFC3339Nano) + "'"
-	}
-	return fmt.Sprint(v)
 }
 
 // plainDB is a datasource opened for verify or repair.

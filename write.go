@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Hooks a model may implement. Before hooks run before the row is written
@@ -292,7 +294,7 @@ func (tx *Tx) start() {
 // send records o, which the primary has applied, and streams it to every
 // secondary.
 func (tx *Tx) send(o op) {
-	o.pk = pendingKey{o.m.table.Name, keyOf(o.key)}
+	o.pk = pendingKey{o.m.table.Name, value.EncodeKey(o.key)}
 	o.seq = tx.in.add(o.pk)
 	tx.ops = append(tx.ops, o)
 	for _, s := range tx.secs {
@@ -328,7 +330,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 			noted[o.seq] = true
 		}
 		if err != nil {
-			s.err = fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, keyOf(o.key), n.name, err)
+			s.err = fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, value.EncodeKey(o.key), n.name, err)
 		}
 	}
 	if s.err == nil && s.in != nil {
@@ -457,13 +459,13 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 		}
 		row[m.auto] = id
 		f := rv.FieldByIndex(m.fields[m.auto])
-		if err := assign(f, id); err != nil {
+		if err := value.Assign(f, id); err != nil {
 			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
 		}
 		tx.ids = append(tx.ids, f)
 	} else if err := p.upsert(ctx, tx.tx, m, row, tx.note(p, m, m.keyVals(row))); err != nil {
 		tx.statementFailed(ctx, err)
-		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, keyOf(m.keyVals(row)), p.name, err)
+		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, err)
 	}
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
 	if m.hasHook.afterSave {
@@ -480,7 +482,7 @@ func (tx *Tx) note(p *Node, m *model, key []any) []any {
 	if tx.c.noIntent || !p.notes() {
 		return nil
 	}
-	k := pendingKey{m.table.Name, keyOf(key)}
+	k := pendingKey{m.table.Name, value.EncodeKey(key)}
 	seq, fresh := tx.in.next(k)
 	if !fresh {
 		return nil
@@ -524,7 +526,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	}
 	key := make([]any, len(m.pk))
 	for i, ci := range m.pk {
-		if key[i], err = canonical(rv.FieldByIndex(m.fields[ci])); err != nil {
+		if key[i], err = value.FromField(rv.FieldByIndex(m.fields[ci])); err != nil {
 			return m.valueError(nil, ci, err.Error())
 		}
 		if t, ok := key[i].(time.Time); ok {
@@ -535,7 +537,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	n, err := tx.primary.delete(ctx, tx.tx, m, key, tx.note(tx.primary, m, key))
 	if err != nil {
 		tx.statementFailed(ctx, err)
-		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, keyOf(key), tx.primary.name, err)
+		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, value.EncodeKey(key), tx.primary.name, err)
 	}
 	// A delete that found no row on the primary is not mirrored: with no
 	// row there was no lock to order it against a concurrent insert of the
