@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/records"
 )
 
 // Catch-up: a database that missed writes receives the current rows of the
@@ -187,7 +187,7 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 	start := time.Now()
 	var copied int
 	for _, phase := range []bool{false, true} {
-		var cursor missedCursor
+		var cursor records.Key
 		for {
 			sctx, cancel := c.stepContext(ctx)
 			n, next, err := c.catchUpStep(sctx, x, phase, cursor)
@@ -226,14 +226,11 @@ func (c *Cluster) stepContext(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, 2*lockWait*c.timeout)
 }
 
-// missedCursor is where a pass over missed-key records has got to.
-type missedCursor struct{ tbl, pk string }
-
 // catchUpStep copies one batch of keys. With reverse false it copies keys
 // that x misses from the primary to x; with reverse true, keys that x holds
 // and the databases being written miss, from x to them. It returns how many
 // keys it copied and where the next batch starts (nil: the pass is over).
-func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from missedCursor) (int, *missedCursor, error) {
+func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from records.Key) (int, *records.Key, error) {
 	v, release, err := c.acquire()
 	if err != nil {
 		return 0, nil, err
@@ -252,13 +249,13 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 
 	if !reverse {
 		// While x misses writes it must not take over from the primary.
-		mark, err := x.meta(ctx, xtx, "outdated")
+		mark, err := x.records.Meta(ctx, xtx, records.Outdated)
 		if err != nil {
 			return 0, nil, err
 		}
 		if mark == "" {
 			mark = fmt.Sprintf("missed writes; catching up from %s since %s", p.name, time.Now().UTC().Format(time.RFC3339))
-			if err := x.setMeta(ctx, xtx, "outdated", mark); err != nil {
+			if err := x.records.SetMeta(ctx, xtx, records.Outdated, mark); err != nil {
 				return 0, nil, err
 			}
 		}
@@ -270,9 +267,12 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	if reverse {
 		holder, missing = x, v.write
 	}
-	recs, err := holder.missedKeys(ctx, s.txs[holder], missing, from, catchUpBatch)
-	if err != nil || len(recs) == 0 {
-		return 0, nil, err
+	recs, err := holder.records.MissedKeys(ctx, s.txs[holder], names(missing), from, catchUpBatch)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read missed keys on %s: %w", holder.name, err)
+	}
+	if len(recs) == 0 {
+		return 0, nil, nil
 	}
 	c.catchUpBegins(x)
 	defs, err := p.tableDefs(ctx, ptx)
@@ -287,11 +287,11 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	// brain spends no statements looking for one.
 	holds := map[*Node]bool{}
 	for _, w := range v.write {
-		if holds[w], err = w.hasAnyMissed(ctx, s.txs[w], []*Node{x}); err != nil {
+		if holds[w], err = w.records.HasAnyMissed(ctx, s.txs[w], []string{x.name}); err != nil {
 			return 0, nil, err
 		}
 	}
-	if holds[x], err = x.hasAnyMissed(ctx, s.txs[x], v.write); err != nil {
+	if holds[x], err = x.records.HasAnyMissed(ctx, s.txs[x], names(v.write)); err != nil {
 		return 0, nil, err
 	}
 	copied := 0
@@ -299,11 +299,11 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 		if open[r] {
 			continue // a conflict waits for its resolution
 		}
-		td := defs[r.tbl]
+		td := defs[r.Table]
 		if td == nil {
-			return copied, nil, fmt.Errorf("table %s, named by a missed-key record, is not in %s", r.tbl, p.name)
+			return copied, nil, fmt.Errorf("table %s, named by a missed-key record, is not in %s", r.Table, p.name)
 		}
-		key, err := td.DecodeKey(r.pk)
+		key, err := td.DecodeKey(r.PK)
 		if err != nil {
 			return copied, nil, err
 		}
@@ -314,7 +314,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 		}
 		both := false
 		if holds[other] {
-			if both, err = other.hasMissed(ctx, s.txs[other], otherMissing, r); err != nil {
+			if both, err = other.records.HasMissed(ctx, s.txs[other], names(otherMissing), r); err != nil {
 				return copied, nil, err
 			}
 		}
@@ -362,16 +362,15 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from m
 	if len(recs) < catchUpBatch {
 		return copied, nil, nil
 	}
-	last := recs[len(recs)-1]
-	return copied, &missedCursor{last.tbl, last.pk}, nil
+	return copied, &recs[len(recs)-1], nil
 }
 
 // forget deletes the missed-key records of r between x and the written
 // databases, in both directions, from every database that holds any.
-func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r missedCursor, holds map[*Node]bool) error {
+func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r records.Key, holds map[*Node]bool) error {
 	for _, w := range v.write {
 		if holds[w] {
-			if err := w.deleteMissed(ctx, s.txs[w], []*Node{x}, r); err != nil {
+			if err := w.records.DeleteMissed(ctx, s.txs[w], []string{x.name}, r); err != nil {
 				return err
 			}
 		}
@@ -379,7 +378,7 @@ func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r mi
 	if !holds[x] {
 		return nil
 	}
-	return x.deleteMissed(ctx, s.txs[x], v.write, r)
+	return x.records.DeleteMissed(ctx, s.txs[x], names(v.write), r)
 }
 
 // finishCatchUp clears the outdated marker of every database that misses
@@ -423,12 +422,12 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		}
 		done = append(done, n)
 		complete = complete || n == x
-		mark, err := n.meta(ctx, s.txs[n], "outdated")
+		mark, err := n.records.Meta(ctx, s.txs[n], records.Outdated)
 		if err != nil {
 			return false, err
 		}
 		if mark != "" {
-			if err := n.deleteMeta(ctx, s.txs[n], "outdated"); err != nil {
+			if err := n.records.DeleteMeta(ctx, s.txs[n], records.Outdated); err != nil {
 				return false, err
 			}
 			cleared = append(cleared, n)
@@ -466,7 +465,7 @@ func (c *Cluster) missesNothing(ctx context.Context, s *session, v *view, n *Nod
 		if m == n {
 			continue
 		}
-		if left, err := m.hasAnyMissed(ctx, s.txs[m], []*Node{n}); err != nil || left {
+		if left, err := m.records.HasAnyMissed(ctx, s.txs[m], []string{n.name}); err != nil || left {
 			return false, err
 		}
 	}
@@ -475,79 +474,6 @@ func (c *Cluster) missesNothing(ctx context.Context, s *session, v *view, n *Nod
 	}
 	open, err := c.unresolved(ctx, s, []*Node{n})
 	return err == nil && len(open) == 0, err
-}
-
-// missedKeys returns up to limit keys n records as missed by any of
-// missing, after the cursor, in key order.
-func (n *Node) missedKeys(ctx context.Context, q querier, missing []*Node, after missedCursor, limit int) ([]missedCursor, error) {
-	e := n.eng
-	args := []any{after.tbl, after.tbl, after.pk}
-	in := n.inList(missing, len(args), &args)
-	query := fmt.Sprintf("SELECT DISTINCT tbl, pk FROM %s WHERE (tbl > %s OR (tbl = %s AND pk > %s)) AND node IN (%s) ORDER BY tbl, pk%s",
-		e.Quote(missedTable.Name), e.Placeholder(1), e.Placeholder(2), e.Placeholder(3), in, e.LimitClause(limit, 0))
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read missed keys on %s: %w", n.name, err)
-	}
-	defer rows.Close()
-	var out []missedCursor
-	for rows.Next() {
-		var r missedCursor
-		if err := rows.Scan(&r.tbl, &r.pk); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-// inList renders placeholders for the names of nodes, appending them to args.
-func (n *Node) inList(nodes []*Node, before int, args *[]any) string {
-	marks := ""
-	for i, m := range nodes {
-		if i > 0 {
-			marks += ", "
-		}
-		marks += n.eng.Placeholder(before + i + 1)
-		*args = append(*args, m.name)
-	}
-	return marks
-}
-
-// hasMissed reports whether n records key r as missed by any of missing.
-func (n *Node) hasMissed(ctx context.Context, q querier, missing []*Node, r missedCursor) (bool, error) {
-	e := n.eng
-	args := []any{r.tbl, r.pk}
-	in := n.inList(missing, len(args), &args)
-	var count int
-	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE tbl = %s AND pk = %s AND node IN (%s)",
-		e.Quote(missedTable.Name), e.Placeholder(1), e.Placeholder(2), in), args...).Scan(&count)
-	return count > 0, err
-}
-
-// hasAnyMissed reports whether n records any key as missed by any of
-// missing (an index probe: it does not count them).
-func (n *Node) hasAnyMissed(ctx context.Context, q querier, missing []*Node) (bool, error) {
-	e := n.eng
-	var args []any
-	in := n.inList(missing, 0, &args)
-	var one int
-	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT 1 FROM %s WHERE node IN (%s)%s",
-		e.Quote(missedTable.Name), in, e.LimitClause(1, 0)), args...).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// deleteMissed deletes n's records of key r as missed by any of missing.
-func (n *Node) deleteMissed(ctx context.Context, tx execer, missing []*Node, r missedCursor) error {
-	e := n.eng
-	args := []any{r.tbl, r.pk}
-	in := n.inList(missing, len(args), &args)
-	_, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE tbl = %s AND pk = %s AND node IN (%s)",
-		e.Quote(missedTable.Name), e.Placeholder(1), e.Placeholder(2), in), args...)
-	return err
 }
 
 // node returns the datasource called name, or nil.
@@ -589,7 +515,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	var doubts []doubt
 	seen := map[string]bool{}
 	for _, n := range v.write {
-		ids, err := n.staleTxids(ctx, cutoff, 64)
+		ids, err := n.records.StaleIntents(ctx, n.conn().Read, cutoff, 64)
 		if err != nil {
 			return err
 		}
@@ -615,7 +541,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	}
 	for _, d := range doubts {
 		src := p
-		if has, err := p.holdsIntent(ctx, s.txs[p], d.txid); err != nil {
+		if has, err := p.records.HoldsIntent(ctx, s.txs[p], d.txid); err != nil {
 			return err
 		} else if !has {
 			src = d.holder
@@ -626,17 +552,17 @@ func (c *Cluster) sweep(ctx context.Context) error {
 				continue
 			}
 		}
-		keys, err := src.intentKeys(ctx, s.txs[src], d.txid)
+		keys, err := src.records.IntentKeys(ctx, s.txs[src], d.txid)
 		if err != nil {
 			return err
 		}
-		in := &intent{txid: d.txid, at: time.Now().UnixMilli()}
+		in := &records.Intent{TxID: d.txid, At: time.Now().UnixMilli()}
 		for _, k := range keys {
-			td := defs[k.table]
+			td := defs[k.Table]
 			if td == nil {
-				return fmt.Errorf("table %s, named by intent %s, is not in %s", k.table, d.txid, p.name)
+				return fmt.Errorf("table %s, named by intent %s, is not in %s", k.Table, d.txid, p.name)
 			}
-			key, err := td.DecodeKey(k.key)
+			key, err := td.DecodeKey(k.PK)
 			if err != nil {
 				return err
 			}
@@ -651,13 +577,13 @@ func (c *Cluster) sweep(ctx context.Context) error {
 					}
 				}
 			}
-			in.keys = append(in.keys, k)
+			in.Keys = append(in.Keys, k)
 		}
 		for _, w := range v.write {
-			if err := w.recordMissed(ctx, s.txs[w], in, v.skip); err != nil {
+			if err := w.records.RecordMissed(ctx, s.txs[w], in, names(v.skip)); err != nil {
 				return err
 			}
-			if err := w.deleteIntent(ctx, s.txs[w], d.txid); err != nil {
+			if err := w.records.DeleteIntent(ctx, s.txs[w], d.txid); err != nil {
 				return err
 			}
 		}
@@ -673,43 +599,9 @@ func (c *Cluster) missesKeys(ctx context.Context, s *session, v *view, n *Node) 
 		if w == n {
 			continue
 		}
-		if left, err := w.hasAnyMissed(ctx, s.txs[w], []*Node{n}); err != nil || left {
+		if left, err := w.records.HasAnyMissed(ctx, s.txs[w], []string{n.name}); err != nil || left {
 			return left, err
 		}
 	}
 	return false, nil
-}
-
-func (n *Node) staleTxids(ctx context.Context, cutoff int64, limit int) ([]string, error) {
-	return strings1(ctx, n.conn().Read, fmt.Sprintf("SELECT DISTINCT txid FROM %s WHERE at < %s ORDER BY txid%s",
-		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1), n.eng.LimitClause(limit, 0)), cutoff)
-}
-
-func (n *Node) holdsIntent(ctx context.Context, q querier, txid string) (bool, error) {
-	var count int
-	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE txid = %s",
-		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), txid).Scan(&count)
-	return count > 0, err
-}
-
-func (n *Node) intentKeys(ctx context.Context, q querier, txid string) ([]pendingKey, error) {
-	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT tbl, pk FROM %s WHERE txid = %s ORDER BY seq",
-		n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1)), txid)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var keys []pendingKey
-	for rows.Next() {
-		var k pendingKey
-		if err := rows.Scan(&k.table, &k.key); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
-}
-
-func strings1(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	return engine.QueryStrings(ctx, q, query, args...)
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemdb/tandem/internal/records"
 	"github.com/tandemdb/tandem/internal/rows"
 
 	"github.com/tandemdb/tandem/internal/value"
@@ -460,10 +461,7 @@ func (c *tableCmp) inFlight(ctx context.Context, sides []*verifySide, key []any)
 	}
 	k := value.EncodeKey(canonical)
 	for _, s := range sides {
-		e := s.p.eng
-		q := fmt.Sprintf("SELECT 1 FROM %s WHERE tbl = %s AND pk = %s%s",
-			e.Quote(pendingTable.Name), e.Placeholder(1), e.Placeholder(2), e.LimitClause(1, 0))
-		rows, err := s.query(ctx, q, []any{c.table.name, k})
+		rows, err := s.query(ctx, records.For(s.p.eng).InFlightSQL(), []any{c.table.name, k})
 		if err != nil {
 			continue // no such table: tandem does not write this database
 		}

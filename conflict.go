@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/records"
 
 	"github.com/tandemdb/tandem/internal/rows"
 
@@ -62,7 +63,7 @@ type Conflict struct {
 // apart: identical rows are not a conflict; otherwise it is recorded on
 // both, and resolved now if the policy can. It reports whether the
 // conflict waits for an operator.
-func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td *rows.Def, r missedCursor, key []any) (waits bool, err error) {
+func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td *rows.Def, r records.Key, key []any) (waits bool, err error) {
 	p := v.primary
 	prow, err := p.readRow(ctx, s.txs[p], td, key)
 	if err != nil {
@@ -77,7 +78,7 @@ func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td
 		return false, nil
 	}
 	now := time.Now()
-	rec := Conflict{Table: r.tbl, Key: r.pk, NodeA: p.name, RowA: json.RawMessage(pj), NodeB: x.name, RowB: json.RawMessage(xj), FoundAt: now}
+	rec := Conflict{Table: r.Table, Key: r.PK, NodeA: p.name, RowA: json.RawMessage(pj), NodeB: x.name, RowB: json.RawMessage(xj), FoundAt: now}
 	winner := c.winner(td, p, prow, x, xrow)
 	switch winner {
 	case p:
@@ -94,14 +95,14 @@ func (c *Cluster) conflict(ctx context.Context, s *session, v *view, x *Node, td
 	if winner != nil {
 		rec.Resolution = fmt.Sprintf("%s policy: kept %s's row", c.policy.name(), winner.name)
 		rec.ResolvedAt = &now
-		c.log.Warn("conflict resolved by policy", "table", r.tbl, "key", r.pk, "kept", winner.name, "policy", c.policy.name())
-		c.event(EventConflict, x.name, "conflict on %s %s (both %s and %s changed it) resolved by the %s policy: kept %s's row", r.tbl, r.pk, p.name, x.name, c.policy.name(), winner.name)
+		c.log.Warn("conflict resolved by policy", "table", r.Table, "key", r.PK, "kept", winner.name, "policy", c.policy.name())
+		c.event(EventConflict, x.name, "conflict on %s %s (both %s and %s changed it) resolved by the %s policy: kept %s's row", r.Table, r.PK, p.name, x.name, c.policy.name(), winner.name)
 	} else {
-		c.log.Warn("conflict: both sides changed a row; `tandem resolve` decides", "table", r.tbl, "key", r.pk, "nodes", p.name+", "+x.name)
-		c.event(EventConflict, x.name, "conflict on %s %s: both %s and %s changed it; `tandem resolve` decides", r.tbl, r.pk, p.name, x.name)
+		c.log.Warn("conflict: both sides changed a row; `tandem resolve` decides", "table", r.Table, "key", r.PK, "nodes", p.name+", "+x.name)
+		c.event(EventConflict, x.name, "conflict on %s %s: both %s and %s changed it; `tandem resolve` decides", r.Table, r.PK, p.name, x.name)
 	}
 	for _, n := range []*Node{p, x} {
-		if err := n.recordConflict(ctx, s.txs[n], &rec); err != nil {
+		if err := n.records.RecordConflict(ctx, s.txs[n], (*records.Conflict)(&rec)); err != nil {
 			return false, err
 		}
 	}
@@ -140,34 +141,17 @@ func (c *Cluster) winner(td *rows.Def, p *Node, prow []any, x *Node, xrow []any)
 	return nil
 }
 
-func (n *Node) recordConflict(ctx context.Context, tx execer, r *Conflict) error {
-	var resolvedAt int64
-	if r.ResolvedAt != nil {
-		resolvedAt = r.ResolvedAt.UnixMilli()
-	}
-	_, err := tx.ExecContext(ctx, n.eng.Upsert(&conflictTable), r.Table, r.Key, r.NodeA, nullJSON(r.RowA), r.NodeB, nullJSON(r.RowB),
-		r.FoundAt.UnixMilli(), r.Resolution, resolvedAt)
-	return err
-}
-
-func nullJSON(j json.RawMessage) any {
-	if string(j) == "null" {
-		return nil
-	}
-	return string(j)
-}
-
 // unresolved returns the keys with an unresolved conflict recorded on any
 // of nodes.
-func (c *Cluster) unresolved(ctx context.Context, s *session, nodes []*Node) (map[missedCursor]bool, error) {
-	open := map[missedCursor]bool{}
+func (c *Cluster) unresolved(ctx context.Context, s *session, nodes []*Node) (map[records.Key]bool, error) {
+	open := map[records.Key]bool{}
 	for _, n := range nodes {
 		list, err := n.conflicts(ctx, s.txs[n], false)
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range list {
-			open[missedCursor{r.Table, r.Key}] = true
+			open[records.Key{Table: r.Table, PK: r.Key}] = true
 		}
 	}
 	return open, nil
@@ -175,46 +159,21 @@ func (c *Cluster) unresolved(ctx context.Context, s *session, nodes []*Node) (ma
 
 // conflicts reads the conflicts recorded on n: unresolved ones, or all.
 func (n *Node) conflicts(ctx context.Context, q querier, all bool) ([]Conflict, error) {
-	where := " WHERE resolution = ''"
-	if all {
-		where = ""
-	}
-	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT tbl, pk, node_a, row_a, node_b, row_b, found_at, resolution, resolved_at FROM %s%s ORDER BY found_at, tbl, pk",
-		n.eng.Quote(conflictTable.Name), where))
+	list, err := n.records.ReadConflicts(ctx, q, all)
 	if err != nil {
 		return nil, fmt.Errorf("read conflicts on %s: %w", n.name, err)
 	}
-	defer rows.Close()
-	var out []Conflict
-	for rows.Next() {
-		var r Conflict
-		var rowA, rowB *string
-		var found, resolved int64
-		if err := rows.Scan(&r.Table, &r.Key, &r.NodeA, &rowA, &r.NodeB, &rowB, &found, &r.Resolution, &resolved); err != nil {
-			return nil, err
-		}
-		r.RowA, r.RowB = rawJSON(rowA), rawJSON(rowB)
-		r.FoundAt = time.UnixMilli(found).UTC()
-		if resolved != 0 {
-			t := time.UnixMilli(resolved).UTC()
-			r.ResolvedAt = &t
-		}
-		out = append(out, r)
+	out := make([]Conflict, len(list))
+	for i, r := range list {
+		out[i] = Conflict(r)
 	}
-	return out, rows.Err()
-}
-
-func rawJSON(s *string) json.RawMessage {
-	if s == nil {
-		return json.RawMessage("null")
-	}
-	return json.RawMessage(*s)
+	return out, nil
 }
 
 // Conflicts lists the conflicts recorded in the cluster's databases: the
 // unresolved ones, or with all, the resolved ones too.
 func (c *Cluster) Conflicts(ctx context.Context, all bool) ([]Conflict, error) {
-	seen := map[missedCursor]bool{}
+	seen := map[records.Key]bool{}
 	var out []Conflict
 	read := false
 	for _, n := range c.ranked() {
@@ -227,7 +186,7 @@ func (c *Cluster) Conflicts(ctx context.Context, all bool) ([]Conflict, error) {
 		}
 		read = true
 		for _, r := range list {
-			if k := (missedCursor{r.Table, r.Key}); !seen[k] {
+			if k := (records.Key{Table: r.Table, PK: r.Key}); !seen[k] {
 				seen[k] = true
 				out = append(out, r)
 			}
@@ -272,14 +231,14 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 	defer s.rollback()
 	nodes := s.order
 	var todo []Conflict
-	seen := map[missedCursor]bool{}
+	seen := map[records.Key]bool{}
 	for _, n := range nodes {
 		list, err := n.conflicts(ctx, s.txs[n], false)
 		if err != nil {
 			return 0, err
 		}
 		for _, r := range list {
-			k := missedCursor{r.Table, r.Key}
+			k := records.Key{Table: r.Table, PK: r.Key}
 			if seen[k] || (table != "" && r.Table != table) || (key != "" && r.Key != key) {
 				continue
 			}
@@ -326,7 +285,7 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 		r.ResolvedAt = &now
 		for _, n := range nodes {
 			if n.name == r.NodeA || n.name == r.NodeB {
-				if err := n.recordConflict(ctx, s.txs[n], r); err != nil {
+				if err := n.records.RecordConflict(ctx, s.txs[n], (*records.Conflict)(r)); err != nil {
 					return 0, err
 				}
 			}
@@ -338,59 +297,4 @@ func (c *Cluster) Resolve(ctx context.Context, table, key, take string) (int, er
 	c.resolvedEvent(keep, len(todo))
 	c.kick()
 	return len(todo), nil
-}
-
-// Promote lets the datasource called name take writes although it is
-// outdated (it missed writes it has not received): with force it clears the
-// node's outdated marker and tells every process to forget the keys it
-// knows the node missed on databases that are down, so that it becomes the
-// primary when every datasource ranked before it is down. Without force it
-// refuses an outdated node with ErrOutdated, and does nothing to another. What the node missed is not lost while the database that
-// has it survives: when both are back, catch-up merges them and lists the
-// keys both changed as conflicts.
-func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
-	n := c.node(name)
-	if n == nil {
-		return fmt.Errorf("promote: no datasource called %q", name)
-	}
-	n = n.database()
-	db := n.conn()
-	if db == nil || !n.reachable() {
-		return fmt.Errorf("%w: promote: %s is not reachable", ErrNodeDown, name)
-	}
-	mark, err := n.meta(ctx, db.Read, "outdated")
-	if err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	switch {
-	case !force && mark != "":
-		return fmt.Errorf("%w: %s: %s; promoting it loses those writes until the database that has them returns (use force)", ErrOutdated, name, mark)
-	case !force:
-		return nil // not outdated: it takes writes when the datasources ranked before it are down
-	}
-	// Forced: clear the marker, and note the time, which tells every
-	// process to forget what it remembers this node missed.
-	tx, err := n.begin(ctx, c.timeout)
-	if err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	defer tx.Rollback()
-	if err := n.deleteMeta(ctx, tx, "outdated"); err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	if err := n.setMeta(ctx, tx, "promoted_at", strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	n.mu.Lock()
-	n.live.outdated = ""
-	n.live.behindBy = nil
-	n.live.promotedAt = time.Now().UnixMilli()
-	n.mu.Unlock()
-	c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name, "outdated", mark)
-	c.promotedEvent(name, mark)
-	c.recompute()
-	return nil
 }

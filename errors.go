@@ -35,6 +35,30 @@ var (
 	ErrClosed = errors.New("cluster closed")
 )
 
+// Errors that stay inside the package: each marks why a step failed, so
+// that the step's caller can tell busy from down, or retry.
+var (
+	// errNotOpen stands for the (already recorded) reason a datasource could
+	// not be opened, when a check does not try again.
+	errNotOpen = errors.New("not open")
+
+	// errTimeout marks a datasource that did not answer within Config.Timeout.
+	errTimeout = errors.New("no answer within the timeout")
+
+	// errBusy marks a database that answered but whose tandem lock other
+	// writers held too long (engine.Locker): busy, not down.
+	errBusy = errors.New("tandem's lock stayed held by other writers")
+
+	// errPrimaryBehind: a database the write reaches holds writes that the
+	// primary missed (another process wrote around it). The write is refused
+	// before it commits; Save and Delete run again on the next primary.
+	errPrimaryBehind = errors.New("the primary misses writes another database holds")
+
+	// errGroupFailed ends a group whose every member failed; each member
+	// returns its own error.
+	errGroupFailed = errors.New("every write of the group failed")
+)
+
 // ConfigError is a configuration problem, located by file, line and field.
 type ConfigError struct {
 	File  string // the config file, if loaded from one

@@ -2,12 +2,13 @@ package tandem
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tandemdb/tandem/internal/records"
 
 	"github.com/tandemdb/tandem/internal/rows"
 
@@ -39,10 +40,6 @@ import (
 
 // maxGroup bounds a group, and so a member's wait.
 const maxGroup = 64
-
-// errGroupFailed ends a group whose every member failed; each member
-// returns its own error.
-var errGroupFailed = errors.New("every write of the group failed")
 
 type groupRequest struct {
 	ctx      context.Context
@@ -234,9 +231,9 @@ func (tx *Tx) member(ctx context.Context, i int, fn func(*Tx) error) (err error,
 	tx.ids = tx.ids[:nids]
 	undone := tx.ops[nops:]
 	tx.ops = tx.ops[:nops]
-	seen := make(map[pendingKey]bool, len(undone))
+	seen := make(map[records.Key]bool, len(undone))
 	for _, o := range undone {
-		k := pendingKey{o.m.table.Name, value.EncodeKey(o.key)}
+		k := records.Key{Table: o.m.table.Name, PK: value.EncodeKey(o.key)}
 		if seen[k] {
 			continue
 		}

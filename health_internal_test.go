@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemdb/tandem/internal/records"
+
 	"github.com/tandemdb/tandem/internal/value"
 
 	_ "github.com/ncruces/go-sqlite3/driver"
@@ -170,7 +172,7 @@ func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 	c.recompute()
 	marker := func() string {
 		t.Helper()
-		m, err := bar.meta(ctx, bar.conn().Read, "outdated")
+		m, err := bar.records.Meta(ctx, bar.conn().Read, records.Outdated)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -160,10 +160,7 @@ func (n *Node) inDoubt(ctx context.Context, cutoff int64) (int64, error) {
 	if n.conn() == nil {
 		return 0, ErrNodeDown
 	}
-	var count int64
-	q := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE at < %s", n.eng.Quote(pendingTable.Name), n.eng.Placeholder(1))
-	err := n.conn().Read.QueryRowContext(ctx, q, cutoff).Scan(&count)
-	return count, err
+	return n.records.CountIntents(ctx, n.conn().Read, cutoff)
 }
 
 // WriteTable writes the status as a table for people.

@@ -61,6 +61,7 @@ import (
 	"github.com/tandemdb/tandem/engine/mysql"
 	"github.com/tandemdb/tandem/engine/postgres"
 	"github.com/tandemdb/tandem/engine/sqlite"
+	"github.com/tandemdb/tandem/internal/records"
 )
 
 // drivers maps a config's driver name to its engine.
@@ -172,7 +173,7 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		o(c)
 	}
 	for _, ds := range cfg.Datasources {
-		c.nodes = append(c.nodes, &Node{cluster: c, name: ds.Name, eng: ds.eng, caps: engine.CapabilitiesOf(ds.eng), dsn: ds.dsn})
+		c.nodes = append(c.nodes, &Node{cluster: c, name: ds.Name, eng: ds.eng, caps: engine.CapabilitiesOf(ds.eng), records: records.For(ds.eng), dsn: ds.dsn})
 		c.mixed = c.mixed || ds.eng.Name() != c.nodes[0].eng.Name()
 	}
 	c.primary = c.nodes[cfg.primaryIndex()]

@@ -158,7 +158,7 @@ func (c *Cluster) intentHeldElsewhere(ctx context.Context, n *Node, txid string)
 			continue
 		}
 		qctx, cancel := context.WithTimeout(ctx, c.timeout)
-		has, err := o.holdsIntent(qctx, o.conn().Read, txid)
+		has, err := o.records.HoldsIntent(qctx, o.conn().Read, txid)
 		cancel()
 		if err != nil {
 			return false, err

@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/records"
 
 	"github.com/tandemdb/tandem/internal/value"
 )
@@ -93,7 +95,7 @@ type Tx struct {
 	// in is the write's intent record, and noted the seqs of its keys the
 	// primary recorded in the statements that wrote them
 	// (engine.WithInserter).
-	in    *intent
+	in    *records.Intent
 	noted map[int]bool
 	// members counts the Cluster.Tx calls a group's transaction holds
 	// (group.go), and memberOps the ops they made: each counts as one
@@ -132,7 +134,7 @@ type op struct {
 	del bool
 	key []any // canonical values of the primary key
 	row []any // canonical values of the full row; nil for a delete
-	pk  pendingKey
+	pk  records.Key
 	seq int // pk's seq in the write's intent record
 }
 
@@ -227,7 +229,7 @@ func (n *Node) retryable(err error) bool {
 
 func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) (err error) {
 	now := time.Now()
-	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: newIntent(now), noted: map[int]bool{}}
+	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), noted: map[int]bool{}}
 	committed := false
 	defer func() {
 		if !tx.done {
@@ -263,8 +265,8 @@ type secondary struct {
 	n       *Node
 	primary *Node // whose rows the Tx read
 	ops     chan op
-	rec     *intent // the write's: its txid and time, for keys noted as they are written (nil: none are)
-	in      *intent // set before ops is closed; nil when the Tx aborts
+	rec     *records.Intent // the write's: its txid and time, for keys noted as they are written (nil: none are)
+	in      *records.Intent // set before ops is closed; nil when the Tx aborts
 	tx      *dbTx
 	err     error
 	done    chan struct{}
@@ -294,8 +296,8 @@ func (tx *Tx) start() {
 // send records o, which the primary has applied, and streams it to every
 // secondary.
 func (tx *Tx) send(o op) {
-	o.pk = pendingKey{o.m.table.Name, value.EncodeKey(o.key)}
-	o.seq = tx.in.add(o.pk)
+	o.pk = records.Key{Table: o.m.table.Name, PK: value.EncodeKey(o.key)}
+	o.seq = tx.in.Add(o.pk)
 	tx.ops = append(tx.ops, o)
 	for _, s := range tx.secs {
 		s.ops <- o
@@ -318,7 +320,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 		}
 		var note []any
 		if s.rec != nil && n.notes() && !noted[o.seq] {
-			note = s.rec.note(o.seq, o.pk)
+			note = s.rec.Note(o.seq, o.pk)
 		}
 		var err error
 		if o.del {
@@ -334,7 +336,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 		}
 	}
 	if s.err == nil && s.in != nil {
-		if err := n.recordIntent(s.tx.ctx, s.tx, s.in, func(i int) bool { return noted[i] }); err != nil {
+		if err := n.records.RecordIntent(s.tx.ctx, s.tx, s.in, func(i int) bool { return noted[i] }); err != nil {
 			s.err = fmt.Errorf("record intent on %s: %w", n.name, err)
 		}
 	}
@@ -342,7 +344,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 
 // handOver tells the secondaries that no more writes come: they record in
 // (nil when the Tx aborts) and stop.
-func (tx *Tx) handOver(in *intent) {
+func (tx *Tx) handOver(in *records.Intent) {
 	for _, s := range tx.secs {
 		s.in = in
 		close(s.ops)
@@ -482,14 +484,14 @@ func (tx *Tx) note(p *Node, m *model, key []any) []any {
 	if tx.c.noIntent || !p.notes() {
 		return nil
 	}
-	k := pendingKey{m.table.Name, value.EncodeKey(key)}
-	seq, fresh := tx.in.next(k)
+	k := records.Key{Table: m.table.Name, PK: value.EncodeKey(key)}
+	seq, fresh := tx.in.Next(k)
 	if !fresh {
 		return nil
 	}
-	tx.in.add(k)
+	tx.in.Add(k)
 	tx.noted[seq] = true
-	return tx.in.note(seq, k)
+	return tx.in.Note(seq, k)
 }
 
 // storable converts row for every engine of the cluster other than the
@@ -571,16 +573,16 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
 		if len(tx.noted) > 0 {
-			c.clear.add(in.txid) // a delete that found no row, noted on the primary
+			c.clear.add(in.TxID) // a delete that found no row, noted on the primary
 		}
 		return nil
 	}
 	if c.noIntent {
-		in.keys = nil // benchmarks only: measures what the record costs
+		in.Keys = nil // benchmarks only: measures what the record costs
 	}
 	tx.handOver(in)
 	// The secondaries record theirs meanwhile.
-	if err := p.recordIntent(ctx, tx.tx, in, func(i int) bool { return tx.noted[i] }); err != nil {
+	if err := p.records.RecordIntent(ctx, tx.tx, in, func(i int) bool { return tx.noted[i] }); err != nil {
 		tx.rollbackSecondaries()
 		tx.tx.Rollback()
 		return fmt.Errorf("record intent on %s: %w", p.name, err)
@@ -614,7 +616,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		var lost *secondary
 		for _, s := range ok {
 			// An upsert: recording a key again after a later failure is harmless.
-			if err := s.n.recordMissed(s.tx.ctx, s.tx, in, missing); err != nil {
+			if err := s.n.records.RecordMissed(s.tx.ctx, s.tx, in, names(missing)); err != nil {
 				s.n.markDown(fmt.Errorf("record missed keys on %s: %w", s.n.name, err))
 				s.n.countFailures(tx.weight())
 				s.tx.abandon()
@@ -628,7 +630,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		ok = slices.DeleteFunc(ok, func(s *secondary) bool { return s == lost })
 		missing = append(missing, lost.n)
 	}
-	if err := p.recordMissed(ctx, tx.tx, in, missing); err != nil {
+	if err := p.records.RecordMissed(ctx, tx.tx, in, names(missing)); err != nil {
 		for _, s := range ok {
 			s.tx.Rollback()
 		}
@@ -637,7 +639,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	}
 
 	// Commit everywhere concurrently; a secondary gets Config.Timeout.
-	perr, committed, lost := c.commit(tx, ok, in.txid)
+	perr, committed, lost := c.commit(tx, ok, in.TxID)
 	if perr == nil {
 		committed = append([]*Node{p}, committed...)
 	}
@@ -645,7 +647,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	switch {
 	case perr == nil && len(lost) == 0:
 		if !c.noIntent {
-			c.clear.add(in.txid)
+			c.clear.add(in.TxID)
 		}
 		return nil
 	case len(committed) == 0:
@@ -659,7 +661,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	// Committed somewhere: the write is durable there, with its intent
 	// record. Turn that into missed-key records for the databases that
 	// failed to commit (if this fails, the sweeper does it later).
-	c.log.Warn("write committed on some datasources only; the others catch up", "txid", in.txid,
+	c.log.Warn("write committed on some datasources only; the others catch up", "txid", in.TxID,
 		"committed", nodeNames(committed), "failed", nodeNames(lost))
 	for _, n := range committed {
 		if err := n.settleIntent(context.WithoutCancel(ctx), c.timeout, in, lost); err != nil {
@@ -757,7 +759,7 @@ func (n *Node) args(m *model, cols []int, vals []any) ([]any, error) {
 
 // upsert writes row on n; with note (intent.note), the statement also
 // records row's key in the intent record (engine.WithInserter).
-func (n *Node) upsert(ctx context.Context, tx execer, m *model, row, note []any) error {
+func (n *Node) upsert(ctx context.Context, tx engine.Execer, m *model, row, note []any) error {
 	args, err := n.args(m, m.all, row)
 	if err != nil {
 		return err
@@ -810,7 +812,7 @@ func (n *Node) insertAuto(ctx context.Context, tx *dbTx, v *view, m *model, row 
 }
 
 // delete deletes the row of key on n; with note, as upsert.
-func (n *Node) delete(ctx context.Context, tx execer, m *model, key, note []any) (int64, error) {
+func (n *Node) delete(ctx context.Context, tx engine.Execer, m *model, key, note []any) (int64, error) {
 	args, err := n.args(m, m.pk, key)
 	if err != nil {
 		return 0, err
@@ -824,44 +826,4 @@ func (n *Node) delete(ctx context.Context, tx execer, m *model, key, note []any)
 		return 0, err
 	}
 	return res.RowsAffected()
-}
-
-// statements are a model's SQL texts for one engine.
-type statements struct {
-	upsert          string
-	insertAuto      string
-	insertReturning bool
-	delete          string // by primary key
-	// upsertNoted and deleteNoted also record the key's intent row, whose
-	// values follow the statement's (engine.WithInserter); "" elsewhere.
-	upsertNoted, deleteNoted string
-	selectCols               string // "a", "b", ... for SELECT
-	byKey                    string // WHERE clause on the primary key
-}
-
-// sql returns m's statements for n's engine, building them once.
-func (n *Node) sql(m *model) *statements {
-	if s, ok := n.texts.Load(m.typ); ok {
-		return s.(*statements)
-	}
-	e := n.eng
-	s := &statements{upsert: e.Upsert(&m.table)}
-	s.insertAuto, s.insertReturning = e.InsertAuto(&m.table)
-	cols := make([]string, len(m.table.Columns))
-	for i := range m.table.Columns {
-		cols[i] = e.Quote(m.table.Columns[i].Name)
-	}
-	s.selectCols = strings.Join(cols, ", ")
-	conds := make([]string, len(m.pk))
-	for i, ci := range m.pk {
-		conds[i] = fmt.Sprintf("%s = %s", e.Quote(m.table.Columns[ci].Name), e.Placeholder(i+1))
-	}
-	s.byKey = strings.Join(conds, " AND ")
-	s.delete = fmt.Sprintf("DELETE FROM %s WHERE %s", e.Quote(m.table.Name), s.byKey)
-	if wi := n.caps.WithInserter; wi != nil {
-		s.upsertNoted = wi.WithInsert(s.upsert, n.recordSQL(1, len(m.all)))
-		s.deleteNoted = wi.WithInsert(s.delete, n.recordSQL(1, len(m.pk)))
-	}
-	actual, _ := n.texts.LoadOrStore(m.typ, s)
-	return actual.(*statements)
 }

@@ -1,0 +1,222 @@
+package tandem
+
+// A transaction on one database, on a connection of its own: how long it
+// may wait for a connection, for tandem's lock and for each statement, so
+// that a hung server or a busy lock never holds a write for ever.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// dbTx is a write transaction on one database, on a connection of its own.
+type dbTx struct {
+	*sql.Tx
+	n    *Node
+	ctx  context.Context // the transaction's: cancelling it abandons the transaction
+	conn *sql.Conn
+	stop context.CancelFunc
+	once sync.Once
+	// guard bounds each statement and the commit on a server (engine.Locker):
+	// one that gets no answer within it abandons the transaction, so a
+	// server that hangs mid-transaction cannot hold a write for ever. It
+	// is generous, as a statement may wait for rows another write holds.
+	guard time.Duration
+	// detach keeps the statements' contexts from interrupting them (a
+	// group's transaction, which one member's cancellation must not end).
+	detach bool
+}
+
+// begin starts a write transaction on n. ctx bounds the wait for a
+// connection of this process's pool; wait bounds the database's answer (a
+// lock another process holds, a hung server). The transaction lives until
+// Commit, Rollback or abandon, whatever happens to ctx.
+//
+// On engines that lock rows rather than the database (engine.Locker), it
+// takes the database's lock exclusively: begin serves catch-up, the
+// sweeper and tandem's markers, which no write may interleave with.
+func (n *Node) begin(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	return n.beginTx(ctx, wait, false, true)
+}
+
+// beginShared is begin taking the database's lock shared, as writes do:
+// for work that only has to keep out of catch-up's way (clearing intent
+// records, checking that the database takes writes).
+func (n *Node) beginShared(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	return n.beginTx(ctx, wait, false, false)
+}
+
+// beginWrite is begin for a write: it gives up at once if, while it waited
+// for this process's connection, another write found n down. (Writes queue
+// for that connection; without this each would wait out the timeout in
+// turn.)
+func (n *Node) beginWrite(ctx context.Context, wait time.Duration) (*dbTx, error) {
+	return n.beginTx(ctx, wait, true, false)
+}
+
+// lockWait is how many timeouts a transaction waits for tandem's lock on
+// engines that lock rows (engine.Locker): a write holds it for at most a
+// timeout at each of its steps.
+const lockWait = 4
+
+func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclusive bool) (*dbTx, error) {
+	db := n.conn()
+	if db == nil {
+		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
+	}
+	if failFast {
+		if down := n.state().down; down != nil {
+			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
+		}
+	}
+	cctx := ctx
+	if n.caps.Locker != nil {
+		// On a server, a connection may have to be made, and a server that
+		// accepts it but never answers (a hung one) would hold the write
+		// for ever: the wait is bounded like a statement's. Running out
+		// says busy, not down: the pool may only be full of other writes.
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, lockWait*wait)
+		defer cancel()
+	}
+	conn, err := db.Write.Conn(cctx)
+	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return nil, fmt.Errorf("begin on %s: %w (no connection within %v)", n.name, errBusy, lockWait*wait)
+		}
+		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	if failFast {
+		if down := n.state().down; down != nil {
+			conn.Close()
+			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
+		}
+	}
+	tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	timer := time.AfterFunc(wait, stop)
+	tx, err := conn.BeginTx(tctx, nil)
+	if !timer.Stop() {
+		if err == nil {
+			tx.Rollback()
+		}
+		stop()
+		conn.Close()
+		return nil, fmt.Errorf("begin on %s: %w (%v)", n.name, errTimeout, wait)
+	}
+	if err != nil {
+		stop()
+		conn.Close()
+		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
+	}
+	if l := n.caps.Locker; l != nil {
+		// The server answered BEGIN. Waiting for tandem's lock is waiting
+		// for other writers (each bounded by the timeout at every step),
+		// not for a failing server, so it gets longer and, if it runs
+		// out, says busy rather than down.
+		timer := time.AfterFunc(lockWait*wait, stop)
+		err := l.Lock(tctx, tx, exclusive)
+		expired := !timer.Stop()
+		if expired || err != nil {
+			tx.Rollback()
+			stop()
+			conn.Close()
+			if expired {
+				return nil, fmt.Errorf("begin on %s: %w (waited %v)", n.name, errBusy, lockWait*wait)
+			}
+			return nil, fmt.Errorf("begin on %s: take tandem's lock: %w", n.name, err)
+		}
+	}
+	t := &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}
+	if n.caps.Locker != nil {
+		t.guard = lockWait * wait
+	}
+	return t, nil
+}
+
+// guarded starts t's guard for one statement; the returned func ends it.
+// When the guard runs out it cancels t's context, which ends the
+// statement through bound.
+func (t *dbTx) guarded() func() bool {
+	if t.guard == 0 {
+		return func() bool { return true }
+	}
+	return time.AfterFunc(t.guard, t.stop).Stop
+}
+
+// bound returns ctx, also cancelled when t's context is: the driver
+// interrupts a statement only when the statement's own context ends.
+// (Cancelling a transaction's context alone waits for the statement.)
+func (t *dbTx) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if t.guard == 0 {
+		return ctx, func() {}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.ctx, cancel)
+	return sctx, func() { stop(); cancel() }
+}
+
+// ExecContext runs a statement under t's guard.
+func (t *dbTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.detach {
+		ctx = context.WithoutCancel(ctx)
+	}
+	defer t.guarded()()
+	ctx, done := t.bound(ctx)
+	defer done()
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs a query under t's guard until its first answer; its
+// rows stay bound to t's context until the transaction ends.
+func (t *dbTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if t.detach {
+		ctx = context.WithoutCancel(ctx)
+	}
+	defer t.guarded()()
+	ctx, _ = t.bound(ctx) // released when t's context ends
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a query under t's guard until its first answer.
+func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if t.detach {
+		ctx = context.WithoutCancel(ctx)
+	}
+	defer t.guarded()()
+	ctx, _ = t.bound(ctx) // released when t's context ends
+	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
+// Commit commits and releases the connection.
+func (t *dbTx) Commit() error {
+	done := t.guarded()
+	err := t.Tx.Commit()
+	done()
+	t.end()
+	return err
+}
+
+// Rollback rolls back (if still open) and releases the connection.
+func (t *dbTx) Rollback() error {
+	err := t.Tx.Rollback()
+	t.end()
+	return err
+}
+
+// abandon gives up on a transaction whose database does not answer: the
+// statement in progress is interrupted where the driver can, and the
+// transaction is rolled back when the database answers again.
+func (t *dbTx) abandon() {
+	t.stop()
+	go t.Rollback()
+}
+
+func (t *dbTx) end() {
+	t.once.Do(func() {
+		t.stop()
+		t.conn.Close()
+	})
+}

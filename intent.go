@@ -1,0 +1,55 @@
+package tandem
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tandemdb/tandem/internal/records"
+)
+
+// checkNotAhead refuses a write, inside tx on n, when n records keys as
+// missed by the primary: then the primary lacks rows n has, and full rows
+// read there would overwrite them. (Keys n records as missed by another
+// secondary do no harm: that one is catching up.) Holding n's lock, no
+// other writer can add such a record until the write ends.
+func (n *Node) checkNotAhead(ctx context.Context, tx querier, primary *Node) error {
+	ahead, err := n.records.HasAnyMissed(ctx, tx, []string{primary.name})
+	switch {
+	case err != nil:
+		return fmt.Errorf("check missed keys on %s: %w", n.name, err)
+	case !ahead:
+		return nil
+	}
+	return fmt.Errorf("%w: %s records keys that %s missed; retry", errPrimaryBehind, n.name, primary.name)
+}
+
+// missesWritesOf notes that holder records keys n missed, until the next
+// check counts them.
+func (n *Node) missesWritesOf(holder *Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.live.behindBy == nil {
+		n.live.behindBy = map[string]missedBy{}
+	}
+	if _, ok := n.live.behindBy[holder.name]; !ok {
+		n.live.behindBy[holder.name] = missedBy{count: 1, seen: time.Now()}
+	}
+}
+
+// settleIntent turns in's intent record on n, a database that committed
+// the write, into missed-key records for the databases that failed to.
+func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *records.Intent, lost []*Node) error {
+	tx, err := n.begin(ctx, wait)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := n.records.RecordMissed(ctx, tx, in, names(lost)); err != nil {
+		return err
+	}
+	if err := n.records.DeleteIntent(ctx, tx, in.TxID); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
