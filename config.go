@@ -73,6 +73,15 @@ type Datasource struct {
 	eng    engine.Engine  // set by Validate
 }
 
+// Engine returns the datasource's engine, once Validate has found it (nil
+// before).
+func (ds *Datasource) Engine() engine.Engine { return ds.eng }
+
+// ResolvedDSN returns the DSN Validate resolved (relative paths made
+// absolute), "" before. It may hold a password: never log it; the engine's
+// Redact removes it.
+func (ds *Datasource) ResolvedDSN() string { return ds.dsn }
+
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
 // LoadConfig reads and validates a YAML config file. Every error is a

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem/internal/records"
-
 	"github.com/tandemdb/tandem/internal/rows"
-
 	"github.com/tandemdb/tandem/internal/value"
 )
 

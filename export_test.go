@@ -32,11 +32,3 @@ func MarkDown(c *Cluster, name string) {
 	c.node(name).database().markDown(errors.New("marked down by a test"))
 	c.recompute()
 }
-
-// VerifyInGo makes Verify hash and compare rows in Go, in canonical
-// values, as it does when the engines differ.
-func VerifyInGo(o *VerifyOptions) { o.inGo = true }
-
-// RepairInGo makes Repair compare and copy rows in canonical values, as it
-// does when the engines differ.
-func RepairInGo(o *RepairOptions) { o.inGo = true }

@@ -128,9 +128,9 @@ func faultSameDumps(t *testing.T, dir string) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep := vfVerify(t, cfg, false)
+	rep := testcluster.Verify(t, cfg)
 	if !rep.Identical || len(rep.Tables) == 0 {
-		t.Errorf("tandem verify: identical=%v over %d tables: %v", rep.Identical, len(rep.Tables), vfDiffs(rep))
+		t.Errorf("tandem verify: identical=%v over %d tables: %v", rep.Identical, len(rep.Tables), testcluster.Diffs(rep))
 	}
 }
 

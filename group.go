@@ -9,9 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tandemdb/tandem/internal/records"
-
 	"github.com/tandemdb/tandem/internal/rows"
-
 	"github.com/tandemdb/tandem/internal/value"
 )
 

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemdb/tandem/internal/records"
-
-	"github.com/tandemdb/tandem/internal/value"
-
 	_ "github.com/ncruces/go-sqlite3/driver"
+
+	"github.com/tandemdb/tandem/internal/records"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 type sweepItem struct {

@@ -18,21 +18,13 @@ import (
 func (c *Cluster) sameFiles() {
 	for j, b := range c.nodes {
 		for _, a := range c.nodes[:j] {
-			if a.sameAs == nil && oneFile(a.eng, a.dsn, b.eng, b.dsn) {
+			if a.sameAs == nil && engine.SameFile(a.eng, a.dsn, b.eng, b.dsn) {
 				b.sameAs = a
 				c.log.Info("datasources are one database file; writing it once", "node", b.name, "same_as", a.name)
 				break
 			}
 		}
 	}
-}
-
-// oneFile reports whether two resolved DSNs name one database file (two
-// paths, a symbolic link, a hard link), for engines whose databases are
-// files.
-func oneFile(ea engine.Engine, a string, eb engine.Engine, b string) bool {
-	fe := engine.CapabilitiesOf(eb).File
-	return fe != nil && ea.Name() == eb.Name() && fe.SameFile(a, b)
 }
 
 // findAliases recognises datasources that reach one database: they carry

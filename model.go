@@ -9,9 +9,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/tandemdb/tandem/internal/value"
-
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // model is a Go struct type mapped to a table; see the package doc for the tags.

@@ -10,9 +10,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/tandemdb/tandem/internal/value"
-
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Internal tests of how Go struct types become tables (newModel, parseTag,

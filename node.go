@@ -9,9 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tandemdb/tandem/internal/records"
-
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/records"
 )
 
 // Node is one configured datasource.

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemdb/tandem/internal/value"
-
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Reader is where reads come from: a Cluster (the primary's database) or a

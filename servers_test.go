@@ -4,7 +4,7 @@ package tandem_test
 // internal/dbserver on loopback ports, and over mixed pairs. Faults are real:
 // SIGKILL and SIGSTOP of a server, a connection cut by a TCP proxy, an
 // address redirected to another server. Every check reads the databases
-// directly or through tandem.Verify.
+// directly or through verify.Compare.
 
 import (
 	"context"
@@ -28,6 +28,7 @@ import (
 	"github.com/tandemdb/tandem/internal/dbserver"
 	"github.com/tandemdb/tandem/internal/jepsen"
 	"github.com/tandemdb/tandem/internal/testcluster"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // srvBackend is where one datasource of a server test lives.
@@ -129,10 +130,10 @@ func srvOpen(t *testing.T, p srvPair, proxyBar bool) *srvCluster {
 	return s
 }
 
-// identical fails unless tandem.Verify finds every table identical.
+// identical fails unless verify.Compare finds every table identical.
 func (s *srvCluster) identical(t *testing.T) {
 	t.Helper()
-	rep, err := tandem.Verify(context.Background(), s.cfg, tandem.VerifyOptions{})
+	rep, err := verify.Compare(context.Background(), s.cfg, verify.Options{})
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -398,7 +399,7 @@ func srvVerifyRepair(t *testing.T, p srvPair) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	rep, err := tandem.Verify(ctx, s.cfg, tandem.VerifyOptions{})
+	rep, err := verify.Compare(ctx, s.cfg, verify.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +413,7 @@ func srvVerifyRepair(t *testing.T, p srvPair) {
 	if rep.Identical || strings.Join(found, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("verify found %v (identical %v), want %v", found, rep.Identical, want)
 	}
-	if _, err := tandem.Repair(ctx, s.cfg, tandem.RepairOptions{From: "foo", To: "bar"}); err != nil {
+	if _, err := verify.Repair(ctx, s.cfg, verify.RepairOptions{From: "foo", To: "bar"}); err != nil {
 		t.Fatal(err)
 	}
 	s.identical(t)
@@ -734,7 +735,7 @@ func srvVerifyOtherCollation(t *testing.T, p srvPair) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := tandem.Verify(ctx, s.cfg, tandem.VerifyOptions{Tables: []string{"hand"}})
+	rep, err := verify.Compare(ctx, s.cfg, verify.Options{Tables: []string{"hand"}})
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}

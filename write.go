@@ -11,7 +11,6 @@ import (
 
 	"github.com/tandemdb/tandem/engine"
 	"github.com/tandemdb/tandem/internal/records"
-
 	"github.com/tandemdb/tandem/internal/value"
 )
 

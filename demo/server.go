@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/engine/sqlite"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // Options configure Open.
@@ -303,17 +304,17 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 
 // verifyResult is the outcome of a verify run from the dashboard.
 type verifyResult struct {
-	At          time.Time            `json:"at"`
-	Seconds     float64              `json:"seconds"`
-	Identical   bool                 `json:"identical"`
-	Differences int                  `json:"differences"`
-	Error       string               `json:"error,omitempty"`
-	Report      *tandem.VerifyReport `json:"report,omitempty"`
+	At          time.Time      `json:"at"`
+	Seconds     float64        `json:"seconds"`
+	Identical   bool           `json:"identical"`
+	Differences int            `json:"differences"`
+	Error       string         `json:"error,omitempty"`
+	Report      *verify.Report `json:"report,omitempty"`
 }
 
 func (s *Server) apiVerify(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rep, err := tandem.Verify(r.Context(), s.cfg, tandem.VerifyOptions{})
+	rep, err := verify.Compare(r.Context(), s.cfg, verify.Options{})
 	res := &verifyResult{At: start.UTC(), Seconds: time.Since(start).Seconds()}
 	if err != nil {
 		res.Error = err.Error()

@@ -29,3 +29,11 @@ func CapabilitiesOf(e Engine) Capabilities {
 	c.Checksummer, _ = e.(Checksummer)
 	return c
 }
+
+// SameFile reports whether two resolved DSNs, of engines ea and eb, name
+// one database file (two paths, a symbolic link, a hard link): for engines
+// whose databases are files (FileEngine).
+func SameFile(ea Engine, a string, eb Engine, b string) bool {
+	fe := CapabilitiesOf(eb).File
+	return fe != nil && ea.Name() == eb.Name() && fe.SameFile(a, b)
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/tandemdb/tandem/propel"
 	"github.com/tandemdb/tandem/propel/bookstore"
 	"github.com/tandemdb/tandem/propel/internal/alltypes"
+	"github.com/tandemdb/tandem/verify"
 )
 
 var updateGen = flag.Bool("update-gen", false, "rewrite the committed generated packages")
@@ -209,7 +210,7 @@ func TestBookstoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := tandem.Verify(ctx, conf, tandem.VerifyOptions{})
+	rep, err := verify.Compare(ctx, conf, verify.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +373,7 @@ func TestAllTypesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := tandem.Verify(ctx, conf, tandem.VerifyOptions{}); err != nil || !rep.Identical {
+	if rep, err := verify.Compare(ctx, conf, verify.Options{}); err != nil || !rep.Identical {
 		t.Errorf("verify: %+v, %v", rep, err)
 	}
 }

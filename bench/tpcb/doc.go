@@ -10,7 +10,7 @@
 // Everything lives in the test files: TestTPCB starts the servers (through
 // internal/dbserver) and pgpool-II itself, loads the accounts, runs every
 // case for a fixed time at 1 and at 8 clients, checks after each
-// replicated case that both databases are identical (tandem.Verify) and
+// replicated case that both databases are identical (verify.Compare) and
 // that the balances add up on each, and prints one table.
 //
 // By default (go test ./...) it is a smoke run: few accounts, half a

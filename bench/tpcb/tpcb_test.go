@@ -25,6 +25,7 @@ import (
 	"github.com/tandemdb/tandem/engine/postgres"
 	"github.com/tandemdb/tandem/engine/sqlite"
 	"github.com/tandemdb/tandem/internal/dbserver"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // The tables, as tandem models. The plain cases create the same tables
@@ -565,7 +566,7 @@ func config(copies []backend) *tandem.Config {
 // verifyCopies runs tandem verify on the copies and checks the balances
 // on each.
 func verifyCopies(ctx context.Context, t *testing.T, copies []backend, committed int64) (string, error) {
-	rep, err := tandem.Verify(ctx, config(copies), tandem.VerifyOptions{Tables: []string{"accounts", "tellers", "branches", "history"}})
+	rep, err := verify.Compare(ctx, config(copies), verify.Options{Tables: []string{"accounts", "tellers", "branches", "history"}})
 	if err != nil {
 		return "verify failed", err
 	}

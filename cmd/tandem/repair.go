@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // runRepair: tandem repair --config F --from A --to B [--table T ...]
@@ -38,9 +39,9 @@ func runRepair(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		verb = "would "
 	}
 	prog := newProgress(stderr)
-	rep, err := tandem.Repair(ctx, cfg, tandem.RepairOptions{
+	rep, err := verify.Repair(ctx, cfg, verify.RepairOptions{
 		From: *from, To: *to, Tables: tables, DryRun: *dryRun, Progress: prog.update,
-		Change: func(c tandem.RowChange) {
+		Change: func(c verify.RowChange) {
 			prog.clear()
 			fmt.Fprintf(stdout, "%s%s\n", verb, c)
 		},
@@ -60,7 +61,7 @@ func runRepair(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 0
 	}
 	fmt.Fprintf(stdout, "repaired %s on %s from %s\n", plural(int64(rep.Changes), "row"), *to, *from)
-	after, err := tandem.Verify(ctx, cfg, tandem.VerifyOptions{Tables: tables, Between: []string{*from, *to}, Progress: prog.update})
+	after, err := verify.Compare(ctx, cfg, verify.Options{Tables: tables, Between: []string{*from, *to}, Progress: prog.update})
 	prog.clear()
 	if err != nil {
 		return fail(stderr, "repair", fmt.Errorf("verify after the repair: %w", err))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // runVerify: tandem verify --config F [--table T ...] [--json]. Exit 0 when
@@ -30,7 +31,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "verify", err)
 	}
 	prog := newProgress(stderr)
-	rep, err := tandem.Verify(ctx, cfg, tandem.VerifyOptions{Tables: tables, Progress: prog.update})
+	rep, err := verify.Compare(ctx, cfg, verify.Options{Tables: tables, Progress: prog.update})
 	prog.clear()
 	if err != nil {
 		return fail(stderr, "verify", err)
@@ -51,7 +52,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // writeVerify prints a report for people.
-func writeVerify(w io.Writer, rep *tandem.VerifyReport) {
+func writeVerify(w io.Writer, rep *verify.Report) {
 	fmt.Fprintf(w, "reference: %s; compared with: %s\n", rep.Reference, strings.Join(rep.Datasources, ", "))
 	for name, of := range rep.Aliases {
 		fmt.Fprintf(w, "%s is the same database as %s: not compared\n", name, of)
@@ -75,9 +76,9 @@ func writeVerify(w io.Writer, rep *tandem.VerifyReport) {
 		fmt.Fprintf(w, "%s: %s (%s)\n", t.Table, state, strings.Join(counts, ", "))
 		for _, d := range t.Differences {
 			switch d.Kind {
-			case tandem.DiffMissing:
+			case verify.DiffMissing:
 				fmt.Fprintf(w, "  missing  %s  on %s, not on %s\n", d.Key, rep.Reference, d.Datasource)
-			case tandem.DiffExtra:
+			case verify.DiffExtra:
 				fmt.Fprintf(w, "  extra    %s  on %s, not on %s\n", d.Key, d.Datasource, rep.Reference)
 			default:
 				fmt.Fprintf(w, "  changed  %s  on %s: %s\n", d.Key, d.Datasource, strings.Join(d.Columns, ", "))
@@ -124,7 +125,7 @@ func newProgress(stderr io.Writer) *progress {
 	return &progress{w: stderr}
 }
 
-func (p *progress) update(v tandem.VerifyProgress) {
+func (p *progress) update(v verify.Progress) {
 	if p.w == nil {
 		return
 	}

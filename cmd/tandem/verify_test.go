@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // sqlFiles creates foo.db and bar.db in dir by plain SQL (databases tandem
@@ -242,12 +243,12 @@ func TestVerifyIgnoresTandemsBookkeeping(t *testing.T) {
 func TestProgressLine(t *testing.T) {
 	var buf bytes.Buffer
 	p := &progress{w: &buf}
-	p.update(tandem.VerifyProgress{Table: "t", Reference: "foo", Datasource: "bar", Rows: 1000, Fraction: 0.5, Elapsed: 2 * time.Second})
+	p.update(verify.Progress{Table: "t", Reference: "foo", Datasource: "bar", Rows: 1000, Fraction: 0.5, Elapsed: 2 * time.Second})
 	if got, want := buf.String(), "\r\033[Kt (foo vs bar): 1000 rows checked, 500 rows/s, 50%, about 2s left"; got != want {
 		t.Errorf("progress line %q, want %q", got, want)
 	}
 	buf.Reset()
-	p.update(tandem.VerifyProgress{Table: "t", Done: true})
+	p.update(verify.Progress{Table: "t", Done: true})
 	if got := buf.String(); got != "\r\033[K" {
 		t.Errorf("at the end: %q, want the line cleared", got)
 	}

@@ -7,6 +7,7 @@ package rows
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,11 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemdb/tandem/internal/value"
-
 	"github.com/tandemdb/tandem/engine"
-
-	"database/sql"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Def is a table as a live database defines it, in logical types.

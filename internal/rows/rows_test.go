@@ -6,9 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tandemdb/tandem/internal/value"
-
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
 // fuzzKeyTable has a key of every logical type a key column can have.

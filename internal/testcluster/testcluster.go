@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	_ "github.com/ncruces/go-sqlite3/driver"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/verify"
 )
 
 // Config writes a config file for SQLite datasources named names (default
@@ -138,4 +140,47 @@ func Count(t testing.TB, file, table string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// LoadConfig loads the config file at path, failing the test on an error.
+func LoadConfig(t testing.TB, path string) *tandem.Config {
+	t.Helper()
+	cfg, err := tandem.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Verify compares the datasources of the config file at path
+// (verify.Compare), failing the test on an error.
+func Verify(t testing.TB, path string, tables ...string) *verify.Report {
+	t.Helper()
+	rep, err := verify.Compare(context.Background(), LoadConfig(t, path), verify.Options{Tables: tables})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return rep
+}
+
+// Diffs renders a report's differences as "table kind key columns" lines.
+func Diffs(rep *verify.Report) []string {
+	var out []string
+	for _, tr := range rep.Tables {
+		for _, d := range tr.Differences {
+			out = append(out, strings.TrimSpace(fmt.Sprintf("%s %s %s %s", tr.Table, d.Kind, d.Key, strings.Join(d.Columns, ","))))
+		}
+	}
+	return out
+}
+
+// SameLines fails the test unless got and want hold the same lines, in any
+// order.
+func SameLines(t testing.TB, what string, got, want []string) {
+	t.Helper()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\ngot  %q\nwant %q", what, got, want)
+	}
 }

@@ -1,9 +1,9 @@
-package tandem
+package verify
 
 // How one table is compared between two databases: ranges of keys
 // checksummed on both sides at once, bisection of the ranges that differ,
 // the rows of the smallest ones compared, and differing rows read again.
-// Verify (verify.go) and Repair (repair.go) drive it.
+// Compare and Repair drive it.
 
 import (
 	"context"
@@ -15,12 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemdb/tandem/engine"
 	"github.com/tandemdb/tandem/internal/records"
 	"github.com/tandemdb/tandem/internal/rows"
-
 	"github.com/tandemdb/tandem/internal/value"
-
-	"github.com/tandemdb/tandem/engine"
 )
 
 // Tuning of the comparison.
@@ -38,7 +36,7 @@ type tableCmp struct {
 	table    verifyTable
 	a, b     *plainDB
 	inGo     bool // hash rows in Go, in canonical values (engines differ)
-	progress func(VerifyProgress)
+	progress func(Progress)
 
 	def   *rows.Def       // the table as the reference defines it
 	cols  []string        // column names, in the reference's order
@@ -67,9 +65,9 @@ type verifySide struct {
 type keyRange struct{ lo, hi []any }
 
 // newTableCmp prepares the comparison of table t between a and b.
-func newTableCmp(t verifyTable, a, b *plainDB, opts VerifyOptions) *tableCmp {
+func newTableCmp(t verifyTable, a, b *plainDB, opts Options) *tableCmp {
 	c := &tableCmp{table: t, a: a, b: b, progress: opts.Progress}
-	_, checksums := a.eng.(engine.Checksummer)
+	checksums := a.caps.Checksummer != nil
 	c.inGo = opts.inGo || !checksums || a.eng.Name() != b.eng.Name()
 	c.init()
 	return c
@@ -144,7 +142,7 @@ func (c *tableCmp) report(fraction float64, done bool) {
 	if done {
 		fraction = 1
 	}
-	c.progress(VerifyProgress{Table: c.table.name, Reference: c.a.name, Datasource: c.b.name,
+	c.progress(Progress{Table: c.table.name, Reference: c.a.name, Datasource: c.b.name,
 		Rows: c.rows, Fraction: fraction, Elapsed: now.Sub(c.start), Done: done})
 }
 
@@ -648,7 +646,7 @@ func (s *verifySide) keyList() string {
 // selectList is the columns as fetched: as stored, or (across engines) as
 // the driver returns them for Scan.
 func (s *verifySide) selectList(idx []int) string {
-	cs, _ := s.p.eng.(engine.Checksummer)
+	cs := s.p.caps.Checksummer
 	out := make([]string, len(idx))
 	for i, p := range idx {
 		q := s.p.eng.Quote(s.cmp.cols[p])
@@ -678,7 +676,7 @@ func (s *verifySide) checksum(ctx context.Context, r keyRange) (sum, error) {
 		for i, name := range s.cmp.cols {
 			cols[i] = s.p.eng.Quote(name)
 		}
-		rows, err := s.query(ctx, "SELECT count(*), "+s.p.eng.(engine.Checksummer).Checksum(cols)+" FROM "+table+where, args)
+		rows, err := s.query(ctx, "SELECT count(*), "+s.p.caps.Checksummer.Checksum(cols)+" FROM "+table+where, args)
 		if err != nil {
 			return sum{}, err
 		}
@@ -791,7 +789,7 @@ func (s *verifySide) splitKeys(ctx context.Context, r keyRange, step int64) ([][
 	for _, p := range s.cmp.pk {
 		outer = append(outer, s.p.eng.Quote(s.cmp.cols[p]))
 	}
-	cs, _ := s.p.eng.(engine.Checksummer)
+	cs := s.p.caps.Checksummer
 	if cs != nil && !s.cmp.inGo {
 		for i := range outer {
 			outer[i] = cs.Stored(outer[i])

@@ -1,4 +1,10 @@
-package tandem
+// Package verify proves that the datasources of a tandem config hold
+// identical rows, or names every row that differs (Compare), and makes one
+// datasource hold exactly the rows of another (Repair). It opens the
+// databases itself, read-only for Compare, and needs no open Cluster: the
+// tandem command's verify and repair, and the demo's dashboard, use it
+// alone.
+package verify
 
 import (
 	"bytes"
@@ -12,12 +18,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemdb/tandem/internal/value"
-
+	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/value"
 )
 
-// Verify proves that datasources hold identical rows, or names every row
+// Compare proves that datasources hold identical rows, or names every row
 // that differs. It works on any databases with primary keys, including
 // ones tandem never wrote to, and reads only: nothing is created or
 // changed.
@@ -43,18 +49,18 @@ import (
 // values (Engine.Scan), hashed in Go.
 //
 // A table without a primary key cannot be compared row by row: Verify
-// returns an error naming it (leave it out with VerifyOptions.Tables).
-func Verify(ctx context.Context, cfg *Config, opts VerifyOptions) (*VerifyReport, error) {
+// returns an error naming it (leave it out with Options.Tables).
+func Compare(ctx context.Context, cfg *tandem.Config, opts Options) (*Report, error) {
 	dss, err := openPlain(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer closePlain(dss)
-	return verifyOpen(ctx, dss, opts)
+	return compareOpen(ctx, dss, opts)
 }
 
-// VerifyOptions choose what Verify compares.
-type VerifyOptions struct {
+// Options choose what Compare compares.
+type Options struct {
 	// Tables limits the comparison to these tables. Empty: every table
 	// of every datasource (tandem's own bookkeeping tables excluded).
 	Tables []string
@@ -64,15 +70,15 @@ type VerifyOptions struct {
 	Between []string
 	// Progress, when set, is called as rows are checked, at most every
 	// 100 ms per table and datasource pair, and once at the end of each.
-	Progress func(VerifyProgress)
+	Progress func(Progress)
 
 	// inGo (tests) hashes rows in Go even when the engines match, as
 	// verify does across engines.
 	inGo bool
 }
 
-// VerifyProgress says how far a comparison has got.
-type VerifyProgress struct {
+// Progress says how far a comparison has got.
+type Progress struct {
 	Table      string
 	Reference  string  // the reference datasource
 	Datasource string  // the datasource compared with it
@@ -82,8 +88,8 @@ type VerifyProgress struct {
 	Done       bool
 }
 
-// VerifyReport is what Verify found.
-type VerifyReport struct {
+// Report is what Compare found.
+type Report struct {
 	// Identical is true when every table holds the same rows on every
 	// datasource.
 	Identical bool `json:"identical"`
@@ -162,25 +168,36 @@ func (k Key) String() string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
+// primaryIndex is the index of cfg's configured primary datasource.
+func primaryIndex(cfg *tandem.Config) int {
+	for i, ds := range cfg.Datasources {
+		if ds.Name == cfg.Primary {
+			return i
+		}
+	}
+	return 0
+}
+
 // plainDB is a datasource opened for verify or repair.
 type plainDB struct {
 	name  string
 	eng   engine.Engine
+	caps  engine.Capabilities
 	dsn   string
 	db    *sql.DB
 	alias string // the name of an earlier datasource that is the same database
 }
 
 // openPlain opens every datasource of cfg without changing anything in it.
-func openPlain(ctx context.Context, cfg *Config) ([]*plainDB, error) {
+func openPlain(ctx context.Context, cfg *tandem.Config) ([]*plainDB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	var out []*plainDB
 	for i, ds := range cfg.Datasources {
-		p := &plainDB{name: ds.Name, eng: ds.eng, dsn: ds.dsn}
+		p := &plainDB{name: ds.Name, eng: ds.Engine(), caps: engine.CapabilitiesOf(ds.Engine()), dsn: ds.ResolvedDSN()}
 		for _, q := range out {
-			if oneFile(q.eng, q.dsn, p.eng, p.dsn) {
+			if engine.SameFile(q.eng, q.dsn, p.eng, p.dsn) {
 				p.alias = q.name
 				break
 			}
@@ -189,14 +206,14 @@ func openPlain(ctx context.Context, cfg *Config) ([]*plainDB, error) {
 			db, err := p.eng.OpenPlain(ctx, p.dsn)
 			if err != nil {
 				closePlain(out)
-				return nil, fmt.Errorf("%w: datasource %s (datasources[%d]): %s", ErrNodeDown, ds.Name, i, p.eng.Redact(err.Error()))
+				return nil, fmt.Errorf("%w: datasource %s (datasources[%d]): %s", tandem.ErrNodeDown, ds.Name, i, p.eng.Redact(err.Error()))
 			}
 			p.db = db
 		}
 		out = append(out, p)
 	}
 	// The reference comes first: the configured primary, then config order.
-	if pi := cfg.primaryIndex(); pi > 0 {
+	if pi := primaryIndex(cfg); pi > 0 {
 		p := out[pi]
 		out = append([]*plainDB{p}, slices.Delete(out, pi, pi+1)...)
 	}
@@ -221,7 +238,7 @@ func pickPair(dss []*plainDB, between []string) (*plainDB, []*plainDB, error) {
 		return dss[0], dss[1:], nil
 	}
 	if len(between) != 2 || between[0] == between[1] {
-		return nil, nil, fmt.Errorf("%w: compare two different datasources, not %q", ErrConfig, between)
+		return nil, nil, fmt.Errorf("%w: compare two different datasources, not %q", tandem.ErrConfig, between)
 	}
 	var pair [2]*plainDB
 	for i, name := range between {
@@ -230,18 +247,18 @@ func pickPair(dss []*plainDB, between []string) (*plainDB, []*plainDB, error) {
 			for j, p := range dss {
 				names[j] = p.name
 			}
-			return nil, nil, fmt.Errorf("%w: no datasource called %q (have: %s)", ErrConfig, name, strings.Join(names, ", "))
+			return nil, nil, fmt.Errorf("%w: no datasource called %q (have: %s)", tandem.ErrConfig, name, strings.Join(names, ", "))
 		}
 	}
 	return pair[0], pair[1:], nil
 }
 
-func verifyOpen(ctx context.Context, dss []*plainDB, opts VerifyOptions) (*VerifyReport, error) {
+func compareOpen(ctx context.Context, dss []*plainDB, opts Options) (*Report, error) {
 	ref, others, err := pickPair(dss, opts.Between)
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Identical: true, Reference: ref.name}
+	rep := &Report{Identical: true, Reference: ref.name}
 	ref = aliasTarget(dss, ref)
 	var pairs []*plainDB
 	for _, o := range others {
@@ -307,7 +324,7 @@ func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []s
 	read := func(p *plainDB) (map[string]engine.TableInfo, error) {
 		infos, err := p.eng.Tables(ctx, p.db)
 		if err != nil {
-			return nil, fmt.Errorf("%w: read the tables of %s: %s", ErrNodeDown, p.name, p.eng.Redact(err.Error()))
+			return nil, fmt.Errorf("%w: read the tables of %s: %s", tandem.ErrNodeDown, p.name, p.eng.Redact(err.Error()))
 		}
 		m := make(map[string]engine.TableInfo, len(infos))
 		for _, t := range infos {
@@ -384,7 +401,7 @@ func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []s
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrSchemaMismatch, errors.Join(errs...))
+		return nil, fmt.Errorf("%w: %w", tandem.ErrSchemaMismatch, errors.Join(errs...))
 	}
 	return out, nil
 }

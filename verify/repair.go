@@ -1,14 +1,16 @@
-package tandem
+package verify
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/tandemdb/tandem"
 )
 
 // Repair makes datasource To hold exactly the rows of datasource From: it
-// compares them as Verify does, then inserts, updates and deletes on To
+// compares them as Compare does, then inserts, updates and deletes on To
 // the rows that differ, and only those, in transactions of up to
 // repairBatch rows. Each row is read again from both databases inside
 // To's transaction, so the change written is the one still needed.
@@ -17,22 +19,22 @@ import (
 // touches: a write that lands on From after Repair read the row is not
 // copied (tandem's own catch-up, not Repair, is the tool for a live
 // cluster). With DryRun it reports the changes and writes nothing.
-func Repair(ctx context.Context, cfg *Config, opts RepairOptions) (*RepairReport, error) {
+func Repair(ctx context.Context, cfg *tandem.Config, opts RepairOptions) (*RepairReport, error) {
 	dss, err := openPlain(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer closePlain(dss)
 	if opts.From == "" || opts.To == "" {
-		return nil, fmt.Errorf("%w: repair needs a datasource to copy from and one to repair", ErrConfig)
+		return nil, fmt.Errorf("%w: repair needs a datasource to copy from and one to repair", tandem.ErrConfig)
 	}
-	vopts := VerifyOptions{Tables: opts.Tables, Between: []string{opts.From, opts.To}, Progress: opts.Progress, inGo: opts.inGo}
-	found, err := verifyOpen(ctx, dss, vopts)
+	vopts := Options{Tables: opts.Tables, Between: []string{opts.From, opts.To}, Progress: opts.Progress, inGo: opts.inGo}
+	found, err := compareOpen(ctx, dss, vopts)
 	if err != nil {
 		return nil, err
 	}
 	if len(found.Aliases) > 0 {
-		return nil, fmt.Errorf("%w: %s and %s are one database", ErrConfig, opts.From, opts.To)
+		return nil, fmt.Errorf("%w: %s and %s are one database", tandem.ErrConfig, opts.From, opts.To)
 	}
 	from, others, _ := pickPair(dss, vopts.Between)
 	from = aliasTarget(dss, from) // another name of a database: the one opened
@@ -72,8 +74,8 @@ type RepairOptions struct {
 	// Change, when set, is called for each row changed (with DryRun: that
 	// would change), before it is written.
 	Change func(RowChange)
-	// Progress, when set, follows the comparison (see VerifyOptions).
-	Progress func(VerifyProgress)
+	// Progress, when set, follows the comparison (see Options.Progress).
+	Progress func(Progress)
 
 	inGo bool // tests: compare in Go, as across engines
 }
@@ -105,12 +107,12 @@ func (c RowChange) String() string {
 
 // RepairReport is what Repair did.
 type RepairReport struct {
-	Before  *VerifyReport // the comparison that found the rows to repair
-	Changes int           // rows changed (with DryRun: that would change)
+	Before  *Report // the comparison that found the rows to repair
+	Changes int     // rows changed (with DryRun: that would change)
 	DryRun  bool
 }
 
-func (r *VerifyReport) tableNames() []string {
+func (r *Report) tableNames() []string {
 	names := make([]string, len(r.Tables))
 	for i, t := range r.Tables {
 		names[i] = t.Table
