@@ -2,7 +2,6 @@ package tandem
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -12,7 +11,7 @@ import (
 
 // Catch-up: a database that missed writes receives the current rows of the
 // keys it missed, named by the missed-key records that every database the
-// writes reached holds (see pending.go), and then rejoins the writes.
+// writes reached holds (see [records.Missed]), and then rejoins the writes.
 //
 // Each batch runs under the locks of every database it touches, taken in
 // the order writes take them (the primary first): a concurrent writer of a
@@ -24,115 +23,6 @@ import (
 // catchUpBatch is how many keys one batch copies: small enough that the
 // writers it holds up wait milliseconds.
 const catchUpBatch = 500
-
-// session is a set of write transactions taken in lock order.
-type session struct {
-	txs   map[*Node]*lockedTx
-	order []*Node
-}
-
-// lockedTx is a session's transaction on one database. Its statements are
-// prepared once per transaction: a batch runs the same few statements for
-// every key, and parsing them each time would cost more than running them.
-type lockedTx struct {
-	*dbTx
-	stmts map[string]*sql.Stmt
-}
-
-func (t *lockedTx) stmt(ctx context.Context, query string) *sql.Stmt {
-	if st, ok := t.stmts[query]; ok {
-		return st
-	}
-	st, err := t.PrepareContext(ctx, query)
-	if err != nil {
-		return nil // the unprepared call reports the error
-	}
-	t.stmts[query] = st
-	return st
-}
-
-func (t *lockedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return t.dbTx.ExecContext(ctx, query, args...)
-}
-
-func (t *lockedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return t.dbTx.QueryContext(ctx, query, args...)
-}
-
-func (t *lockedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return t.dbTx.QueryRowContext(ctx, query, args...)
-}
-
-// lockAll begins a write transaction on every database of v's write set
-// and on each of extra, each bounded by Config.Timeout; a database that
-// fails to answer is marked down.
-//
-// The extra databases, which writes skip, are locked first: one that does
-// not answer (a lock held by another process) then costs the writers
-// nothing, where taking the primary first would stall them for the
-// timeout. Writes never lock a database they skip, so this order cannot
-// deadlock with them; the write set is locked in the writers' order.
-func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*session, error) {
-	s := &session{txs: map[*Node]*lockedTx{}}
-	var nodes []*Node
-	for _, n := range extra {
-		if !v.writes(n) {
-			nodes = append(nodes, n)
-		}
-	}
-	nodes = append(nodes, v.write...)
-	for _, n := range nodes {
-		if _, dup := s.txs[n]; dup {
-			continue
-		}
-		tx, err := n.begin(ctx, c.timeout)
-		if err != nil {
-			s.rollback()
-			if ctx.Err() == nil && !errors.Is(err, errBusy) {
-				n.markDown(err)
-			}
-			return nil, err
-		}
-		s.txs[n] = &lockedTx{dbTx: tx, stmts: map[string]*sql.Stmt{}}
-		s.order = append(s.order, n)
-	}
-	return s, nil
-}
-
-func (s *session) rollback() {
-	for _, n := range s.order {
-		s.txs[n].Rollback()
-	}
-}
-
-// commit commits first's transactions, then the others: the databases that
-// receive rows before those whose records say they are still missing.
-func (s *session) commit(first ...*Node) error {
-	var errs []error
-	for _, group := range [2]bool{true, false} {
-		for _, n := range s.order {
-			if containsNode(first, n) == group {
-				if err := s.txs[n].Commit(); err != nil {
-					errs = append(errs, fmt.Errorf("commit on %s: %w", n.name, err))
-				}
-			}
-		}
-		if len(errs) > 0 {
-			s.rollback() // what is left
-			break
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // catchUpAll catches up every reachable database that misses writes, or
 // holds writes the others miss.
@@ -474,134 +364,4 @@ func (c *Cluster) missesNothing(ctx context.Context, s *session, v *view, n *Nod
 	}
 	open, err := c.unresolved(ctx, s, []*Node{n})
 	return err == nil && len(open) == 0, err
-}
-
-// node returns the datasource called name, or nil.
-func (c *Cluster) node(name string) *Node {
-	for _, n := range c.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	return nil
-}
-
-// sweep repairs writes left in doubt: intent records older than
-// c.sweepAfter belong to writes whose process died between commits, or
-// failed to clear them. The current rows of their keys are copied, under
-// the locks of every written database, from the primary (or, if only a
-// secondary holds the record, from that secondary: the primary failed to
-// commit the write) to the others, and the records deleted.
-//
-// A secondary that holds the only record but is still catching up (another
-// written database records keys it missed) is left for a later sweep. Its
-// record may belong to a commit that reached it after the write had been
-// recorded as missed there (a COMMIT that a hung or killed server carried
-// out after tandem gave up on it): the rows it holds for those keys are
-// then older than the primary's, and copying them would overwrite newer
-// writes. Once catch-up has copied the keys it missed, its rows are the
-// primary's or newer, and the copy is right.
-func (c *Cluster) sweep(ctx context.Context) error {
-	v, release, err := c.acquire()
-	if err != nil {
-		return err
-	}
-	defer release()
-	cutoff := time.Now().Add(-c.sweepAfter).UnixMilli()
-	type doubt struct {
-		holder *Node
-		txid   string
-	}
-	var doubts []doubt
-	seen := map[string]bool{}
-	for _, n := range v.write {
-		ids, err := n.records.StaleIntents(ctx, n.conn().Read, cutoff, 64)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if !seen[id] {
-				seen[id] = true
-				doubts = append(doubts, doubt{n, id})
-			}
-		}
-	}
-	if len(doubts) == 0 {
-		return nil
-	}
-	s, err := c.lockAll(ctx, v)
-	if err != nil {
-		return err
-	}
-	defer s.rollback()
-	p := v.primary
-	defs, err := p.tableDefs(ctx, s.txs[p])
-	if err != nil {
-		return err
-	}
-	for _, d := range doubts {
-		src := p
-		if has, err := p.records.HoldsIntent(ctx, s.txs[p], d.txid); err != nil {
-			return err
-		} else if !has {
-			src = d.holder
-			if behind, err := c.missesKeys(ctx, s, v, src); err != nil {
-				return err
-			} else if behind {
-				c.log.Debug("a write in doubt waits for catch-up", "txid", d.txid, "holder", src.name)
-				continue
-			}
-		}
-		keys, err := src.records.IntentKeys(ctx, s.txs[src], d.txid)
-		if err != nil {
-			return err
-		}
-		in := &records.Intent{TxID: d.txid, At: time.Now().UnixMilli()}
-		for _, k := range keys {
-			td := defs[k.Table]
-			if td == nil {
-				return fmt.Errorf("table %s, named by intent %s, is not in %s", k.Table, d.txid, p.name)
-			}
-			key, err := td.DecodeKey(k.PK)
-			if err != nil {
-				return err
-			}
-			row, err := src.readRow(ctx, s.txs[src], td, key)
-			if err != nil {
-				return err
-			}
-			for _, w := range v.write {
-				if w != src {
-					if err := w.writeRow(ctx, s.txs[w], td, key, row); err != nil {
-						return err
-					}
-				}
-			}
-			in.Keys = append(in.Keys, k)
-		}
-		for _, w := range v.write {
-			if err := w.records.RecordMissed(ctx, s.txs[w], in, names(v.skip)); err != nil {
-				return err
-			}
-			if err := w.records.DeleteIntent(ctx, s.txs[w], d.txid); err != nil {
-				return err
-			}
-		}
-		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", src.name)
-	}
-	return s.commit(v.write[1:]...)
-}
-
-// missesKeys reports whether a database of v.write other than n records
-// keys n missed, inside the sweep's transactions s.
-func (c *Cluster) missesKeys(ctx context.Context, s *session, v *view, n *Node) (bool, error) {
-	for _, w := range v.write {
-		if w == n {
-			continue
-		}
-		if left, err := w.records.HasAnyMissed(ctx, s.txs[w], []string{n.name}); err != nil || left {
-			return left, err
-		}
-	}
-	return false, nil
 }

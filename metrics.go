@@ -14,7 +14,7 @@ import (
 // database's counters.
 //
 // A write is a Cluster.Save or Cluster.Delete call, counted once whether it
-// was committed alone or as a member of a group commit (group.go commits
+// was committed alone or as a member of a group commit (SQLite commits
 // up to 64 concurrent Saves and Deletes in one transaction: that counts as
 // one write per member whose row went through), or a Cluster.Tx call,
 // counted once however many rows it writes. Not counted: a write that

@@ -2,7 +2,6 @@ package tandem
 
 import (
 	"errors"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"unicode"
 
 	"github.com/tandemdb/tandem/engine"
-	"github.com/tandemdb/tandem/internal/value"
 )
 
 // Internal tests of how Go struct types become tables (newModel, parseTag,
@@ -629,56 +627,6 @@ func FuzzParseTag(f *testing.F) {
 			}
 		}
 	})
-}
-
-// fits is the check every value passes before anything is written.
-func TestValueFitsColumn(t *testing.T) {
-	text := &engine.Column{Name: "t", Type: engine.Text, NotNull: true}
-	text3 := &engine.Column{Name: "t", Type: engine.Text, NotNull: true, Size: 3}
-	nullable := &engine.Column{Name: "t", Type: engine.Text}
-	blob3 := &engine.Column{Name: "b", Type: engine.Blob, NotNull: true, Size: 3}
-	real := &engine.Column{Name: "r", Type: engine.Real, NotNull: true}
-	tm := &engine.Column{Name: "at", Type: engine.Time, NotNull: true}
-	minus5 := time.FixedZone("-05", -5*3600)
-	for _, tc := range []struct {
-		name string
-		col  *engine.Column
-		v    any
-		msg  string // "" when it fits
-	}{
-		{"ThreeMultiByteCharsFitSize3", text3, "żół", ""},
-		{"ThreeEmojiFitSize3", text3, "😀😀😀", ""},
-		{"FourCharsExceedSize3", text3, "abcd", "4 characters given, the column holds at most 3"},
-		{"EmptyStringFits", text3, "", ""},
-		{"UnboundedText", text, strings.Repeat("x", 100000), ""},
-		{"InvalidUTF8", text, "a\xffb", "not valid UTF-8"},
-		{"NULByte", text, "a\x00b", "NUL"},
-		{"NaN", real, math.NaN(), "only finite numbers"},
-		{"PlusInf", real, math.Inf(1), "only finite numbers"},
-		{"MinusInf", real, math.Inf(-1), "only finite numbers"},
-		{"MaxFloat", real, math.MaxFloat64, ""},
-		{"NilOnNotNull", text, nil, "is NOT NULL"},
-		{"NilOnNullable", nullable, nil, ""},
-		{"BytesWithinSize", blob3, []byte{0, 1, 2}, ""},
-		{"BytesOverSize", blob3, []byte{0, 1, 2, 3}, "4 bytes given, the column holds at most 3"},
-		{"Year1", tm, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), ""},
-		{"Year9999", tm, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), ""},
-		{"Year10000", tm, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), "year 10000"},
-		{"Year0", tm, time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC), "year 0"},
-		{"Year10000InUTCThough9999Locally", tm, time.Date(9999, 12, 31, 22, 0, 0, 0, minus5), "year 10000"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := value.Fits(tc.col, tc.v)
-			switch {
-			case tc.msg == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tc.msg != "" && err == nil:
-				t.Errorf("accepted, want an error containing %q", tc.msg)
-			case tc.msg != "" && !strings.Contains(err.Error(), tc.msg):
-				t.Errorf("error %q does not contain %q", err, tc.msg)
-			}
-		})
-	}
 }
 
 // rebindDollarEngine numbers placeholders, as PostgreSQL does, so the tests can

@@ -37,7 +37,7 @@ type Node struct {
 	// it (see downSignal); nil until asked for.
 	downc chan struct{}
 
-	counters nodeCounters // for Metrics (metrics.go)
+	counters nodeCounters // for [Cluster.Metrics]
 }
 
 // liveState is what this process knows of a node now, guarded by Node.mu.

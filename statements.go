@@ -6,7 +6,8 @@ import (
 )
 
 // The SQL of a model's writes and reads, built once per model and engine:
-// the write path (write.go) and the queries (query.go) share it.
+// the write path ([Tx.Save], [Tx.Delete]) and the queries ([Get], [Find],
+// [Count]) share it.
 
 // statements are a model's SQL texts for one engine.
 type statements struct {

@@ -13,7 +13,7 @@
 // When a database fails or stops answering, writes go on without it: the
 // databases they reach record, in the same transactions, the keys it
 // missed, and when it returns a health loop copies exactly those rows to it
-// before it rejoins (see view.go and catchup.go). If the primary is lost,
+// before it rejoins (see [Cluster.CatchUp]). If the primary is lost,
 // the next datasource in rank order takes over. Reads (Get, Find, Count)
 // come from the primary, so they follow it.
 //
@@ -96,7 +96,7 @@ type Cluster struct {
 	policy   ConflictPolicy
 	twoPhase bool // Config.Commit is CommitTwoPhase
 
-	view atomic.Pointer[view] // see view.go
+	view atomic.Pointer[view] // the view writes run under; changed under gate
 	gate sync.RWMutex         // held for reading by each write, for writing by a view change
 
 	kicks      chan struct{} // asks the health loop to check now
@@ -116,7 +116,7 @@ type Cluster struct {
 	clear  *clearer
 	closed atomic.Bool
 
-	events eventLog // recent events and their subscribers (events.go); ready as the zero value
+	events eventLog // recent events and their subscribers (see [Cluster.Events]); ready as the zero value
 
 	// serialCommit commits the primary before the secondaries (measured
 	// against concurrent commits by BenchmarkSave).
@@ -145,7 +145,7 @@ func WithoutBackground() Option { return func(c *Cluster) { c.background = false
 // identity on first use, recognises datasources that are one database,
 // compares the databases' structures, reads the cluster's state from the
 // databases and decides which datasource is the primary. Unless
-// WithoutBackground is given, it starts the health loop (see view.go),
+// WithoutBackground is given, it starts the health loop,
 // which Close stops.
 //
 // Open fails only on an invalid config. A datasource that cannot be reached
@@ -288,4 +288,14 @@ func (c *Cluster) modelOf(v any) (*model, reflect.Value, error) {
 	}
 	m, err := c.model(rv.Elem().Type())
 	return m, rv.Elem(), err
+}
+
+// node returns the datasource called name, or nil.
+func (c *Cluster) node(name string) *Node {
+	for _, n := range c.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
 }

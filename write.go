@@ -50,7 +50,7 @@ var (
 // replacing the row with the same key if there is one.
 //
 // On SQLite, concurrent Saves and Deletes are committed in groups (see
-// group.go): each returns once its row is committed everywhere.
+// [Cluster.Tx]): each returns once its row is committed everywhere.
 func (c *Cluster) Save(ctx context.Context, v any) error {
 	if c.groupable(v) {
 		return c.writeGrouped(ctx, v, false)
@@ -97,7 +97,7 @@ type Tx struct {
 	in    *records.Intent
 	noted map[int]bool
 	// members counts the Cluster.Tx calls a group's transaction holds
-	// (group.go), and memberOps the ops they made: each counts as one
+	// (see grouper), and memberOps the ops they made: each counts as one
 	// write, like a whole Tx.
 	members, memberOps int
 }
@@ -156,7 +156,7 @@ type op struct {
 // through tx, and return the same result for the same data.
 //
 // On SQLite, concurrent Tx calls (and Saves and Deletes) are committed in
-// groups, one commit per database for the group (see group.go): fn runs
+// groups, one commit per database for the group: fn runs
 // in a savepoint of the group's transaction, after the members queued
 // before it, and if it fails only its own writes are undone.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {

@@ -381,7 +381,7 @@ func (c *tableCmp) sameKey(a, b []any) bool {
 //
 // On databases tandem writes, a row that differs may be a write in
 // flight: committed on one database, not yet on the other. Its intent
-// record (pending.go) says so: it stays on every database the write
+// record ([records.Pending]) says so: it stays on every database the write
 // reached until the write has committed everywhere. Such rows are read
 // again, a little later each time (10, 20, 40 ms… up to recheckWait in
 // all), until their record is gone; they are reported only if they still
