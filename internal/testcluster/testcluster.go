@@ -14,6 +14,7 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver"
 
 	"github.com/tandemdb/tandem"
+	_ "github.com/tandemdb/tandem/engine/sqlite" // the "sqlite" driver its configs name
 )
 
 // Config writes a config file for SQLite datasources named names (default
