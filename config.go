@@ -324,11 +324,14 @@ func (c *Config) Validate() error {
 		}
 		seen[ds.Name] = i
 		if ds.Driver == "" {
-			return fail(ds.line, at+".driver", "missing (known: %s)", strings.Join(driverNames(), ", "))
+			return fail(ds.line, at+".driver", "missing (known: %s)", knownDrivers())
 		}
-		eng, ok := drivers[ds.Driver]
+		eng, ok := engine.Lookup(ds.Driver)
 		if !ok {
-			return fail(line("driver"), at+".driver", "unknown driver %q (known: %s)", ds.Driver, strings.Join(driverNames(), ", "))
+			if pkg, own := enginePackage(ds.Driver); own {
+				return fail(line("driver"), at+".driver", "driver %q is not linked into this program: import _ %q", ds.Driver, pkg)
+			}
+			return fail(line("driver"), at+".driver", "unknown driver %q (known: %s)", ds.Driver, knownDrivers())
 		}
 		if ds.DSN == "" {
 			return fail(ds.line, at+".dsn", "missing")
@@ -384,6 +387,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// knownDrivers lists the registered engines for an error message.
+func knownDrivers() string {
+	names := engine.Drivers()
+	if len(names) == 0 {
+		return "none is linked into this program; import one, e.g. _ \"github.com/tandemdb/tandem/engine/sqlite\""
+	}
+	return strings.Join(names, ", ")
+}
+
+// enginePackage returns the import path of the package that registers
+// driver, for the engines tandem ships, so that a config naming one the
+// program does not link says what to import rather than "unknown".
+func enginePackage(driver string) (string, bool) {
+	switch driver {
+	case "sqlite", "postgres", "mysql":
+		return "github.com/tandemdb/tandem/engine/" + driver, true
+	}
+	return "", false
 }
 
 // Defaults for Config fields left zero.

@@ -52,36 +52,20 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tandemdb/tandem/engine"
-	"github.com/tandemdb/tandem/engine/mysql"
-	"github.com/tandemdb/tandem/engine/postgres"
-	"github.com/tandemdb/tandem/engine/sqlite"
 	"github.com/tandemdb/tandem/internal/records"
 )
 
-// drivers maps a config's driver name to its engine.
-var drivers = map[string]engine.Engine{
-	"sqlite":   sqlite.Engine{},
-	"postgres": postgres.Engine{},
-	"mysql":    mysql.Engine{},
-}
-
-// Drivers lists the driver names a config's datasources may use, sorted.
-func Drivers() []string { return driverNames() }
-
-func driverNames() []string {
-	names := make([]string, 0, len(drivers))
-	for n := range drivers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+// Drivers lists the driver names a config's datasources may use, sorted:
+// the engines linked into the program. Each engine registers itself when
+// its package is imported, as database/sql drivers do:
+//
+//	import _ "github.com/tandemdb/tandem/engine/sqlite"
+func Drivers() []string { return engine.Drivers() }
 
 // Cluster is a set of datasources kept identical. It is safe for concurrent
 // use by many goroutines; several processes may open the same datasources

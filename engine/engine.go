@@ -4,7 +4,9 @@
 // for the SQL text of a statement, for the storage form of a value and for
 // the structure of a database, and runs everything through database/sql.
 // Adding an engine means implementing this interface in a sub-package of its
-// own and listing it in tandem's driver table; the write path does not change.
+// own that registers itself (Register) from its init function, as
+// database/sql drivers do; the write path does not change. A program links
+// the engines it imports, and only those.
 package engine
 
 import (

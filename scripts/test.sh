@@ -15,7 +15,7 @@ fi
 
 # Packages the tests need; without one, the tests needing it are skipped,
 # and CI fails on skips:
-#   chromium        the demo's browser test (demo/browser_test.go)
+#   chromium        the demo's browser test (internal/demo/browser_test.go)
 #   postgresql      the PostgreSQL servers internal/dbserver starts
 #   mariadb-server  the MariaDB servers internal/dbserver starts
 #   pgpool2         pgpool-II, which bench/tpcb compares tandem with

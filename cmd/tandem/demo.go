@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemdb/tandem/demo"
+	"github.com/tandemdb/tandem/internal/demo"
 )
 
 // runDemo: tandem demo [--dir DIR] [--addr ADDR] [--config F] [--token T]

@@ -20,6 +20,12 @@ import (
 	"syscall"
 
 	"github.com/tandemdb/tandem"
+
+	// The command works on any config, so it links every engine tandem
+	// ships; each registers its driver name when imported.
+	_ "github.com/tandemdb/tandem/engine/mysql"
+	_ "github.com/tandemdb/tandem/engine/postgres"
+	_ "github.com/tandemdb/tandem/engine/sqlite"
 )
 
 // command is one subcommand.

@@ -76,6 +76,10 @@ var (
 	_ engine.TableChecker = Engine{}
 )
 
+// init registers the engine under its name, so that a program that imports
+// this package can open datasources with driver "mysql".
+func init() { engine.Register("mysql", Engine{}) }
+
 // Name implements engine.Engine.
 func (Engine) Name() string { return "mysql" }
 

@@ -1170,3 +1170,12 @@ func TestRetryableIsADeadlockVictimOnly(t *testing.T) {
 		t.Error("Retryable of errors that are not the server's")
 	}
 }
+
+// TestRegisteredAsMysql: importing the package is what a program does to
+// open datasources with driver "mysql".
+func TestRegisteredAsMysql(t *testing.T) {
+	e, ok := engine.Lookup("mysql")
+	if !ok || e != (tmysql.Engine{}) || e.Name() != "mysql" {
+		t.Fatalf(`engine.Lookup("mysql") = %#v, %v; want mysql.Engine{}`, e, ok)
+	}
+}

@@ -43,6 +43,10 @@ var (
 	_ engine.WithInserter = Engine{}
 )
 
+// init registers the engine under its name, so that a program that imports
+// this package can open datasources with driver "postgres".
+func init() { engine.Register("postgres", Engine{}) }
+
 // Name implements engine.Engine.
 func (Engine) Name() string { return "postgres" }
 

@@ -1304,3 +1304,12 @@ func (s server) testOpen(t *testing.T) {
 		t.Errorf("Open of a closed port: %v", err)
 	}
 }
+
+// TestRegisteredAsPostgres: importing the package is what a program does to
+// open datasources with driver "postgres".
+func TestRegisteredAsPostgres(t *testing.T) {
+	e, ok := engine.Lookup("postgres")
+	if !ok || e != (postgres.Engine{}) || e.Name() != "postgres" {
+		t.Fatalf(`engine.Lookup("postgres") = %#v, %v; want postgres.Engine{}`, e, ok)
+	}
+}

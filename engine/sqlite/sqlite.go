@@ -41,6 +41,10 @@ func (Engine) StatementOnly(err error) bool {
 	return errors.As(err, &e) && e.Code() == sqlite3.CONSTRAINT
 }
 
+// init registers the engine under its name, so that a program that imports
+// this package can open datasources with driver "sqlite".
+func init() { engine.Register("sqlite", Engine{}) }
+
 // Name implements engine.Engine.
 func (Engine) Name() string { return "sqlite" }
 

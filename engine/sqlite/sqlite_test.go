@@ -90,3 +90,12 @@ func TestValueAndScanRoundTripEveryType(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisteredAsSqlite: importing the package is what a program does to
+// open datasources with driver "sqlite".
+func TestRegisteredAsSqlite(t *testing.T) {
+	e, ok := engine.Lookup("sqlite")
+	if !ok || e != (sqlite.Engine{}) || e.Name() != "sqlite" {
+		t.Fatalf(`engine.Lookup("sqlite") = %#v, %v; want sqlite.Engine{}`, e, ok)
+	}
+}

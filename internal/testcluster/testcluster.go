@@ -15,6 +15,7 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver"
 
 	"github.com/tandemdb/tandem"
+	_ "github.com/tandemdb/tandem/engine/sqlite" // the "sqlite" driver its configs name
 	"github.com/tandemdb/tandem/verify"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemdb/tandem/demo"
+	"github.com/tandemdb/tandem/internal/demo"
 )
 
 func open(t *testing.T) (*demo.Server, *httptest.Server) {

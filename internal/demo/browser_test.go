@@ -24,7 +24,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/tandemdb/tandem/demo"
+	"github.com/tandemdb/tandem/internal/demo"
 )
 
 // browserToken is the admin token the story's server is opened with.
