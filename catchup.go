@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/tandemdb/tandem/arbiter"
 	"github.com/tandemdb/tandem/internal/records"
 )
 
@@ -36,9 +38,10 @@ func (c *Cluster) catchUpAll(ctx context.Context) error {
 		}
 		var err error
 		switch {
-		case x != v.primary && (st.behind() > 0 || st.holds[v.primary.name] > 0):
+		case x == v.primary:
+		case st.behind() > 0 || st.holds[v.primary.name] > 0:
 			err = c.CatchUp(ctx, x.name)
-		case st.outdated != "" && st.behind() == 0:
+		case v.rec.Excludes(x.name) || st.outdated != "":
 			_, err = c.finishCatchUp(ctx, x)
 		}
 		if err != nil {
@@ -135,21 +138,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 		return 0, nil, err
 	}
 	defer s.rollback()
-	xtx, ptx := s.txs[x], s.txs[p]
-
-	if !reverse {
-		// While x misses writes it must not take over from the primary.
-		mark, err := x.records.Meta(ctx, xtx, records.Outdated)
-		if err != nil {
-			return 0, nil, err
-		}
-		if mark == "" {
-			mark = fmt.Sprintf("missed writes; catching up from %s since %s", p.name, time.Now().UTC().Format(time.RFC3339))
-			if err := x.records.SetMeta(ctx, xtx, records.Outdated, mark); err != nil {
-				return 0, nil, err
-			}
-		}
-	}
+	ptx := s.txs[p]
 
 	// The records to work through: those the written databases hold for x,
 	// or those x holds for them.
@@ -271,79 +260,55 @@ func (c *Cluster) forget(ctx context.Context, s *session, v *view, x *Node, r re
 	return x.records.DeleteMissed(ctx, s.txs[x], names(v.write), r)
 }
 
-// finishCatchUp clears the outdated marker of every database that misses
-// nothing: no database records a key as missed by it, and no conflict of
-// it waits unless it is the primary (keys a database holds that others
-// miss make them outdated, not it). It reports whether x is complete.
-// Every database must be reachable: one that is not may hold records of
-// what another missed.
-//
-// After a split brain both sides are outdated until both are caught up.
-// Their markers are cleared together and committed in rank order, so no
-// process sees a lower-ranked database rejoin before the one above it
-// (which would make it the primary for a moment, and the writers of two
-// processes take their locks in different orders).
+// finishCatchUp lets x rejoin the writes once it misses nothing: under the
+// locks of every database, so that no write records a key as missed by x
+// meanwhile, it checks that no database records a key x missed and that no
+// conflict of x waits, and changes the view to include x (clearing any
+// outdated marker left from before views). It reports whether x is
+// complete. Every database must be reachable: one that is not may hold
+// records of what x missed.
 func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
-	v, release, err := c.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer release()
 	all := c.ranked()
 	for _, n := range all {
 		if !n.reachable() {
 			return false, nil
 		}
 	}
-	s, err := c.lockAll(ctx, v, all...)
-	if err != nil {
-		return false, err
-	}
-	defer s.rollback()
-	var cleared, done []*Node
-	complete := false
-	for _, n := range all {
-		ok, err := c.missesNothing(ctx, s, v, n, all)
+	errNotYet := errors.New("not caught up yet")
+	err := c.changeBy(ctx, fmt.Sprintf("%s has caught up", x.name), false, func(cur arbiter.View) (arbiter.View, bool) {
+		next := cur
+		next.Excluded = slices.DeleteFunc(slices.Clone(cur.Excluded), func(n string) bool { return n == x.name })
+		return next, len(next.Excluded) < len(cur.Excluded) || x.state().outdated != ""
+	}, func(s *session) error {
+		v := c.view.Load()
+		ok, err := c.missesNothing(ctx, s, v, x, all)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if !ok {
-			continue
+			return errNotYet
 		}
-		done = append(done, n)
-		complete = complete || n == x
-		mark, err := n.records.Meta(ctx, s.txs[n], records.Outdated)
-		if err != nil {
-			return false, err
-		}
-		if mark != "" {
+		for _, n := range all {
 			if err := n.records.DeleteMeta(ctx, s.txs[n], records.Outdated); err != nil {
-				return false, err
+				return err
 			}
-			cleared = append(cleared, n)
 		}
-	}
-	for _, n := range cleared {
-		if err := s.txs[n].Commit(); err != nil {
-			return false, fmt.Errorf("commit on %s: %w", n.name, err)
-		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNotYet):
+		return false, nil
+	case err != nil:
+		return false, err
 	}
 	// What it misses, as this process knows it, is what the last check
-	// counted, before the catch-up: it misses nothing now. (Left stale,
-	// Close would write the outdated marker back from it.)
-	for _, n := range done {
-		n.mu.Lock()
-		n.live.behindBy = nil
-		n.mu.Unlock()
-	}
-	for _, n := range cleared {
-		n.mu.Lock()
-		n.live.outdated = ""
-		n.mu.Unlock()
-		c.log.Info("no longer outdated: it misses nothing", "node", n.name)
-	}
-	c.catchUpEnd(x, complete)
-	return complete, nil
+	// counted, before the catch-up: it misses nothing now.
+	x.mu.Lock()
+	x.live.behindBy = nil
+	x.live.outdated = ""
+	x.mu.Unlock()
+	c.catchUpEnd(x, true)
+	return true, nil
 }
 
 // missesNothing reports whether no database of all records a key as

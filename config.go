@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tandemdb/tandem/arbiter"
 	"github.com/tandemdb/tandem/engine"
 )
 
@@ -43,6 +44,13 @@ type Config struct {
 	// Conflicts says how rows changed on both sides of a split brain are
 	// resolved. Zero: ConflictManual.
 	Conflicts ConflictPolicy
+	// Arbiter says where the cluster's view lives (see package arbiter):
+	// the one record every process reads, which says which datasource is
+	// the primary and which datasources writes skip. Zero: a witness file
+	// beside the config when every datasource is a SQLite file (they live
+	// on one machine), else none: the view lives in the primary's
+	// database, and the primary changes only by an operator's promote.
+	Arbiter ArbiterConfig
 
 	file            string         // the YAML file it came from, for messages
 	dir             string         // relative SQLite paths are relative to this directory
@@ -50,6 +58,21 @@ type Config struct {
 	lines           map[string]int // line of each other top-level field
 	datasourcesLine int            // line of the datasources list in file
 }
+
+// ArbiterConfig names an arbiter and its settings: the YAML field arbiter,
+// a kind (witness, etcd, none) or a mapping with a kind field.
+type ArbiterConfig struct {
+	// Kind is a registered arbiter kind ("witness"; "etcd" once package
+	// arbiter/etcd is imported), ArbiterNone, or "" for the default.
+	Kind string
+	// Fields are the kind's settings (witness: path; etcd: endpoints, key).
+	Fields map[string]any
+}
+
+// ArbiterNone keeps the view in the primary's database: a secondary that
+// fails is still left out, but the primary changes only by `tandem
+// promote`.
+const ArbiterNone = "none"
 
 // The ways a write commits (Config.Commit).
 const (
@@ -181,8 +204,12 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 				return nil, err
 			}
 			cfg.Commit = s
+		case "arbiter":
+			if err := parseArbiter(v, cfg); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, commit, conflicts)"}
+			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, commit, conflicts, arbiter)"}
 		}
 	}
 	if !seen["datasources"] {
@@ -230,6 +257,33 @@ func duration(v *yaml.Node, field string) (time.Duration, error) {
 		return 0, &ConfigError{Line: v.Line, Field: field, Msg: fmt.Sprintf("%q: want a positive duration such as 500ms or 2s", s)}
 	}
 	return d, nil
+}
+
+// parseArbiter reads the arbiter field: a kind, or a mapping whose kind
+// field names it and whose other fields are the kind's settings.
+func parseArbiter(n *yaml.Node, cfg *Config) error {
+	cfg.lines["arbiter.kind"] = n.Line
+	if n.Kind == yaml.ScalarNode {
+		cfg.Arbiter.Kind = n.Value
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return &ConfigError{Line: n.Line, Field: "arbiter", Msg: "want a kind (witness, etcd, none) or a mapping with a kind field"}
+	}
+	var fields map[string]any
+	if err := n.Decode(&fields); err != nil {
+		return &ConfigError{Line: n.Line, Field: "arbiter", Msg: err.Error()}
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		cfg.lines["arbiter."+n.Content[j].Value] = n.Content[j].Line
+	}
+	kind, ok := fields["kind"].(string)
+	if !ok || kind == "" {
+		return &ConfigError{Line: n.Line, Field: "arbiter.kind", Msg: "missing: want witness, etcd or none"}
+	}
+	delete(fields, "kind")
+	cfg.Arbiter = ArbiterConfig{Kind: kind, Fields: fields}
+	return nil
 }
 
 func parseConflicts(n *yaml.Node, cfg *Config) error {
@@ -376,6 +430,20 @@ func (c *Config) Validate() error {
 	default:
 		return fail(c.lines["conflicts.policy"], "conflicts.policy", "%q: want manual, primary or newest", p.Policy)
 	}
+	switch k := c.Arbiter.Kind; k {
+	case "", ArbiterNone:
+		if k == ArbiterNone && len(c.Arbiter.Fields) > 0 {
+			return fail(c.lines["arbiter.kind"], "arbiter", "none takes no settings")
+		}
+	default:
+		if _, ok := arbiter.Lookup(k); !ok {
+			msg := fmt.Sprintf("unknown kind %q (known: %s, none)", k, strings.Join(arbiter.Kinds(), ", "))
+			if k == "etcd" {
+				msg = `kind "etcd" is not linked into this program: import _ "github.com/tandemdb/tandem/arbiter/etcd"`
+			}
+			return fail(c.lines["arbiter.kind"], "arbiter.kind", "%s", msg)
+		}
+	}
 	if c.Primary != "" {
 		if _, ok := seen[c.Primary]; !ok {
 			names := make([]string, 0, len(seen))
@@ -427,6 +495,33 @@ func (c *Config) healthInterval() time.Duration {
 		return c.HealthInterval
 	}
 	return DefaultHealthInterval
+}
+
+// arbiterKind is the kind of arbiter the config asks for, defaults
+// applied: a witness for SQLite files, none otherwise.
+func (c *Config) arbiterKind() string {
+	if c.Arbiter.Kind != "" {
+		return c.Arbiter.Kind
+	}
+	for _, ds := range c.Datasources {
+		if ds.Driver != "sqlite" {
+			return ArbiterNone
+		}
+	}
+	return "witness"
+}
+
+// ranking is the datasources' names in rank order: the configured primary
+// first, then the others in configured order.
+func (c *Config) ranking() []string {
+	p := c.primaryIndex()
+	out := []string{c.Datasources[p].Name}
+	for i, ds := range c.Datasources {
+		if i != p {
+			out = append(out, ds.Name)
+		}
+	}
+	return out
 }
 
 // primaryIndex is the index of the configured primary datasource.

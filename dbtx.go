@@ -85,7 +85,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 	conn, err := db.Write.Conn(cctx)
 	if err != nil {
 		if ctx.Err() == nil && cctx.Err() != nil {
-			return nil, fmt.Errorf("begin on %s: %w (no connection within %v)", n.name, errBusy, lockWait*wait)
+			return nil, fmt.Errorf("begin on %s: %w (no connection within %v)", n.name, ErrBusy, lockWait*wait)
 		}
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
 	}
@@ -124,7 +124,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 			stop()
 			conn.Close()
 			if expired {
-				return nil, fmt.Errorf("begin on %s: %w (waited %v)", n.name, errBusy, lockWait*wait)
+				return nil, fmt.Errorf("begin on %s: %w (waited %v)", n.name, ErrBusy, lockWait*wait)
 			}
 			return nil, fmt.Errorf("begin on %s: take tandem's lock: %w", n.name, err)
 		}

@@ -33,6 +33,15 @@ var (
 	ErrNotCommitted = errors.New("write not committed")
 	// ErrClosed: the cluster was closed.
 	ErrClosed = errors.New("cluster closed")
+	// ErrBusy: a database answered reads but its lock stayed held by other
+	// writers (another process, another connection) for longer than the
+	// write may wait. Nothing was written; the write may be retried. A busy
+	// database is not down: the view does not change.
+	ErrBusy = errors.New("datasource busy")
+	// ErrOutcomeUnknown: the write may have been committed on some
+	// databases; tandem could not learn which. Read before retrying a write
+	// that must not happen twice. The databases converge either way.
+	ErrOutcomeUnknown = errors.New("write outcome unknown")
 )
 
 // Errors that stay inside the package: each marks why a step failed, so
@@ -45,9 +54,9 @@ var (
 	// errTimeout marks a datasource that did not answer within Config.Timeout.
 	errTimeout = errors.New("no answer within the timeout")
 
-	// errBusy marks a database that answered but whose tandem lock other
-	// writers held too long (engine.Locker): busy, not down.
-	errBusy = errors.New("tandem's lock stayed held by other writers")
+	// errFenced: a database took part in a newer view than the write's
+	// (another process changed the view): the write runs again under it.
+	errFenced = errors.New("the cluster's view changed: the database refuses writes made under the old one")
 
 	// errPrimaryBehind: a database the write reaches holds writes that the
 	// primary missed (another process wrote around it). The write is refused

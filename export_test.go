@@ -1,6 +1,7 @@
 package tandem
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -27,8 +28,14 @@ func SetSweepAfter(c *Cluster, d time.Duration) { c.sweepAfter = d }
 // records either: benchmarks of healthy clusters measure their cost.
 func SetNoIntent(c *Cluster, off bool) { c.noIntent = off }
 
-// MarkDown marks the datasource called name down, as a failed write would.
+// MarkDown marks the datasource called name down, as a failed write would
+// once a read on a connection of its own failed too, and leaves it out of
+// the view.
 func MarkDown(c *Cluster, name string) {
-	c.node(name).database().markDown(errors.New("marked down by a test"))
-	c.recompute()
+	n := c.node(name).database()
+	err := errors.New("marked down by a test")
+	n.markDown(err)
+	if err := c.exclude(context.Background(), n, err); err != nil {
+		panic(err)
+	}
 }

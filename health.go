@@ -2,22 +2,30 @@ package tandem
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/tandemdb/tandem/arbiter"
 	"github.com/tandemdb/tandem/internal/records"
 )
 
 // The health loop: each HealthInterval (or when a failed write kicks it)
-// every process checks every database on a connection of its own, reads
-// the lasting state the databases hold (outdated markers, missed-key
-// records, conflicts, promotions), installs the view that follows
-// ([Cluster.recompute]), catches up databases that missed writes and
-// repairs writes left in doubt. An operator's Promote is the one change of
-// that state made by hand.
+// every process reads the cluster's view from where it lives, checks every
+// database on a connection of its own, reads the lasting state the
+// databases hold (missed-key records, conflicts), and asks for the view to
+// change ([Cluster.change]) where a database in it cannot be read, where one
+// left out has caught up, or where the configured primary can take over
+// again; it catches up databases that missed writes and repairs writes left
+// in doubt. An operator's Promote is the one change made by hand.
+//
+// Contention is not failure: a write that waits too long for a database's
+// lock asks [Cluster.failed], which reads that database on a connection of
+// its own. If the read answers, the database is busy, not down: the write
+// fails with ErrBusy and the view stays as it is.
 
 // kick asks the health loop to check every node now.
 func (c *Cluster) kick() {
@@ -65,8 +73,11 @@ func (c *Cluster) health() {
 		case <-c.kicks:
 		}
 		ctx, cancel := c.roundContext()
+		if err := c.reload(ctx); ctx.Err() == nil {
+			c.noteArbiter(err)
+		}
 		c.refresh(ctx, true)
-		c.recompute()
+		c.decide(ctx)
 		if err := c.catchUpAll(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("catch-up", "err", err)
 		}
@@ -214,70 +225,6 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 			c.log.Warn("structure check failed", "err", err)
 		}
 	}
-	c.markOutdated(ctx)
-	c.forgetPromotions(ctx)
-}
-
-// forgetPromotions deletes the promoted_at mark of every reachable node
-// that misses nothing any more: the promotion was for that one incident.
-func (c *Cluster) forgetPromotions(ctx context.Context) {
-	for _, n := range c.ranked() {
-		st := n.state()
-		if st.promotedAt == 0 || st.behind() > 0 || st.ahead > 0 || !n.reachable() {
-			continue
-		}
-		tx, err := n.begin(ctx, c.timeout)
-		if err != nil {
-			continue
-		}
-		err = n.records.DeleteMeta(ctx, tx, records.PromotedAt)
-		if err == nil {
-			err = tx.Commit()
-		}
-		tx.Rollback()
-		if err == nil {
-			n.mu.Lock()
-			n.live.promotedAt = 0
-			n.mu.Unlock()
-		}
-	}
-}
-
-// markOutdated writes the outdated marker into every reachable database
-// known to miss keys, so that a process that starts later, when the
-// databases holding those keys may be unreachable, does not make it the
-// primary.
-func (c *Cluster) markOutdated(ctx context.Context) {
-	for _, n := range c.ranked() {
-		st := n.state()
-		if st.behind() == 0 || st.outdated != "" || !n.reachable() {
-			continue
-		}
-		mark := fmt.Sprintf("missed writes recorded on %s since %s", strings.Join(st.holders(), ", "), time.Now().UTC().Format(time.RFC3339))
-		if err := n.setOutdated(ctx, c.timeout, mark); err != nil {
-			n.noteError(fmt.Errorf("write outdated marker: %w", err))
-			continue
-		}
-		n.mu.Lock()
-		n.live.outdated = mark
-		n.mu.Unlock()
-	}
-}
-
-// setOutdated writes n's outdated marker, unless it has one.
-func (n *Node) setOutdated(ctx context.Context, wait time.Duration, mark string) error {
-	tx, err := n.begin(ctx, wait)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if old, err := n.records.Meta(ctx, tx, records.Outdated); err != nil || old != "" {
-		return err
-	}
-	if err := n.records.SetMeta(ctx, tx, records.Outdated, mark); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // probe reads n's lasting state: its outdated marker, the missed keys it
@@ -327,57 +274,187 @@ func (c *Cluster) otherDatabase(n *Node, id string) error {
 	return fmt.Errorf("%w: %s reaches another database (node id %q), not its own (%s)", ErrNodeDown, n.name, id, n.ID())
 }
 
-// Promote lets the datasource called name take writes although it is
-// outdated (it missed writes it has not received): with force it clears the
-// node's outdated marker and tells every process to forget the keys it
-// knows the node missed on databases that are down, so that it becomes the
-// primary when every datasource ranked before it is down. Without force it
-// refuses an outdated node with ErrOutdated, and does nothing to another. What the node missed is not lost while the database that
-// has it survives: when both are back, catch-up merges them and lists the
-// keys both changed as conflicts.
+// decide asks for the view to change where what the checks found calls
+// for it: a database writes reach that cannot be read is left out (the
+// primary too, where an arbiter lets another take over); the first database
+// in rank order that writes reach takes over again from a lower-ranked
+// primary. Databases left out rejoin through catch-up.
+func (c *Cluster) decide(ctx context.Context) {
+	v := c.view.Load()
+	if v.rec.Generation == 0 {
+		if err := c.initView(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("cluster view", "err", err)
+		}
+		return
+	}
+	if v.primary == nil {
+		return
+	}
+	for _, n := range v.write {
+		if down := n.state().down; down != nil {
+			if err := c.exclude(ctx, n, down); err != nil && ctx.Err() == nil && !errors.Is(err, errViewChanged) {
+				c.log.Warn("cluster view", "err", err)
+			}
+			return // one change a round: the next round sees its effect
+		}
+	}
+	for _, n := range c.ranked() {
+		if n == v.primary {
+			break
+		}
+		if v.writes(n) && n.reachable() && n.state().behind() == 0 {
+			err := c.change(ctx, fmt.Sprintf("%s takes over again from %s", n.name, v.primary.name), func(cur arbiter.View) (arbiter.View, bool) {
+				next := cur
+				next.Primary = n.name
+				return next, cur.Primary != n.name
+			})
+			if err != nil && ctx.Err() == nil && !errors.Is(err, errViewChanged) {
+				c.log.Warn("cluster view", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// initView stores the first view of a cluster that has none: the first
+// database in rank order that misses nothing is the primary, and every
+// database that misses keys (recorded on a reachable database) is left out
+// until it has caught up. Every process that starts at once tries; one
+// wins the compare-and-swap, and the others take its view.
+func (c *Cluster) initView(ctx context.Context) error {
+	var primary *Node
+	var excluded []string
+	for _, n := range c.ranked() {
+		st := n.state()
+		switch {
+		case st.behind() > 0 || st.outdated != "":
+			excluded = append(excluded, n.name)
+		case primary == nil && n.reachable():
+			primary = n
+		}
+	}
+	if primary == nil {
+		return fmt.Errorf("%w: no datasource can take writes: none is reachable and misses nothing", ErrNodeDown)
+	}
+	return c.change(ctx, "first view", func(arbiter.View) (arbiter.View, bool) {
+		return arbiter.View{Primary: primary.name, Excluded: excluded}, true
+	})
+}
+
+// failed tells what a failure of n in a write's step means. A database
+// that answers a read, on a connection of its own, within the timeout is
+// busy (its lock is held by other writers), not down: the result wraps
+// ErrBusy and nothing changes. Otherwise n is marked down (the health loop
+// leaves it out of the view) and the result wraps ErrNodeDown.
+func (c *Cluster) failed(ctx context.Context, n *Node, err error) error {
+	if errors.Is(err, ErrNodeDown) && n.state().down != nil {
+		return err // already known, and not for contention
+	}
+	if contention(err) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		perr := n.probeRead(pctx)
+		cancel()
+		if perr == nil {
+			n.noteError(err)
+			return fmt.Errorf("%w: %s answers reads, but its lock stayed held: %w", ErrBusy, n.name, err)
+		}
+		err = fmt.Errorf("%w; a read on a connection of its own failed too: %w", err, perr)
+	}
+	n.markDown(err)
+	n.countFailures(1)
+	if errors.Is(err, ErrNodeDown) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNodeDown, err)
+}
+
+// contention reports whether err may be a wait for a lock that other
+// writers hold (and not a failure of the database): only a read can tell.
+func contention(err error) bool {
+	return errors.Is(err, errTimeout) || errors.Is(err, ErrBusy) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// probeRead reads n's identity on a read connection: the check that tells
+// a busy database from a failed one.
+func (n *Node) probeRead(ctx context.Context) error {
+	db := n.conn()
+	if db == nil {
+		return fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
+	}
+	id, err := n.records.Meta(ctx, db.Read, records.NodeID)
+	if err != nil {
+		return err
+	}
+	if want := n.ID(); want != "" && id != want {
+		return n.cluster.otherDatabase(n, id)
+	}
+	return nil
+}
+
+// noteArbiter records whether the view could be read (err nil), for
+// status, and logs a change.
+func (c *Cluster) noteArbiter(err error) {
+	c.mu.Lock()
+	was := c.arbiterErr
+	c.arbiterErr = err
+	c.mu.Unlock()
+	switch {
+	case err != nil && was == nil:
+		c.log.Warn("cluster view: cannot be read; writes go on under the view this process holds, and it does not change", "arbiter", c.describeArbiter(), "err", err)
+	case err == nil && was != nil:
+		c.log.Info("cluster view: readable again", "arbiter", c.describeArbiter())
+	}
+}
+
+// Promote makes the datasource called name the primary: the view changes
+// by compare-and-swap (through the arbiter, or without one in the
+// databases), so that every process writes it first from then on. The old
+// primary stays in the writes if it can be reached, and is left out if not.
+//
+// Without force, name must be a datasource writes reach (it misses
+// nothing); a datasource left out of the writes is refused with
+// ErrOutdated. With force it is promoted anyway: what it missed is not lost
+// while the database that has it survives, and when both are back, catch-up
+// merges them and lists the keys both changed as conflicts. Where no
+// arbiter holds the view, promote is the only way the primary changes; the
+// operator then vouches that no process still writes the old one.
 func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 	n := c.node(name)
 	if n == nil {
 		return fmt.Errorf("promote: no datasource called %q", name)
 	}
 	n = n.database()
-	db := n.conn()
-	if db == nil || !n.reachable() {
-		return fmt.Errorf("%w: promote: %s is not reachable", ErrNodeDown, name)
+	if !n.reachable() {
+		if err := n.probeRead(ctx); err != nil {
+			return fmt.Errorf("%w: promote: %s is not reachable: %v", ErrNodeDown, name, err)
+		}
 	}
-	mark, err := n.records.Meta(ctx, db.Read, records.Outdated)
+	v := c.view.Load()
+	if v.rec.Excludes(n.name) && !force {
+		return fmt.Errorf("%w: %s is left out of the writes: it misses writes that another database holds; promoting it loses them until that database returns (use force)", ErrOutdated, name)
+	}
+	why := fmt.Sprintf("an operator promotes %s", name)
+	err := c.changeBy(ctx, why, true, func(cur arbiter.View) (arbiter.View, bool) {
+		next := cur
+		next.Primary = n.name
+		next.Excluded = slices.DeleteFunc(slices.Clone(cur.Excluded), func(x string) bool { return x == n.name })
+		if old := c.node(cur.Primary); old != nil && old.database() != n && !old.database().reachable() && !next.Excludes(old.name) {
+			next.Excluded = append(next.Excluded, old.name)
+			slices.Sort(next.Excluded)
+		}
+		return next, !next.Equal(cur)
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}
-	switch {
-	case !force && mark != "":
-		return fmt.Errorf("%w: %s: %s; promoting it loses those writes until the database that has them returns (use force)", ErrOutdated, name, mark)
-	case !force:
-		return nil // not outdated: it takes writes when the datasources ranked before it are down
+	if force {
+		// Forget what this process remembers it missed on databases that
+		// are down: the operator chose to go on without it.
+		n.mu.Lock()
+		n.live.behindBy = nil
+		n.mu.Unlock()
+		c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name)
+		c.promotedEvent(name, "promoted by an operator")
 	}
-	// Forced: clear the marker, and note the time, which tells every
-	// process to forget what it remembers this node missed.
-	tx, err := n.begin(ctx, c.timeout)
-	if err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	defer tx.Rollback()
-	if err := n.records.DeleteMeta(ctx, tx, records.Outdated); err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	if err := n.records.SetMeta(ctx, tx, records.PromotedAt, strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("promote %s: %w", name, err)
-	}
-	n.mu.Lock()
-	n.live.outdated = ""
-	n.live.behindBy = nil
-	n.live.promotedAt = time.Now().UnixMilli()
-	n.mu.Unlock()
-	c.log.Warn("datasource promoted by an operator: it may take writes although it missed some", "node", name, "outdated", mark)
-	c.promotedEvent(name, mark)
-	c.recompute()
 	return nil
 }

@@ -101,7 +101,6 @@ func TestSweepWaitsForAHolderThatIsCatchingUp(t *testing.T) {
 	exec(bar, "INSERT INTO _tandem_pending (txid, seq, tbl, pk, at) VALUES ('w', 0, 'sweep_items', ?, ?)", key, old)
 
 	c.refresh(ctx, false)
-	c.recompute()
 	if v := c.view.Load(); !v.writes(c.node("bar")) {
 		t.Fatalf("view %s: bar, one key behind, should take writes", v)
 	}
@@ -167,8 +166,7 @@ func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 		}
 	}
 	bar := c.node("bar")
-	c.refresh(ctx, false) // reads the count, and marks bar outdated
-	c.recompute()
+	c.refresh(ctx, false) // reads the count
 	marker := func() string {
 		t.Helper()
 		m, err := bar.records.Meta(ctx, bar.conn().Read, records.Outdated)

@@ -53,3 +53,24 @@ func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *records
 	}
 	return tx.Commit()
 }
+
+// fence refuses, inside tx on n, a write made under a view of generation
+// gen when n has taken part in a newer view: another process changed the
+// view, and the write runs again under it. Otherwise n takes part in gen
+// from then on (the first write under a new view records it, where the
+// change itself could not reach n).
+func (n *Node) fence(ctx context.Context, tx *dbTx, gen int64) error {
+	stored, err := n.records.ReadGeneration(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("read the view generation on %s: %w", n.name, err)
+	}
+	switch {
+	case stored > gen:
+		return fmt.Errorf("%w: %s took part in generation %d, the write was made under %d", errFenced, n.name, stored, gen)
+	case stored < gen:
+		if err := n.records.SetGeneration(ctx, tx, gen); err != nil {
+			return fmt.Errorf("set the view generation on %s: %w", n.name, err)
+		}
+	}
+	return nil
+}

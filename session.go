@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // A session: a write transaction on each of a set of databases, taken in
@@ -78,21 +79,48 @@ func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*sessio
 	}
 	nodes = append(nodes, v.write...)
 	for _, n := range nodes {
-		if _, dup := s.txs[n]; dup {
-			continue
-		}
-		tx, err := n.begin(ctx, c.timeout)
-		if err != nil {
-			s.rollback()
-			if ctx.Err() == nil && !errors.Is(err, errBusy) {
-				n.markDown(err)
-			}
+		if err := c.lockOne(ctx, s, n); err != nil {
 			return nil, err
 		}
-		s.txs[n] = &lockedTx{dbTx: tx, stmts: map[string]*sql.Stmt{}}
-		s.order = append(s.order, n)
 	}
 	return s, nil
+}
+
+// lockNodes begins a write transaction on each of nodes, in the order
+// writes take their locks: the current primary first, then rank order.
+func (c *Cluster) lockNodes(ctx context.Context, nodes []*Node) (*session, error) {
+	s := &session{txs: map[*Node]*lockedTx{}}
+	order := slices.Clone(nodes)
+	if p := c.view.Load().primary; p != nil {
+		if i := slices.Index(order, p); i > 0 {
+			order = append([]*Node{p}, slices.Delete(order, i, i+1)...)
+		}
+	}
+	for _, n := range order {
+		if err := c.lockOne(ctx, s, n); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// lockOne adds a transaction on n to s, bounded by Config.Timeout; on a
+// failure it rolls s back, and n is marked down unless it is only busy.
+func (c *Cluster) lockOne(ctx context.Context, s *session, n *Node) error {
+	if _, dup := s.txs[n]; dup {
+		return nil
+	}
+	tx, err := n.begin(ctx, c.timeout)
+	if err != nil {
+		s.rollback()
+		if ctx.Err() == nil {
+			err = c.failed(ctx, n, err)
+		}
+		return err
+	}
+	s.txs[n] = &lockedTx{dbTx: tx, stmts: map[string]*sql.Stmt{}}
+	s.order = append(s.order, n)
+	return nil
 }
 
 func (s *session) rollback() {

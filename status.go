@@ -14,7 +14,7 @@ const (
 	StateDown       = "down"        // unreachable, or unusable (see Error)
 	StateBehind     = "behind"      // reachable, but missed writes it has not received (see Behind)
 	StateCatchingUp = "catching up" // receiving the writes it missed
-	StateOutdated   = "outdated"    // known to have missed writes: it takes no writes unless promoted with force
+	StateOutdated   = "outdated"    // left out of the writes: it takes none until it has caught up, unless promoted with force
 )
 
 // InDoubtAfter is how old an intent record must be before Status counts it
@@ -61,6 +61,14 @@ type Status struct {
 	StructureDiffs []string     `json:"structure_diffs,omitempty"`
 	// WriteError is why writes are refused, if they are.
 	WriteError string `json:"write_error,omitempty"`
+	// View is the generation of the cluster's view this process writes
+	// under; Arbiter says where the view lives, and ArbiterError why it
+	// could not be read last time.
+	View         int64  `json:"view"`
+	Arbiter      string `json:"arbiter"`
+	ArbiterError string `json:"arbiter_error,omitempty"`
+	// Failover says how the primary changes when it is lost.
+	Failover string `json:"failover"`
 }
 
 // Healthy reports whether every datasource is in sync, nothing is in doubt
@@ -82,14 +90,24 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	c.noteArbiter(c.reload(ctx))
 	c.refresh(ctx, c.background)
-	c.recompute()
 	if err := c.checkStructure(ctx); err != nil {
 		c.log.Warn("structure check failed", "err", err)
 	}
 	st := c.Structure()
 	v := c.view.Load()
-	out := &Status{StructureMatch: st.Match, StructureDiffs: st.Diffs}
+	out := &Status{StructureMatch: st.Match, StructureDiffs: st.Diffs, View: v.rec.Generation, Arbiter: c.describeArbiter()}
+	c.mu.RLock()
+	if c.arbiterErr != nil {
+		out.ArbiterError = c.arbiterErr.Error()
+	}
+	c.mu.RUnlock()
+	if c.arb == nil {
+		out.Failover = "only by `tandem promote`: no arbiter holds the view"
+	} else {
+		out.Failover = "automatic, through the arbiter"
+	}
 	if v.primary != nil {
 		out.Primary = v.primary.name
 	} else if v.err != nil {
@@ -142,6 +160,9 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 			ns.State, ns.Error = StateDown, err.Error()
 		case live.catching:
 			ns.State = StateCatchingUp
+		case v.rec.Excludes(d.name):
+			ns.State = StateOutdated
+			ns.Outdated = fmt.Sprintf("left out of the writes (view generation %d) until it has caught up", v.rec.Generation)
 		case live.outdated != "":
 			ns.State = StateOutdated
 		case !v.writes(d) || live.behind() > 0:

@@ -29,6 +29,11 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		return err
 	}
 	defer release()
+	for _, n := range v.write {
+		if !n.reachable() {
+			return nil // the view leaves it out first
+		}
+	}
 	cutoff := time.Now().Add(-c.sweepAfter).UnixMilli()
 	type doubt struct {
 		holder *Node

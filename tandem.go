@@ -49,6 +49,7 @@ package tandem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -56,6 +57,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tandemdb/tandem/arbiter"
+	_ "github.com/tandemdb/tandem/arbiter/witness" // the default arbiter of SQLite pairs
 	"github.com/tandemdb/tandem/engine"
 	"github.com/tandemdb/tandem/internal/records"
 )
@@ -82,6 +85,11 @@ type Cluster struct {
 
 	view atomic.Pointer[view] // the view writes run under; changed under gate
 	gate sync.RWMutex         // held for reading by each write, for writing by a view change
+
+	arb        arbiter.Arbiter // where the view lives; nil: in the primary's database
+	changing   sync.Mutex      // one view change at a time in this process
+	arbiterErr error           // why the view could not be read last time (under mu)
+	configFile string          // the config file, for messages
 
 	kicks      chan struct{} // asks the health loop to check now
 	stop       chan struct{} // closed by Close
@@ -161,6 +169,19 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		c.mixed = c.mixed || ds.eng.Name() != c.nodes[0].eng.Name()
 	}
 	c.primary = c.nodes[cfg.primaryIndex()]
+	c.configFile = cfg.file
+	if kind := cfg.arbiterKind(); kind != ArbiterNone {
+		open, _ := arbiter.Lookup(kind) // Validate checked it is registered
+		dir := cfg.dir
+		if dir == "" {
+			dir = "."
+		}
+		arb, err := open(arbiter.Options{Kind: kind, Fields: cfg.Arbiter.Fields, Dir: dir})
+		if err != nil {
+			return nil, &ConfigError{File: cfg.file, Line: cfg.lines["arbiter.kind"], Field: "arbiter", Msg: err.Error()}
+		}
+		c.arb = arb
+	}
 	c.sameFiles()
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
@@ -189,7 +210,20 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		c.log.Warn("structure check failed", "err", err)
 	}
 	c.refresh(ctx, false)
-	c.view.Store(c.compute(nil))
+	c.view.Store(c.viewOf(arbiter.View{}))
+	if err := c.reload(ctx); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			c.closeNodes()
+			return nil, err
+		}
+		c.noteArbiter(err)
+	}
+	if c.view.Load().rec.Generation == 0 && c.background {
+		if err := c.initView(ctx); err != nil {
+			c.log.Warn("cluster view", "err", err)
+		}
+	}
 	c.log.Debug("cluster view", "view", c.view.Load().String())
 	c.clear = newClearer(c)
 	if c.background {
@@ -210,15 +244,21 @@ func (c *Cluster) Close() error {
 	<-c.healthDone
 	c.closeEvents()
 	c.clear.stop()
-	// Leave the knowledge of who misses what in the databases.
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	c.markOutdated(ctx)
-	cancel()
 	c.gate.Lock() // wait for writes in flight
 	defer c.gate.Unlock()
+	return c.closeNodes()
+}
+
+// closeNodes closes every connection and the arbiter.
+func (c *Cluster) closeNodes() error {
 	var first error
 	for _, n := range c.nodes {
 		if err := n.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if c.arb != nil {
+		if err := c.arb.Close(); err != nil && first == nil {
 			first = err
 		}
 	}

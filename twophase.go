@@ -27,37 +27,47 @@ const gidPrefix = "tandem_"
 // dies between the phases, the next health check of any process decides
 // each prepared transaction by the primary's intent record (see
 // resolvePrepared).
-func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node) {
+func (c *Cluster) commitTwoPhase(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node, lostErrs []error) {
 	gid := gidPrefix + txid
 	prepared := c.onSecondaries(ok, func(s *secondary) error {
 		err := s.n.caps.TwoPhaser.Prepare(s.tx.ctx, s.tx, gid)
 		s.tx.Rollback() // the session left the transaction; this releases the connection
 		return err
-	})("prepare", &lost)
+	})("prepare", &lost, &lostErrs)
+	if len(lost) > 0 {
+		// A secondary failed to prepare: nothing commits; the write runs
+		// again once it is left out.
+		c.eachNode(prepared, func(ctx context.Context, n *Node) error {
+			return n.caps.TwoPhaser.RollbackPrepared(ctx, n.conn().Write, gid)
+		})
+		tx.tx.Rollback()
+		return &secondaryFailure{n: lost[0], err: lostErrs[0]}, nil, nil, nil
+	}
 	if perr = tx.tx.Commit(); perr != nil {
 		// Not committed anywhere (or, if the answer was lost, on the
 		// primary only, with its intent record for the sweeper).
 		c.eachNode(prepared, func(ctx context.Context, n *Node) error {
 			return n.caps.TwoPhaser.RollbackPrepared(ctx, n.conn().Write, gid)
 		})
-		return perr, nil, lost
+		return perr, nil, nil, nil
 	}
 	if c.commitHook != nil {
 		c.commitHook(txid)
 	}
-	var failed []*Node
 	errs := c.eachNode(prepared, func(ctx context.Context, n *Node) error {
 		return n.caps.TwoPhaser.CommitPrepared(ctx, n.conn().Write, gid)
 	})
 	for i, n := range prepared {
 		if errs[i] != nil {
-			n.markDown(fmt.Errorf("commit prepared on %s: %w", n.name, errs[i]))
-			failed = append(failed, n)
+			err := fmt.Errorf("commit prepared on %s: %w", n.name, errs[i])
+			n.markDown(err)
+			lost = append(lost, n)
+			lostErrs = append(lostErrs, err)
 		} else {
 			committed = append(committed, n)
 		}
 	}
-	return nil, committed, append(lost, failed...)
+	return nil, committed, lost, lostErrs
 }
 
 // eachNode runs f on every node concurrently, each under a context that

@@ -2,10 +2,15 @@ package tandem
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/tandemdb/tandem/arbiter"
+	"github.com/tandemdb/tandem/internal/records"
 )
 
 // A view is what one write sees of the cluster: which database is the
@@ -13,14 +18,21 @@ import (
 // skipped database gets a missed-key record, in the same transaction, on
 // every database the write reaches).
 //
-// Views change only under the Cluster's gate: every write holds the gate
-// for reading from its first statement to its last commit, and a change
-// takes it for writing, so no two writes of one process run under different
-// views. That keeps the lock order (primary first, then the others in
-// rank order) the same for every write, and it means that once a returning
-// database has joined the view, no write of this process can still record
-// a key as missed by it.
+// A view is read, never decided alone: it is the record an arbiter holds
+// (see package arbiter), or without one the record the primary's database
+// holds, and it changes only by compare-and-swap there ([Cluster.change]),
+// with a generation every change increments. Every process therefore writes
+// under the same view, or under an older one that the databases refuse:
+// each database stores the highest generation it has taken part in, and a
+// write under an older generation fails before it commits and runs again
+// under the new view (fencing).
+//
+// Within a process, views change only under the Cluster's gate: every write
+// holds the gate for reading from its first statement to its last commit,
+// and a change takes it for writing, so no two writes of one process run
+// under different views.
 type view struct {
+	rec     arbiter.View
 	primary *Node   // nil: no datasource can take writes (err says why)
 	write   []*Node // distinct databases every write reaches, primary first
 	skip    []*Node // distinct databases writes skip
@@ -34,9 +46,9 @@ func (v *view) writes(n *Node) bool { return containsNode(v.write, n) }
 
 func (v *view) String() string {
 	if v.primary == nil {
-		return "no primary"
+		return fmt.Sprintf("gen %d: no primary", v.rec.Generation)
 	}
-	return fmt.Sprintf("primary %s, writing %s, skipping %s", v.primary.name, nodeNames(v.write), nodeNames(v.skip))
+	return fmt.Sprintf("gen %d: primary %s, writing %s, skipping %s", v.rec.Generation, v.primary.name, nodeNames(v.write), nodeNames(v.skip))
 }
 
 // names returns the names of nodes, for the records (records.Store).
@@ -52,11 +64,7 @@ func nodeNames(nodes []*Node) string {
 	if len(nodes) == 0 {
 		return "none"
 	}
-	names := make([]string, len(nodes))
-	for i, n := range nodes {
-		names[i] = n.name
-	}
-	return strings.Join(names, ", ")
+	return strings.Join(names(nodes), ", ")
 }
 
 // ranked returns the distinct databases in rank order: the configured
@@ -72,204 +80,302 @@ func (c *Cluster) ranked() []*Node {
 	return out
 }
 
-// compute decides a view from what this process knows of each node, which
-// the health check reads from the databases themselves (see refresh).
-//
-//   - A candidate is reachable and has no outdated marker.
-//   - The primary is the first candidate in rank order that misses no key
-//     (none recorded as missed by it, on any database this process has
-//     read). When every reachable node misses some: the first whose
-//     missing keys are all on reachable databases (the halves of a split
-//     brain, merged by catch-up; an outdated one only if every database is
-//     reachable), or that an operator promoted.
-//   - Writes reach the primary and every other reachable node that misses
-//     at most joinBehind keys, or that writes already reached, unless it
-//     holds keys the others miss or has unresolved conflicts.
-func (c *Cluster) compute(old *view) *view {
-	v := &view{}
-	var cands []*Node
-	var why []string
+// viewOf turns an arbiter's record into the view writes run under: the
+// primary, then every other database the record does not exclude, in rank
+// order.
+func (c *Cluster) viewOf(rec arbiter.View) *view {
+	v := &view{rec: rec}
 	for _, n := range c.ranked() {
 		if err := n.problem(); err != nil {
 			// A configuration mistake (a copied database): refuse writes
 			// rather than write around it.
-			return &view{err: err, skip: c.ranked()}
+			v.err, v.skip = err, c.ranked()
+			return v
 		}
 	}
-	var up []*Node
-	all := true
-	for _, n := range c.ranked() {
-		st := n.state()
-		switch {
-		case st.down != nil || n.conn() == nil:
-			why = append(why, fmt.Sprintf("%s is down", n.name))
-			all = false
-			continue
-		case st.outdated != "":
-			why = append(why, fmt.Sprintf("%s is outdated (%s): `tandem promote --force %s` lets it take writes without what it missed", n.name, st.outdated, n.name))
-		default:
-			cands = append(cands, n)
-		}
-		up = append(up, n)
-	}
-	for _, n := range cands {
-		if n.state().behind() == 0 {
-			v.primary = n
-			break
-		}
-	}
-	if v.primary == nil {
-		// Every reachable node misses keys. If the databases that hold
-		// them are all reachable (both halves of a split brain), the first
-		// takes writes and catch-up merges the halves. A node whose missing
-		// keys an unreachable database may hold waits for it, or for an
-		// operator's promote --force.
-		for _, n := range up {
-			st := n.state()
-			if st.promotedAt > 0 && st.outdated == "" || missingReachable(n) && (st.outdated == "" || all) {
-				v.primary = n
-				break
-			}
-			if st.outdated == "" {
-				why = append(why, fmt.Sprintf("%s missed writes that only %s holds: `tandem promote --force %s` lets it take writes without them",
-					n.name, strings.Join(st.holders(), ", "), n.name))
-			}
-		}
-	}
-	if v.primary == nil {
-		v.err = fmt.Errorf("%w: no datasource can take writes: %s", ErrNodeDown, strings.Join(why, "; "))
+	if rec.Generation == 0 {
+		v.err = fmt.Errorf("%w: no datasource can take writes yet: the cluster's view (%s) is not known", ErrNodeDown, c.describeArbiter())
 		v.skip = c.ranked()
 		return v
 	}
+	p := c.node(rec.Primary)
+	if p == nil {
+		v.err = fmt.Errorf("%w: no datasource can take writes: the cluster's view (%s) names no primary of this config", ErrNodeDown, rec)
+		v.skip = c.ranked()
+		return v
+	}
+	v.primary = p.database()
 	v.write = []*Node{v.primary}
 	for _, n := range c.ranked() {
-		if n == v.primary {
-			continue
-		}
-		// A secondary nearly caught up joins (with or without an outdated
-		// marker, which only keeps it from becoming the primary): the rest
-		// is copied while it is written. Without that, a steady stream of
-		// writes would keep it a few keys behind for ever. One that holds
-		// keys the primary misses, or conflicts, waits for catch-up.
-		st := n.state()
-		up := st.down == nil && n.conn() != nil
-		near := st.behind() <= joinBehind || old != nil && old.primary == v.primary && old.writes(n)
-		if up && near && st.holds[v.primary.name] == 0 && st.conflicts == 0 {
-			v.write = append(v.write, n)
-		} else {
+		switch {
+		case n == v.primary:
+		case rec.Excludes(n.name):
 			v.skip = append(v.skip, n)
+		default:
+			v.write = append(v.write, n)
 		}
 	}
 	return v
 }
 
-// joinBehind is how many missed keys a secondary may still have when it
-// rejoins the writes.
-const joinBehind = catchUpBatch
-
-// missingReachable reports whether every database that records keys n
-// missed is reachable.
-func missingReachable(n *Node) bool {
-	for _, h := range n.state().holders() {
-		if hn := n.cluster.node(h); hn == nil || !hn.database().reachable() {
-			return false
-		}
-	}
-	return true
-}
-
-func sameView(a, b *view) bool {
-	return a != nil && b != nil && a.primary == b.primary && nodeNames(a.write) == nodeNames(b.write) &&
-		nodeNames(a.skip) == nodeNames(b.skip) && fmt.Sprint(a.err) == fmt.Sprint(b.err)
-}
-
-// recompute decides the view again and installs it if it changed, waiting
-// for this process's writes under the old view to finish.
-func (c *Cluster) recompute() {
-	if sameView(c.view.Load(), c.compute(c.view.Load())) {
+// install makes rec the view of this process's writes if it is newer than
+// the one they run under, waiting for the writes under the old one.
+func (c *Cluster) install(rec arbiter.View) {
+	if rec.Generation <= c.view.Load().rec.Generation {
 		return
 	}
 	c.gate.Lock()
 	defer c.gate.Unlock()
 	old := c.view.Load()
-	v := c.compute(old)
-	if joined := joining(old, v); len(joined) > 0 {
-		// The counts compute used were read before this process's writes
-		// under the old view finished, and those may have recorded keys
-		// as missed by the joining databases since: count again now that
-		// none is in flight. A new primary in particular must miss nothing.
-		c.recount(joined)
-		v = c.compute(old)
+	if rec.Generation <= old.rec.Generation {
+		return
 	}
-	if !sameView(old, v) {
-		c.view.Store(v)
-		c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
-		c.primaryEvent(old, v)
-	}
-}
-
-// joining returns the databases v writes that old did not, or v's primary
-// if it is new.
-func joining(old, v *view) []*Node {
-	var out []*Node
-	for _, n := range v.write {
-		if !old.writes(n) || (n == v.primary && old.primary != n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// recount reads again, from every database that can be read, how many
-// keys each of nodes missed.
-func (c *Cluster) recount(nodes []*Node) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	for _, n := range nodes {
-		for _, h := range c.ranked() {
-			db := h.conn()
-			if h == n || db == nil {
-				continue
-			}
-			count, err := h.records.CountMissed(ctx, db.Read, n.name)
-			if err != nil {
-				continue // what it last said stands
-			}
-			n.mu.Lock()
-			if n.live.behindBy == nil {
-				n.live.behindBy = map[string]missedBy{}
-			}
-			if count > 0 {
-				n.live.behindBy[h.name] = missedBy{count: count, seen: time.Now()}
-			} else {
-				delete(n.live.behindBy, h.name)
-			}
-			n.mu.Unlock()
-		}
-	}
+	v := c.viewOf(rec)
+	c.view.Store(v)
+	c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
+	c.primaryEvent(old, v)
 }
 
 // acquire returns the view a write runs under and holds the gate until
 // release is called.
 func (c *Cluster) acquire() (v *view, release func(), err error) {
-	for range 3 {
-		c.gate.RLock()
-		v = c.view.Load()
-		stale := false
-		for _, n := range v.write {
-			if !n.reachable() {
-				stale = true
-			}
-		}
-		if !stale {
-			if v.primary == nil {
-				c.gate.RUnlock()
-				return nil, nil, v.err
-			}
-			return v, c.gate.RUnlock, nil
-		}
+	c.gate.RLock()
+	v = c.view.Load()
+	if v.primary == nil {
 		c.gate.RUnlock()
-		c.recompute()
+		if v.err != nil {
+			return nil, nil, v.err
+		}
+		return nil, nil, fmt.Errorf("%w: no datasource can take writes", ErrNodeDown)
 	}
-	return nil, nil, fmt.Errorf("%w: the cluster view keeps changing", ErrNodeDown)
+	return v, c.gate.RUnlock, nil
+}
+
+// errViewChanged: the view changed under a change being made; it was not
+// made, and the process now holds the new view.
+var errViewChanged = errors.New("the cluster's view changed meanwhile")
+
+// reload reads the view from where it lives and installs it if it is newer.
+// A view whose ranking is not this config's is refused: processes must
+// share one config.
+func (c *Cluster) reload(ctx context.Context) error {
+	rec, ok, err := c.loadView(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	if err := c.sameRanking(rec); err != nil {
+		return err
+	}
+	c.install(rec)
+	return nil
+}
+
+// sameRanking refuses a view made by a process whose config ranks other
+// datasources, or ranks them otherwise.
+func (c *Cluster) sameRanking(rec arbiter.View) error {
+	if mine := names(c.ranked()); !slices.Equal(rec.Ranking, mine) {
+		return &ConfigError{File: c.configFile, Field: "datasources", Msg: fmt.Sprintf(
+			"this config ranks %s, but the cluster's view (%s) ranks %s: every process must name the same datasources in the same order (the primary first)",
+			strings.Join(mine, ", "), c.describeArbiter(), strings.Join(rec.Ranking, ", "))}
+	}
+	return nil
+}
+
+// describeArbiter says where the view lives, for messages and status.
+func (c *Cluster) describeArbiter() string {
+	if c.arb == nil {
+		return "no arbiter: the primary's database"
+	}
+	return c.arb.Describe()
+}
+
+// loadView reads the stored view: from the arbiter, or without one, the
+// newest any reachable database holds.
+func (c *Cluster) loadView(ctx context.Context) (arbiter.View, bool, error) {
+	if c.arb != nil {
+		actx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.arb.Load(actx)
+	}
+	var best arbiter.View
+	found := false
+	for _, n := range c.ranked() {
+		db := n.conn()
+		if db == nil || n.problem() != nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		rec, ok, err := readView(rctx, n, db.Read)
+		cancel()
+		if err != nil || !ok {
+			continue
+		}
+		if !found || rec.Generation > best.Generation {
+			best, found = rec, true
+		}
+	}
+	return best, found, nil
+}
+
+// readView reads the view a database holds (without an arbiter).
+func readView(ctx context.Context, n *Node, q records.Querier) (arbiter.View, bool, error) {
+	s, err := n.records.Meta(ctx, q, records.View)
+	if err != nil || s == "" {
+		return arbiter.View{}, false, err
+	}
+	var rec arbiter.View
+	if err := json.Unmarshal([]byte(s), &rec); err != nil {
+		return rec, false, fmt.Errorf("%s holds a damaged view %q: %w", n.name, s, err)
+	}
+	return rec, true, nil
+}
+
+// errNoArbiter refuses an automatic change of the primary where no arbiter
+// holds the view.
+var errNoArbiter = errors.New("no arbiter: the primary changes only by `tandem promote`")
+
+// change changes the view by compare-and-swap: next returns the view to
+// install in place of cur (its generation is set here), or ok false when no
+// change is needed. Every reachable database is locked meanwhile, so no write of any process is half way through
+// it, and takes the new generation in the same transactions: writes under
+// the old view then fail on them and run again under the new one.
+//
+// It must not be called while holding the gate (a write in progress).
+func (c *Cluster) change(ctx context.Context, why string, next func(cur arbiter.View) (arbiter.View, bool)) error {
+	return c.changeBy(ctx, why, false, next, nil)
+}
+
+// changeBy is change; byOperator allows a change of the primary where no
+// arbiter holds the view (Promote), and check, when set, runs under the
+// locks before the swap: an error from it cancels the change.
+func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, next func(cur arbiter.View) (arbiter.View, bool), check func(s *session) error) error {
+	c.changing.Lock()
+	defer c.changing.Unlock()
+	v := c.view.Load()
+	rec, ok := next(v.rec)
+	if !ok {
+		return nil
+	}
+	rec.Generation = v.rec.Generation + 1
+	rec.Ranking = names(c.ranked())
+	if c.arb == nil && !byOperator && rec.Primary != v.rec.Primary && v.rec.Generation > 0 {
+		return fmt.Errorf("%w: %s", errNoArbiter, why)
+	}
+	nv := c.viewOf(rec)
+	if nv.primary == nil {
+		return fmt.Errorf("%s: %w", why, nv.err)
+	}
+	var lock []*Node
+	for _, n := range c.ranked() {
+		if n.reachable() {
+			lock = append(lock, n)
+		}
+	}
+	if c.arb == nil && !containsNode(lock, nv.primary) {
+		return fmt.Errorf("%w: %s: the view lives in %s, which cannot be reached", ErrNodeDown, why, nv.primary.name)
+	}
+	s, err := c.lockNodes(ctx, lock)
+	if err != nil {
+		return fmt.Errorf("%s: %w", why, err)
+	}
+	defer s.rollback()
+	if check != nil {
+		if err := check(s); err != nil {
+			return err
+		}
+	}
+	for _, n := range lock {
+		if err := n.records.SetGeneration(ctx, s.txs[n], rec.Generation); err != nil {
+			return fmt.Errorf("%s: set the generation on %s: %w", why, n.name, err)
+		}
+	}
+	if c.arb != nil {
+		actx, cancel := context.WithTimeout(ctx, c.timeout)
+		cur, swapped, err := c.arb.Swap(actx, v.rec.Generation, rec)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", why, err)
+		}
+		if !swapped {
+			if err := c.sameRanking(cur); err != nil {
+				return err
+			}
+			c.install(cur)
+			return fmt.Errorf("%s: %w", why, errViewChanged)
+		}
+	} else if err := c.swapInDatabases(ctx, s, lock, nv.primary, v.rec, rec); err != nil {
+		return fmt.Errorf("%s: %w", why, err)
+	}
+	if err := s.commit(); err != nil {
+		// The arbiter holds the new view: the databases that did not take
+		// its generation take it with their next write.
+		c.log.Warn("view change: a database did not take the new generation", "err", err)
+	}
+	c.log.Info("cluster view: changed", "view", rec.String(), "why", why)
+	c.install(rec)
+	return nil
+}
+
+// swapInDatabases is the compare-and-swap without an arbiter: in the
+// primary's database, inside the session, the stored view must still be
+// cur. The new view is written to every other locked database too, so that
+// a process that starts while the primary is unreachable still finds it.
+func (c *Cluster) swapInDatabases(ctx context.Context, s *session, lock []*Node, primary *Node, cur, next arbiter.View) error {
+	stored, ok, err := readView(ctx, primary, s.txs[primary])
+	if err != nil {
+		return err
+	}
+	if ok && stored.Generation != cur.Generation || !ok && cur.Generation != 0 && primary.name == cur.Primary {
+		if ok {
+			c.install(stored)
+		}
+		return errViewChanged
+	}
+	data, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	for _, n := range lock {
+		if err := n.records.SetMeta(ctx, s.txs[n], records.View, string(data)); err != nil {
+			return fmt.Errorf("store the view on %s: %w", n.name, err)
+		}
+	}
+	return nil
+}
+
+// exclude leaves n out of the writes: every write records the keys it
+// misses until it has caught up.
+func (c *Cluster) exclude(ctx context.Context, n *Node, why error) error {
+	return c.change(ctx, fmt.Sprintf("leave %s out: %v", n.name, why), func(cur arbiter.View) (arbiter.View, bool) {
+		if cur.Excludes(n.name) {
+			return cur, false
+		}
+		if cur.Primary == n.name {
+			return c.failover(cur, n)
+		}
+		next := cur
+		next.Excluded = append(slices.Clone(cur.Excluded), n.name)
+		slices.Sort(next.Excluded)
+		return next, true
+	})
+}
+
+// failover returns the view in which the first database in rank order that
+// writes reach (so it misses nothing) takes over from the primary p, which
+// is left out; ok false when there is none.
+func (c *Cluster) failover(cur arbiter.View, p *Node) (arbiter.View, bool) {
+	for _, n := range c.ranked() {
+		if n == p || cur.Excludes(n.name) || !n.reachable() {
+			continue
+		}
+		next := cur
+		next.Primary = n.name
+		next.Excluded = append(slices.Clone(cur.Excluded), p.name)
+		slices.Sort(next.Excluded)
+		return next, true
+	}
+	return cur, false
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"slices"
 	"time"
 
 	"github.com/tandemdb/tandem/engine"
@@ -110,9 +109,9 @@ func (tx *Tx) statementFailed(ctx context.Context, err error) {
 	tx.broken = err
 	if ctx.Err() == nil && tx.primary.singleWriter() != nil {
 		// Not a constraint and not the caller's cancellation: the
-		// database failed (I/O error, full disk, no answer).
-		tx.primary.markDown(fmt.Errorf("write on primary: %w", err))
-		tx.primary.countFailures(1)
+		// database failed (I/O error, full disk, no answer), unless a
+		// read on a connection of its own says it only waited.
+		tx.c.failed(ctx, tx.primary, fmt.Errorf("write on primary: %w", err))
 	}
 }
 
@@ -167,10 +166,10 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 // tx runs fn as Tx does. With rerun, a write refused because the primary
-// turned out to miss writes another database holds runs again on the next
-// primary.
+// turned out to miss writes another database holds, or because the view
+// changed under it, runs again under the new view.
 func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) error {
-	retries := 0
+	retries, views := 0, 0
 	for attempt := 0; ; attempt++ {
 		if c.closed.Load() {
 			return ErrClosed
@@ -184,27 +183,58 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 			return err
 		}
 		ptx, err := v.primary.beginWrite(ctx, c.timeout)
+		if err == nil {
+			if err = v.primary.fence(ctx, ptx, v.rec.Generation); err != nil {
+				ptx.Rollback()
+			}
+		}
 		if err != nil {
 			release()
-			if ctx.Err() != nil || attempt >= len(c.nodes) || errors.Is(err, errBusy) {
+			if ctx.Err() != nil {
 				return err
 			}
-			if !errors.Is(err, ErrNodeDown) { // else already marked
-				v.primary.markDown(err)
-				v.primary.countFailures(1)
+			if errors.Is(err, errFenced) {
+				if views++; views > maxViewChanges {
+					return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+				}
+				c.reloadAfterFence(ctx)
+				continue
 			}
-			c.recompute()
-			continue // fn has not run: try the next primary
+			// fn has not run: if the primary is down, the view may change
+			// (another datasource takes over, where an arbiter lets it).
+			if err := c.lost(ctx, v.primary, err, attempt); err != nil {
+				return err
+			}
+			continue
 		}
 		err = func() error {
 			defer release() // also when fn panics
 			return c.runTx(ctx, v, ptx, fn)
 		}()
-		if rerun && errors.Is(err, errPrimaryBehind) && attempt < len(c.nodes) {
-			c.recompute()
+		var sf *secondaryFailure
+		var pc *partialCommit
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &pc):
+			return c.leaveOut(ctx, pc)
+		case !rerun:
+		case errors.As(err, &sf):
+			// Nothing was committed anywhere: leave the secondary out if it
+			// is down, and run fn again.
+			if err := c.lost(ctx, sf.n, sf.err, attempt); err != nil {
+				return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+			}
 			continue
-		}
-		if rerun && retries < maxRetries && ctx.Err() == nil && v.primary.retryable(err) {
+		case errors.Is(err, errFenced):
+			if views++; views <= maxViewChanges {
+				c.reloadAfterFence(ctx)
+				continue
+			}
+		case errors.Is(err, errPrimaryBehind) && attempt < len(c.nodes):
+			c.kick()
+			continue
+		case retries < maxRetries && ctx.Err() == nil && v.primary.retryable(err):
 			// A deadlock victim on a row-locking primary: nothing was
 			// committed anywhere; run fn again after the winner.
 			retries++
@@ -214,6 +244,70 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 		}
 		return err
 	}
+}
+
+// maxViewChanges bounds how often one write runs again because the view
+// changed under it.
+const maxViewChanges = 5
+
+// lost handles the failure of n in a write that committed nothing: a busy
+// database fails the write with ErrBusy; a down one is left out of the view
+// (the primary too, where an arbiter lets another take over), after which
+// the write may run again (nil).
+func (c *Cluster) lost(ctx context.Context, n *Node, err error, attempt int) error {
+	err = c.failed(ctx, n, err)
+	if errors.Is(err, ErrBusy) || attempt >= len(c.nodes) {
+		return err
+	}
+	if xerr := c.exclude(ctx, n, err); xerr != nil && !errors.Is(xerr, errViewChanged) {
+		return fmt.Errorf("%w (the view cannot change: %v)", err, xerr)
+	}
+	return nil
+}
+
+// reloadAfterFence reads the view anew after a database refused a write
+// made under an older one.
+func (c *Cluster) reloadAfterFence(ctx context.Context) {
+	if err := c.reload(ctx); err != nil {
+		c.log.Warn("cluster view: reading it after a refused write", "err", err)
+	}
+}
+
+// secondaryFailure: a secondary failed before anything was committed. The
+// write was rolled back everywhere; it runs again once the secondary is left
+// out of the view (or fails with ErrBusy if the secondary is only busy).
+type secondaryFailure struct {
+	n   *Node
+	err error
+}
+
+func (e *secondaryFailure) Error() string { return e.err.Error() }
+func (e *secondaryFailure) Unwrap() error { return e.err }
+
+// partialCommit: the primary committed, with every secondary that could
+// record the keys of those that failed to commit (lost). The write is
+// acknowledged once the lost ones are left out of the view.
+type partialCommit struct {
+	txid string
+	lost []*Node
+	errs []error
+}
+
+func (e *partialCommit) Error() string {
+	return fmt.Sprintf("committed on the primary; not on %s: %v", nodeNames(e.lost), errors.Join(e.errs...))
+}
+
+// leaveOut acknowledges a write that committed without some secondaries
+// once the view leaves them out: then no process can make one of them the
+// primary before it has caught up. If the view cannot change, the write is
+// committed but not acknowledged.
+func (c *Cluster) leaveOut(ctx context.Context, pc *partialCommit) error {
+	for i, n := range pc.lost {
+		if err := c.exclude(context.WithoutCancel(ctx), n, pc.errs[i]); err != nil && !c.view.Load().rec.Excludes(n.name) {
+			return fmt.Errorf("%w: committed on the primary, not on %s, which could not be left out of the view: %v", ErrOutcomeUnknown, n.name, err)
+		}
+	}
+	return nil
 }
 
 // maxRetries bounds how often a write that lost a deadlock runs again.
@@ -263,6 +357,7 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 type secondary struct {
 	n       *Node
 	primary *Node // whose rows the Tx read
+	gen     int64 // the generation of the Tx's view
 	ops     chan op
 	rec     *records.Intent // the write's: its txid and time, for keys noted as they are written (nil: none are)
 	in      *records.Intent // set before ops is closed; nil when the Tx aborts
@@ -283,7 +378,7 @@ func (tx *Tx) start() {
 		return
 	}
 	for _, n := range tx.view.write[1:] {
-		s := &secondary{n: n, primary: tx.primary, ops: make(chan op, 64), done: make(chan struct{})}
+		s := &secondary{n: n, primary: tx.primary, gen: tx.view.rec.Generation, ops: make(chan op, 64), done: make(chan struct{})}
 		if !tx.c.noIntent {
 			s.rec = tx.in
 		}
@@ -309,6 +404,9 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	s.tx, s.err = n.beginWrite(wctx, timeout)
 	cancel()
+	if s.err == nil {
+		s.err = n.fence(s.tx.ctx, s.tx, s.gen)
+	}
 	if s.err == nil {
 		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.primary)
 	}
@@ -376,7 +474,6 @@ func (tx *Tx) settle() (ok, failed []*secondary) {
 			default:
 				s.late = true
 				failed = append(failed, s)
-				s.n.markDown(fmt.Errorf("mirror to %s: %w (%v)", s.n.name, errTimeout, tx.c.timeout))
 				go func() {
 					<-s.done
 					if s.tx != nil {
@@ -388,13 +485,6 @@ func (tx *Tx) settle() (ok, failed []*secondary) {
 		}
 		if s.err != nil {
 			failed = append(failed, s)
-			if errors.Is(s.err, errPrimaryBehind) {
-				continue // the secondary is fine; mirror aborts the write
-			}
-			s.n.markDown(s.err)
-			if s.tx != nil {
-				s.tx.abandon()
-			}
 			continue
 		}
 		ok = append(ok, s)
@@ -587,49 +677,46 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		return fmt.Errorf("record intent on %s: %w", p.name, err)
 	}
 	ok, failed := tx.settle()
-	for _, s := range failed {
-		if !s.late && errors.Is(s.err, errPrimaryBehind) {
-			// Another process wrote around the primary: committing would
-			// overwrite what it wrote with rows read from the primary.
-			for _, o := range append(ok, failed...) {
-				if !o.late && o.tx != nil {
-					o.tx.Rollback()
-				}
+	if len(failed) > 0 {
+		// A secondary failed, did not answer in time, or refused the write
+		// (it holds writes the primary missed; the view changed): nothing
+		// commits anywhere. The caller leaves it out if it is down, or
+		// reads the new view, and runs the write again.
+		for _, s := range ok {
+			s.tx.Rollback()
+		}
+		for _, s := range failed {
+			if s.tx != nil && !s.late {
+				s.tx.Rollback()
+			}
+		}
+		tx.tx.Rollback()
+		s := failed[0]
+		err := s.err
+		switch {
+		case s.late:
+			err = fmt.Errorf("mirror to %s: %w (%v)", s.n.name, errTimeout, c.timeout)
+		case errors.Is(err, errPrimaryBehind):
+			p.missesWritesOf(s.n)
+			return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+		case errors.Is(err, errFenced):
+			return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+		}
+		return &secondaryFailure{n: s.n, err: err}
+	}
+
+	// Every database records the keys of those the view skips.
+	missing := names(tx.view.skip)
+	for _, s := range ok {
+		if err := s.n.records.RecordMissed(s.tx.ctx, s.tx, in, missing); err != nil {
+			for _, o := range ok {
+				o.tx.Rollback()
 			}
 			tx.tx.Rollback()
-			p.missesWritesOf(s.n)
-			c.kick()
-			return fmt.Errorf("%w: %w", ErrNotCommitted, s.err)
+			return &secondaryFailure{n: s.n, err: fmt.Errorf("record missed keys on %s: %w", s.n.name, err)}
 		}
 	}
-	tx.countLeftOut(failed)
-
-	// Every database that commits records the keys the others miss. A
-	// secondary that fails to record them is itself left out, and so
-	// recorded as missing on the rest.
-	missing := append([]*Node(nil), tx.view.skip...)
-	for _, s := range failed {
-		missing = append(missing, s.n)
-	}
-	for {
-		var lost *secondary
-		for _, s := range ok {
-			// An upsert: recording a key again after a later failure is harmless.
-			if err := s.n.records.RecordMissed(s.tx.ctx, s.tx, in, names(missing)); err != nil {
-				s.n.markDown(fmt.Errorf("record missed keys on %s: %w", s.n.name, err))
-				s.n.countFailures(tx.weight())
-				s.tx.abandon()
-				lost = s
-				break
-			}
-		}
-		if lost == nil {
-			break
-		}
-		ok = slices.DeleteFunc(ok, func(s *secondary) bool { return s == lost })
-		missing = append(missing, lost.n)
-	}
-	if err := p.records.RecordMissed(ctx, tx.tx, in, names(missing)); err != nil {
+	if err := p.records.RecordMissed(ctx, tx.tx, in, missing); err != nil {
 		for _, s := range ok {
 			s.tx.Rollback()
 		}
@@ -638,7 +725,11 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	}
 
 	// Commit everywhere concurrently; a secondary gets Config.Timeout.
-	perr, committed, lost := c.commit(tx, ok, in.TxID)
+	perr, committed, lost, lostErrs := c.commit(tx, ok, in.TxID)
+	var sf *secondaryFailure
+	if errors.As(perr, &sf) {
+		return sf // two-phase: a secondary failed to prepare; nothing committed
+	}
 	if perr == nil {
 		committed = append([]*Node{p}, committed...)
 	}
@@ -650,16 +741,15 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		}
 		return nil
 	case len(committed) == 0:
-		p.markDown(fmt.Errorf("commit on primary: %w", perr))
+		c.failed(ctx, p, fmt.Errorf("commit on primary: %w", perr))
 		return fmt.Errorf("%w: commit on %s: %w", ErrNotCommitted, p.name, perr)
-	}
-	if perr != nil {
-		p.markDown(fmt.Errorf("commit on primary: %w", perr))
-		lost = append(lost, p)
 	}
 	// Committed somewhere: the write is durable there, with its intent
 	// record. Turn that into missed-key records for the databases that
 	// failed to commit (if this fails, the sweeper does it later).
+	if perr != nil {
+		lost = append(lost, p)
+	}
 	c.log.Warn("write committed on some datasources only; the others catch up", "txid", in.TxID,
 		"committed", nodeNames(committed), "failed", nodeNames(lost))
 	for _, n := range committed {
@@ -667,13 +757,19 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			c.log.Warn("recording missed keys after a failed commit", "node", n.name, "err", err)
 		}
 	}
-	return nil
+	if perr != nil {
+		// The primary failed to commit what a secondary committed: until
+		// the view changes, no one can say the write took effect.
+		c.failed(ctx, p, fmt.Errorf("commit on primary: %w", perr))
+		return fmt.Errorf("%w: committed on %s, not on the primary %s: %v", ErrOutcomeUnknown, nodeNames(committed), p.name, perr)
+	}
+	return &partialCommit{txid: in.TxID, lost: lost, errs: lostErrs}
 }
 
 // commit commits the primary and the secondaries of ok concurrently. It
 // returns the primary's error, the secondaries that committed and those
 // that failed or did not answer within Config.Timeout (marked down).
-func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node) {
+func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node, lostErrs []error) {
 	if c.twoPhase {
 		return c.commitTwoPhase(tx, ok, txid)
 	}
@@ -684,7 +780,7 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 			for _, s := range ok {
 				s.tx.Rollback()
 			}
-			return perr, nil, nil
+			return perr, nil, nil, nil
 		}
 		if c.commitHook != nil {
 			c.commitHook(txid)
@@ -694,8 +790,8 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 	if !hook {
 		perr = tx.tx.Commit()
 	}
-	committed = wait("commit", &lost)
-	return perr, committed, lost
+	committed = wait("commit", &lost, &lostErrs)
+	return perr, committed, lost, lostErrs
 }
 
 // onSecondaries starts f on every secondary of ok concurrently. The
@@ -703,7 +799,7 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 // succeeded on; the others are marked down (what names the step), those
 // that did not answer have their transactions abandoned, and all are
 // appended to lost.
-func (c *Cluster) onSecondaries(ok []*secondary, f func(*secondary) error) (wait func(what string, lost *[]*Node) []*Node) {
+func (c *Cluster) onSecondaries(ok []*secondary, f func(*secondary) error) (wait func(what string, lost *[]*Node, lostErrs *[]error) []*Node) {
 	errs := make([]error, len(ok))
 	done := make(chan int, len(ok))
 	for i, s := range ok {
@@ -712,7 +808,7 @@ func (c *Cluster) onSecondaries(ok []*secondary, f func(*secondary) error) (wait
 			done <- i
 		}()
 	}
-	return func(what string, lost *[]*Node) []*Node {
+	return func(what string, lost *[]*Node, lostErrs *[]error) []*Node {
 		finished := make([]bool, len(ok))
 		timer := time.NewTimer(c.timeout)
 		defer timer.Stop()
@@ -729,12 +825,16 @@ func (c *Cluster) onSecondaries(ok []*secondary, f func(*secondary) error) (wait
 		for i, s := range ok {
 			switch {
 			case !finished[i]:
-				s.n.markDown(fmt.Errorf("%s on %s: %w (%v)", what, s.n.name, errTimeout, c.timeout))
+				err := fmt.Errorf("%s on %s: %w (%v)", what, s.n.name, errTimeout, c.timeout)
+				s.n.markDown(err)
 				s.tx.abandon()
 				*lost = append(*lost, s.n)
+				*lostErrs = append(*lostErrs, err)
 			case errs[i] != nil:
-				s.n.markDown(fmt.Errorf("%s on %s: %w", what, s.n.name, errs[i]))
+				err := fmt.Errorf("%s on %s: %w", what, s.n.name, errs[i])
+				s.n.markDown(err)
 				*lost = append(*lost, s.n)
+				*lostErrs = append(*lostErrs, err)
 			default:
 				good = append(good, s.n)
 			}

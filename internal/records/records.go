@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/tandemdb/tandem/engine"
@@ -189,4 +190,31 @@ func (s Store) DeleteMeta(ctx context.Context, x engine.Execer, key string) erro
 	_, err := x.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE k = %s",
 		s.table(&Meta), s.e.Placeholder(1)), key)
 	return err
+}
+
+// Generation is the key of the highest view generation the database has
+// taken part in (see package arbiter): a write made under an older view is
+// refused before it commits.
+const Generation = "generation"
+
+// View is the key of the cluster's view where no arbiter holds it: the
+// primary's database holds it, as JSON.
+const View = "view"
+
+// ReadGeneration reads the database's generation; 0 when it has none.
+func (s Store) ReadGeneration(ctx context.Context, q Querier) (int64, error) {
+	v, err := s.Meta(ctx, q, Generation)
+	if err != nil || v == "" {
+		return 0, err
+	}
+	g, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s holds generation %q: %w", s.table(&Meta), v, err)
+	}
+	return g, nil
+}
+
+// SetGeneration sets the database's generation.
+func (s Store) SetGeneration(ctx context.Context, x Execer, gen int64) error {
+	return s.SetMeta(ctx, x, Generation, strconv.FormatInt(gen, 10))
 }
