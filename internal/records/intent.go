@@ -139,21 +139,8 @@ func (s Store) HoldsIntent(ctx context.Context, q Querier, txid string) (bool, e
 // IntentKeys returns the keys of txid's intent record, in the order the
 // write touched them.
 func (s Store) IntentKeys(ctx context.Context, q Querier, txid string) ([]Key, error) {
-	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT tbl, pk FROM %s WHERE txid = %s ORDER BY seq",
+	return queryKeys(ctx, q, fmt.Sprintf("SELECT tbl, pk FROM %s WHERE txid = %s ORDER BY seq",
 		s.table(&Pending), s.e.Placeholder(1)), txid)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var keys []Key
-	for rows.Next() {
-		var k Key
-		if err := rows.Scan(&k.Table, &k.PK); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
 }
 
 // CountIntents counts the intent records made before cutoff (unix ms):

@@ -37,6 +37,11 @@ func (s Store) MissedKeys(ctx context.Context, q Querier, missing []string, afte
 	in := s.inList(missing, len(args), &args)
 	query := fmt.Sprintf("SELECT DISTINCT tbl, pk FROM %s WHERE (tbl > %s OR (tbl = %s AND pk > %s)) AND node IN (%s) ORDER BY tbl, pk%s",
 		s.table(&Missed), e.Placeholder(1), e.Placeholder(2), e.Placeholder(3), in, e.LimitClause(limit, 0))
+	return queryKeys(ctx, q, query, args...)
+}
+
+// queryKeys runs a query whose rows are a table and a key.
+func queryKeys(ctx context.Context, q Querier, query string, args ...any) ([]Key, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
