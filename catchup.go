@@ -26,6 +26,11 @@ import (
 // writers it holds up wait milliseconds.
 const catchUpBatch = 500
 
+// joinBehind is how many keys a database may still miss when it asks to
+// rejoin the writes: they are copied while every database is locked, so
+// writes wait for them.
+const joinBehind = catchUpBatch
+
 // catchUpAll catches up every reachable database that misses writes, or
 // holds writes the others miss.
 func (c *Cluster) catchUpAll(ctx context.Context) error {
@@ -132,12 +137,35 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 	if v.primary == x {
 		return 0, nil, nil
 	}
-	p := v.primary
+	for _, n := range append([]*Node{x}, v.write...) {
+		if !n.reachable() {
+			return 0, nil, nil // a database found down is not read or written until it is back
+		}
+	}
 	s, err := c.lockAll(ctx, v, x)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer s.rollback()
+	copied, next, err := c.copyMissed(ctx, s, v, x, reverse, from)
+	if err != nil || copied == 0 && next == nil {
+		return 0, nil, err
+	}
+	receivers := []*Node{x}
+	if reverse {
+		receivers = v.write
+	}
+	if err := s.commit(receivers...); err != nil {
+		return 0, nil, err
+	}
+	countCaughtUp(receivers, copied)
+	return copied, next, nil
+}
+
+// copyMissed copies, inside s, one batch of the keys catchUpStep copies,
+// and deletes their records; the caller commits s, the receivers first.
+func (c *Cluster) copyMissed(ctx context.Context, s *session, v *view, x *Node, reverse bool, from records.Key) (int, *records.Key, error) {
+	p := v.primary
 	ptx := s.txs[p]
 
 	// The records to work through: those the written databases hold for x,
@@ -230,14 +258,6 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 		}
 		copied++
 	}
-	receivers := []*Node{x}
-	if reverse {
-		receivers = v.write
-	}
-	if err := s.commit(receivers...); err != nil {
-		return 0, nil, err
-	}
-	countCaughtUp(receivers, copied)
 	if len(recs) < catchUpBatch {
 		return copied, nil, nil
 	}
@@ -275,12 +295,29 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		}
 	}
 	errNotYet := errors.New("not caught up yet")
-	err := c.changeBy(ctx, fmt.Sprintf("%s has caught up", x.name), false, func(cur arbiter.View) (arbiter.View, bool) {
+	err := c.changeBy(ctx, fmt.Sprintf("%s has caught up", x.name), false, []*Node{x}, func(cur arbiter.View) (arbiter.View, bool) {
 		next := cur
 		next.Excluded = slices.DeleteFunc(slices.Clone(cur.Excluded), func(n string) bool { return n == x.name })
 		return next, len(next.Excluded) < len(cur.Excluded) || x.state().outdated != ""
 	}, func(s *session) error {
 		v := c.view.Load()
+		// Writes wait meanwhile: copy what x missed since the last batch,
+		// so that a steady stream of writes cannot keep it out for ever.
+		var from records.Key
+		for copied := 0; ; {
+			n, next, err := c.copyMissed(ctx, s, v, x, false, from)
+			if err != nil {
+				return err
+			}
+			if copied += n; next == nil {
+				countCaughtUp([]*Node{x}, copied)
+				break
+			}
+			if copied >= joinBehind {
+				return errNotYet
+			}
+			from = *next
+		}
 		ok, err := c.missesNothing(ctx, s, v, x, all)
 		if err != nil {
 			return err

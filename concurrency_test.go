@@ -453,3 +453,88 @@ func assertHealthy(t *testing.T, st *hammerStats) {
 		t.Errorf("only %d of %d writes succeeded; want a majority", st.OK, tried)
 	}
 }
+
+// witnessGen reads the generation of the view the witness beside the
+// config at path holds.
+func witnessGen(t *testing.T, path string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(path), "tandem.witness"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Generation int64 }
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Generation
+}
+
+// TestProcessesBlockedBehindALockedDatabaseNeverSplit is the failure that
+// split clusters: two processes write; another connection holds one
+// file's write lock for 2.5 s. Process A holds foo's lock while it waits
+// for bar; process B, queued behind A on foo, times out. Each time-out is
+// contention, not failure: a read on a connection of its own answers, so
+// the write fails with ErrBusy and the view never changes. No process
+// writes one side alone, every acknowledged insert is on both files, and
+// the files are identical.
+func TestProcessesBlockedBehindALockedDatabaseNeverSplit(t *testing.T) {
+	for _, locked := range []string{"bar", "foo"} {
+		t.Run(locked+" locked", func(t *testing.T) {
+			path := testcluster.Config(t)
+			dir := filepath.Dir(path)
+			migrateHammer(t, path)
+			gen := witnessGen(t, path)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			names := []string{"p1", "p2"}
+			cmds := make([]*exec.Cmd, len(names))
+			outs := make([]strings.Builder, len(names))
+			for i, name := range names {
+				cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperHammer$", "-test.count=1", "-test.timeout=100s")
+				cmd.Env = append(os.Environ(),
+					envHammerConf+"="+path,
+					envHammerName+"="+name,
+					envHammerFor+"=5s",
+					envHammerOut+"="+filepath.Join(dir, name+".json"),
+				)
+				cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				cmds[i] = cmd
+			}
+			time.Sleep(time.Second)
+			release := faultHoldLock(t, filepath.Join(dir, locked+".db"))
+			time.Sleep(2500 * time.Millisecond)
+			release()
+			total := &hammerStats{}
+			for i, cmd := range cmds {
+				if err := cmd.Wait(); err != nil {
+					t.Fatalf("process %s: %v\n%s", names[i], err, outs[i].String())
+				}
+				data, err := os.ReadFile(filepath.Join(dir, names[i]+".json"))
+				if err != nil {
+					t.Fatalf("process %s wrote no stats: %v\n%s", names[i], err, outs[i].String())
+				}
+				var st hammerStats
+				if err := json.Unmarshal(data, &st); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("process %s: %s", names[i], &st)
+				total.add(&st)
+			}
+			t.Logf("total: %s", total)
+			if total.Other > 0 {
+				t.Errorf("%d writes failed with an unexpected error, e.g. %q", total.Other, total.Samples)
+			}
+			if total.Busy == 0 {
+				t.Errorf("no write met the lock on %s: the test proves nothing", locked)
+			}
+			if got := witnessGen(t, path); got != gen {
+				t.Errorf("the view changed from generation %d to %d while %s was only locked", gen, got, locked)
+			}
+			checkHammered(t, dir, total)
+		})
+	}
+}

@@ -10,7 +10,6 @@ package tandem_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +46,21 @@ func foConfig(t *testing.T, dir, file, fooDSN, barDSN, extra string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// foMounted writes the config file dir/file for datasources foo (the
+// primary) and bar, each reaching its file dir/NAME.db through a mount the
+// test can lose (faultMount), with extra top-level YAML; it returns the
+// config's path and each datasource's lose and restore.
+func foMounted(t *testing.T, dir, file, extra string) (path string, lose, restore map[string]func()) {
+	t.Helper()
+	lose, restore = map[string]func(){}, map[string]func(){}
+	var dsns []string
+	for _, n := range []string{"foo", "bar"} {
+		dsn, l, r := faultMount(t, dir, n)
+		dsns, lose[n], restore[n] = append(dsns, dsn), l, r
+	}
+	return foConfig(t, dir, file, dsns[0], dsns[1], extra), lose, restore
 }
 
 // foUnreachable returns a DSN, relative to dir, through which the database
@@ -294,17 +308,17 @@ func foWorkloads(t *testing.T, ctx context.Context, c *tandem.Cluster) (jepsen.S
 	return set, bank
 }
 
-// foLockedRun runs the set and bank workloads on a fresh cluster while
-// another connection holds the write lock of locked (foo or bar) for about
-// three seconds. While the lock is held the status must come to satisfy
-// during; after its release, with the workloads still writing, recovered.
+// foLostRun runs the set and bank workloads on a fresh cluster while the
+// mount of lost (foo or bar) is gone for about three seconds (faultMount). While the lock is held the status must come to satisfy
+// during; after its return, with the workloads still writing, recovered.
 // Then the workloads stop, the cluster must be in sync with foo the
 // primary, and the files pass every check. A cluster that does not recover
 // while written fails the test, but the checks still run once the
 // workloads have stopped.
-func foLockedRun(t *testing.T, locked, duringWhat string, during func(*tandem.Status) bool, recoveredWhat string, recovered func(*tandem.Status) bool) {
+func foLostRun(t *testing.T, lost, duringWhat string, during func(*tandem.Status) bool, recoveredWhat string, recovered func(*tandem.Status) bool) {
 	dir := t.TempDir()
-	c := foOpen(t, foConfig(t, dir, "tandem.yaml", "foo.db", "bar.db", ""), "the cluster")
+	path, lose, restore := foMounted(t, dir, "tandem.yaml", "")
+	c := foOpen(t, path, "the cluster")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*foPatience)
 	defer cancel()
 	set, bank := foWorkloads(t, ctx, c)
@@ -318,14 +332,14 @@ func foLockedRun(t *testing.T, locked, duringWhat string, during func(*tandem.St
 	}()
 	foProgress(t, "before the fault", sets, 20, banks, 5)
 
-	release := faultHoldLock(t, filepath.Join(dir, locked+".db"))
-	lockedAt := time.Now()
-	t.Logf("%s.db locked by another connection", locked)
+	lose[lost]()
+	lostAt := time.Now()
+	t.Logf("%s.db's mount lost", lost)
 	foTry(t, c, duringWhat, during)
-	foProgress(t, "while "+locked+".db is locked", sets, 20, banks, 5)
-	time.Sleep(time.Until(lockedAt.Add(3 * time.Second)))
-	release()
-	t.Logf("%s.db released after %v", locked, time.Since(lockedAt).Round(time.Millisecond))
+	foProgress(t, "while "+lost+".db is lost", sets, 20, banks, 5)
+	time.Sleep(time.Until(lostAt.Add(3 * time.Second)))
+	restore[lost]()
+	t.Logf("%s.db back after %v", lost, time.Since(lostAt).Round(time.Millisecond))
 
 	if _, ok := foTry(t, c, recoveredWhat+", the workloads still writing", recovered); ok {
 		foProgress(t, "after the recovery", sets, 20, banks, 5)
@@ -342,10 +356,10 @@ func foLockedRun(t *testing.T, locked, duringWhat string, during func(*tandem.St
 	foCheckFiles(t, dir, sh, bh)
 }
 
-func TestSecondaryLockedWritesContinueAndCatchUp(t *testing.T) {
-	foLockedRun(t, "bar",
+func TestSecondaryLostWritesContinueAndCatchUp(t *testing.T) {
+	foLostRun(t, "bar",
 		// Writes skip bar and go on: foo stays the primary.
-		"foo the primary and bar not in sync while bar.db is locked", func(st *tandem.Status) bool {
+		"foo the primary and bar not in sync while bar.db is lost", func(st *tandem.Status) bool {
 			return st.Primary == "foo" && foNode(st, "bar").State != tandem.StateInSync
 		},
 		// bar catches up and rejoins the writes.
@@ -354,10 +368,10 @@ func TestSecondaryLockedWritesContinueAndCatchUp(t *testing.T) {
 		})
 }
 
-func TestPrimaryLockedWritesFailOverAndFailBack(t *testing.T) {
-	foLockedRun(t, "foo",
-		// Writes fail over to bar.
-		"bar the primary while foo.db is locked", func(st *tandem.Status) bool {
+func TestPrimaryLostWritesFailOverAndFailBack(t *testing.T) {
+	foLostRun(t, "foo",
+		// Writes fail over to bar (the witness beside the config lets it).
+		"bar the primary while foo.db is lost", func(st *tandem.Status) bool {
 			return st.Primary == "bar" && foNode(st, "foo").State != tandem.StateInSync
 		},
 		// foo catches up and is the primary again.
@@ -573,9 +587,12 @@ func TestPartitionMergesAndReportsConflicts(t *testing.T) {
 			dir := t.TempDir()
 			realCfg := foConfig(t, dir, "tandem.yaml", "foo.db", "bar.db", tc.yaml)
 			// Each half of the partition reaches one database only; both
-			// configs name the same datasources.
-			halfA := foConfig(t, dir, "a.yaml", "foo.db", foUnreachable(t, dir, "bar"), tc.yaml)
-			halfB := foConfig(t, dir, "b.yaml", foUnreachable(t, dir, "foo"), "bar.db", tc.yaml)
+			// configs name the same datasources. A split brain needs two
+			// views: each half has a witness of its own, as two machines
+			// each with a witness would (one arbiter for both halves lets
+			// one half only take writes).
+			halfA := foConfig(t, dir, "a.yaml", "foo.db", foUnreachable(t, dir, "bar"), tc.yaml+"arbiter: {kind: witness, path: a.witness}\n")
+			halfB := foConfig(t, dir, "b.yaml", foUnreachable(t, dir, "foo"), "bar.db", tc.yaml+"arbiter: {kind: witness, path: b.witness}\n")
 			foo, bar := filepath.Join(dir, "foo.db"), filepath.Join(dir, "bar.db")
 
 			// Before the partition: both databases hold the baseline.
@@ -751,67 +768,55 @@ func TestOutdatedNodeIsNotPromotedUnlessForced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*foPatience)
 	defer cancel()
 	dir := t.TempDir()
-	realCfg := foConfig(t, dir, "tandem.yaml", "foo.db", "bar.db", "")
-	noFoo := foConfig(t, dir, "nofoo.yaml", foUnreachable(t, dir, "foo"), "bar.db", "")
+	realCfg, lose, restore := foMounted(t, dir, "tandem.yaml", "")
+	noFoo := foConfig(t, dir, "nofoo.yaml", foUnreachable(t, dir, "foo"), "mnt/bar.db", "")
 	foo, bar := filepath.Join(dir, "foo.db"), filepath.Join(dir, "bar.db")
 
-	// bar misses writes: its file is locked while thousands of rows are
-	// inserted, in transactions of 500 (bar is left out of each after
-	// 500 ms).
+	// bar misses writes: its mount is lost while thousands of rows are
+	// inserted, in transactions of 500; the view leaves it out.
 	c := foOpen(t, realCfg, "the cluster")
 	set := jepsen.Set{Workers: 2, Batch: 500, Tag: "missed"}
 	if err := set.Setup(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	run := set.Start(ctx, c)
-	foProgress(t, "before bar.db is locked", run, 1000, nil, 0)
-	release := faultHoldLock(t, bar)
-	foProgress(t, "while bar.db is locked", run, 4000, nil, 0)
+	foProgress(t, "before bar.db is lost", run, 1000, nil, 0)
+	lose["bar"]()
+	foWait(t, c, "bar left out", func(st *tandem.Status) bool { return foNode(st, "bar").LeftOut })
+	foProgress(t, "while bar.db is lost", run, 4000, nil, 0)
 	h1 := run.Stop()
 	foNoFailures(t, h1, nil)
 	st := foWait(t, c, "bar behind", func(st *tandem.Status) bool { return foNode(st, "bar").Behind > 0 })
-	t.Logf("bar misses %d keys", foNode(st, "bar").Behind)
+	behind := foNode(st, "bar").Behind
+	t.Logf("bar misses %d keys", behind)
 
-	// bar.db is released and catch-up starts: it marks bar outdated
-	// before it copies the first batch. The application stops (Close)
-	// while bar is still catching up.
-	markers := faultRO(t, bar)
-	marker := func() string {
-		var v string
-		if err := markers.QueryRow("SELECT v FROM _tandem_meta WHERE k = 'outdated'").Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			t.Fatalf("read bar's outdated marker: %v", err)
-		}
-		return v
-	}
-	release()
-	deadline := time.Now().Add(foPatience)
-	for marker() == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("bar.db got no outdated marker within %v of its release", foPatience)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// bar's mount returns and catch-up starts. The application stops
+	// (Close) while bar is still catching up: the view still leaves it out.
+	restore["bar"]()
+	foUntil(t, "bar's catch-up started", func() bool {
+		st, err := c.Status(ctx)
+		return err == nil && foNode(st, "bar").Behind < behind
+	})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	mark := marker()
 	var left int
 	if err := faultRO(t, foo).QueryRow("SELECT COUNT(*) FROM _tandem_missed WHERE node = 'bar'").Scan(&left); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("closed during the catch-up: bar.db marked %q, foo.db still records %d keys bar misses", mark, left)
-	if mark == "" {
-		t.Fatal("bar.db lost its outdated marker although the catch-up was interrupted")
+	t.Logf("closed during the catch-up: foo.db still records %d keys bar misses", left)
+	if left == 0 {
+		t.Fatal("the catch-up finished before Close: the test needs one in progress")
 	}
 
-	// foo becomes unreachable. bar, outdated, must not take writes.
+	// foo becomes unreachable. bar, left out, must not take writes.
 	c = foOpen(t, noFoo, "the cluster without foo")
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Primary != "" || foNode(st, "foo").State != tandem.StateDown || foNode(st, "bar").State != tandem.StateOutdated {
-		t.Errorf("with foo unreachable and bar outdated: want no primary, foo down, bar outdated:\n%s", foTable(st, nil))
+	if st.Primary != "foo" || foNode(st, "foo").State != tandem.StateDown || foNode(st, "bar").State != tandem.StateOutdated || !foNode(st, "bar").LeftOut {
+		t.Errorf("with foo unreachable and bar left out: want foo the primary and down, bar outdated and left out:\n%s", foTable(st, nil))
 	}
 	refused := &jepsen.SetItem{ID: 999_999_999, Val: "refused"}
 	err = c.Save(ctx, refused)

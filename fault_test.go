@@ -353,6 +353,63 @@ func faultHoldLock(t *testing.T, file string) (release func()) {
 	return release
 }
 
+// faultMount makes the datasource called name reach its database file
+// dir/NAME.db through the symbolic link dir/mnt/NAME.db, and returns its DSN
+// (relative to dir) with two faults: lose points the link at a directory
+// that does not exist, as when a mount is lost (connections already open
+// keep reaching the file; a process, or a connection, that opens it now
+// cannot), and restore points it back. (SQLite names the write-ahead log
+// after the file the link resolves to, so every connection shares one.)
+func faultMount(t *testing.T, dir, name string) (dsn string, lose, restore func()) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "mnt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "mnt", name+".db")
+	point := func(target string) {
+		tmp := link + ".new"
+		os.Remove(tmp)
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, name+".db")
+	// An empty file is an empty database; SQLite creates none through a
+	// link whose target does not exist.
+	if _, err := os.Stat(file); err != nil {
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point(file)
+	return filepath.Join("mnt", name+".db"),
+		func() { point(filepath.Join(dir, "lost", name+".db")) },
+		func() { point(file) }
+}
+
+// faultWaitState polls c's status until the datasource called name is in
+// state, and returns that status.
+func faultWaitState(ctx context.Context, t *testing.T, c *tandem.Cluster, name, state string) *tandem.Status {
+	t.Helper()
+	for {
+		st, err := c.Status(ctx)
+		if err == nil {
+			for _, n := range st.Nodes {
+				if n.Name == name && n.State == state {
+					return st
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never %s: %+v (err %v)", name, state, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // faultConfig writes a config of foo.db (primary) and bar.db with the given
 // DSNs in a new temporary directory.
 func faultConfig(t *testing.T, fooDSN, barDSN string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strconv"
 	"sync"
@@ -99,6 +100,7 @@ type probe struct {
 	err        error // the database could not be read: the rest is unknown
 	writeErr   error // a down database still takes no writes
 	outdated   string
+	gen        int64            // the highest view generation the database took part in
 	promotedAt int64            // unix ms of the last forced promotion, 0 if none
 	holds      map[string]int64 // missed keys recorded here, by the name of the node that missed them
 	conflicts  map[string]int64 // unresolved conflicts recorded here, by node name
@@ -107,6 +109,10 @@ type probe struct {
 // refresh checks every database and updates what this process knows. With
 // reopen, it also tries to open datasources that could not be opened yet.
 func (c *Cluster) refresh(ctx context.Context, reopen bool) {
+	// One check at a time (the health loop's, Status's): a check that
+	// began before another must not apply what it found after it.
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
 	nodes := c.ranked()
 	probes := make([]probe, len(nodes))
 	epochs := make([]int64, len(nodes))
@@ -136,6 +142,10 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 				mu.Lock()
 				opened = true
 				mu.Unlock()
+			}
+			if err := n.probeRead(pctx); err != nil {
+				probes[i].err = err
+				return
 			}
 			probes[i] = n.probe(pctx)
 			if probes[i].err == nil && n.state().down != nil {
@@ -208,6 +218,7 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 				n.live.down = nil
 			}
 			n.live.outdated = p.outdated
+			n.live.gen = p.gen
 			n.live.ahead, n.live.conflicts = ahead, conflicts
 			n.live.holds = p.holds
 		}
@@ -250,6 +261,9 @@ func (n *Node) probe(ctx context.Context) probe {
 	if p.outdated, p.err = n.records.Meta(ctx, db, records.Outdated); p.err != nil {
 		return p
 	}
+	if p.gen, p.err = n.records.ReadGeneration(ctx, db); p.err != nil {
+		return p
+	}
 	var promoted string
 	if promoted, p.err = n.records.Meta(ctx, db, records.PromotedAt); p.err != nil {
 		return p
@@ -287,6 +301,16 @@ func (c *Cluster) decide(ctx context.Context) {
 		}
 		return
 	}
+	if stale := c.newestGeneration(); stale > v.rec.Generation {
+		// A database took part in a newer view than the arbiter holds: the
+		// arbiter was laid anew, or the halves of a split brain each had
+		// one. Decide the view again from what the databases record.
+		c.log.Warn("cluster view: a database took part in a newer generation than the arbiter holds; deciding the view again", "arbiter", v.rec.Generation, "database", stale)
+		if err := c.initView(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, errViewChanged) {
+			c.log.Warn("cluster view", "err", err)
+		}
+		return
+	}
 	if v.primary == nil {
 		return
 	}
@@ -316,29 +340,65 @@ func (c *Cluster) decide(ctx context.Context) {
 	}
 }
 
+// newestGeneration is the highest view generation a reachable database
+// took part in, as the last check read it.
+func (c *Cluster) newestGeneration() int64 {
+	var g int64
+	for _, n := range c.ranked() {
+		if n.reachable() {
+			g = max(g, n.state().gen)
+		}
+	}
+	return g
+}
+
 // initView stores the first view of a cluster that has none: the first
 // database in rank order that misses nothing is the primary, and every
 // database that misses keys (recorded on a reachable database) is left out
-// until it has caught up. Every process that starts at once tries; one
-// wins the compare-and-swap, and the others take its view.
+// until it has caught up. When every reachable database misses keys (the
+// two halves of a split brain), the first whose missing keys are all on
+// reachable databases takes the writes, and catch-up merges the halves.
+// Every process that starts at once tries; one wins the compare-and-swap,
+// and the others take its view.
 func (c *Cluster) initView(ctx context.Context) error {
 	var primary *Node
-	var excluded []string
 	for _, n := range c.ranked() {
-		st := n.state()
-		switch {
-		case st.behind() > 0 || st.outdated != "":
-			excluded = append(excluded, n.name)
-		case primary == nil && n.reachable():
+		if st := n.state(); n.reachable() && st.behind() == 0 && st.outdated == "" {
 			primary = n
+			break
+		}
+	}
+	if primary == nil {
+		for _, n := range c.ranked() {
+			if n.reachable() && holdersReachable(n) {
+				primary = n
+				break
+			}
 		}
 	}
 	if primary == nil {
 		return fmt.Errorf("%w: no datasource can take writes: none is reachable and misses nothing", ErrNodeDown)
 	}
+	var excluded []string
+	for _, n := range c.ranked() {
+		if st := n.state(); n != primary && (st.behind() > 0 || st.outdated != "") {
+			excluded = append(excluded, n.name)
+		}
+	}
 	return c.change(ctx, "first view", func(arbiter.View) (arbiter.View, bool) {
 		return arbiter.View{Primary: primary.name, Excluded: excluded}, true
 	})
+}
+
+// holdersReachable reports whether every database that records keys n
+// missed is reachable.
+func holdersReachable(n *Node) bool {
+	for _, h := range n.state().holders() {
+		if hn := n.cluster.node(h); hn == nil || !hn.database().reachable() {
+			return false
+		}
+	}
+	return true
 }
 
 // failed tells what a failure of n in a write's step means. A database
@@ -374,14 +434,32 @@ func contention(err error) bool {
 	return errors.Is(err, errTimeout) || errors.Is(err, ErrBusy) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// probeRead reads n's identity on a read connection: the check that tells
-// a busy database from a failed one.
+// probeRead reads n's identity on a connection of its own: the check that
+// tells a busy database from a failed one. For a database file it opens a
+// new connection each time: connections already open keep reaching a file
+// whose mount or path is gone, as a process starting now would not.
 func (n *Node) probeRead(ctx context.Context) error {
 	db := n.conn()
 	if db == nil {
 		return fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
 	}
-	id, err := n.records.Meta(ctx, db.Read, records.NodeID)
+	q := db.Read
+	if n.caps.File != nil {
+		plain, err := n.eng.OpenPlain(ctx, n.dsn)
+		if err != nil {
+			// The error names the file; status and events name the
+			// datasource instead.
+			why := "cannot open its database file"
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				why += ": " + pe.Err.Error()
+			}
+			return errors.New(why)
+		}
+		defer plain.Close()
+		q = plain
+	}
+	id, err := n.records.Meta(ctx, q, records.NodeID)
 	if err != nil {
 		return err
 	}
@@ -434,7 +512,7 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 		return fmt.Errorf("%w: %s is left out of the writes: it misses writes that another database holds; promoting it loses them until that database returns (use force)", ErrOutdated, name)
 	}
 	why := fmt.Sprintf("an operator promotes %s", name)
-	err := c.changeBy(ctx, why, true, func(cur arbiter.View) (arbiter.View, bool) {
+	err := c.changeBy(ctx, why, true, nil, func(cur arbiter.View) (arbiter.View, bool) {
 		next := cur
 		next.Primary = n.name
 		next.Excluded = slices.DeleteFunc(slices.Clone(cur.Excluded), func(x string) bool { return x == n.name })

@@ -6,6 +6,7 @@ package tandem
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -13,7 +14,6 @@ import (
 
 	_ "github.com/ncruces/go-sqlite3/driver"
 
-	"github.com/tandemdb/tandem/internal/records"
 	"github.com/tandemdb/tandem/internal/value"
 )
 
@@ -141,13 +141,12 @@ func TestSweepWaitsForAHolderThatIsCatchingUp(t *testing.T) {
 	}
 }
 
-// TestCloseAfterCatchUpLeavesNoOutdatedMarker: the health loop's last
-// round caught a database up and cleared its outdated marker, but the
-// counts of missed keys it holds in memory are from before (the next
-// round would have read them again). Close must not write the marker back
-// from those counts: a later process (tandem status) would find the
-// database outdated though it misses nothing.
-func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
+// TestCatchUpBringsALeftOutDatabaseBackIntoTheView: bar missed a write and
+// was left out of the view; catch-up copies the key and, under the locks
+// of both databases, lets bar rejoin by a change of the view. A later
+// process (tandem status) finds bar in the writes, missing nothing, with
+// foo's row.
+func TestCatchUpBringsALeftOutDatabaseBackIntoTheView(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, cfg, dir := healthPair(t, ctx)
@@ -156,6 +155,11 @@ func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer foo.Close()
+	bar := c.node("bar")
+	if err := c.exclude(ctx, bar, errors.New("left out by the test")); err != nil {
+		t.Fatal(err)
+	}
+	gen := c.view.Load().rec.Generation
 	// bar missed a write of key 1.
 	for _, q := range []string{
 		"UPDATE sweep_items SET v = 2 WHERE k = 1",
@@ -165,24 +169,18 @@ func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	bar := c.node("bar")
 	c.refresh(ctx, false) // reads the count
-	marker := func() string {
-		t.Helper()
-		m, err := bar.records.Meta(ctx, bar.conn().Read, records.Outdated)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	if bar.state().behind() != 1 || marker() == "" {
-		t.Fatalf("bar: %d keys behind, marker %q; want 1 and a marker", bar.state().behind(), marker())
+	if v := c.view.Load(); bar.state().behind() != 1 || v.writes(bar) {
+		t.Fatalf("bar: %d keys behind, view %s; want 1, and bar left out", bar.state().behind(), v)
 	}
 	if err := c.catchUpAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if m := marker(); m != "" {
-		t.Fatalf("after catch-up, bar's marker is %q, want none", m)
+	if v := c.view.Load(); !v.writes(bar) || v.rec.Generation != gen+1 {
+		t.Fatalf("after catch-up: view %s, want bar in the writes at generation %d", v, gen+1)
+	}
+	if g, err := bar.records.ReadGeneration(ctx, bar.conn().Read); err != nil || g != gen+1 {
+		t.Fatalf("bar's generation after it rejoined: %d, %v; want %d", g, err, gen+1)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -192,7 +190,15 @@ func TestCloseAfterCatchUpLeavesNoOutdatedMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	if st := c2.node("bar").state(); st.outdated != "" || st.behind() != 0 {
-		t.Fatalf("after Close, bar is outdated (%q), %d keys behind; want neither", st.outdated, st.behind())
+	st, err := c2.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Healthy() || st.View != gen+1 {
+		t.Fatalf("a later process: healthy %v at view %d, %+v; want healthy at %d", st.Healthy(), st.View, st.Nodes, gen+1)
+	}
+	var v int64
+	if err := c2.node("bar").conn().Read.QueryRowContext(ctx, "SELECT v FROM sweep_items WHERE k = 1").Scan(&v); err != nil || v != 2 {
+		t.Fatalf("bar's row: %d, %v; want 2", v, err)
 	}
 }

@@ -75,14 +75,6 @@ func (tx *Tx) weight() int64 {
 	return int64(len(tx.ops) - tx.memberOps + tx.members)
 }
 
-// countLeftOut counts the secondaries that failed before the commit.
-func (tx *Tx) countLeftOut(failed []*secondary) {
-	w := tx.weight()
-	for _, s := range failed {
-		s.n.counters.failures.Add(w)
-	}
-}
-
 // countCommit counts tx's outcome: a write on each database that
 // committed; a failure on each that did not (and on the primary if perr);
 // and, if the write committed anywhere, a skipped write on each database

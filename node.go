@@ -48,6 +48,7 @@ type liveState struct {
 	downSince  time.Time           // when down was set
 	epoch      int64               // counts failures, so a check started earlier cannot undo a later one
 	outdated   string              // the node's outdated marker ("" when not outdated)
+	gen        int64               // the highest view generation the database took part in
 	promotedAt int64               // unix ms of an operator's promote --force still in effect, 0 if none
 	behindBy   map[string]missedBy // keys other nodes record as missed by this one, by recording node
 	ahead      int64               // keys this node records as missed by reachable nodes

@@ -32,6 +32,9 @@ type NodeStatus struct {
 	// SameAs names the earlier datasource that is the same database.
 	SameAs string `json:"same_as,omitempty"`
 	State  string `json:"state"`
+	// LeftOut: the cluster's view leaves this datasource out of the writes
+	// (it is down, or catching up); each write records the keys it misses.
+	LeftOut bool `json:"left_out,omitempty"`
 	// Behind counts the keys this datasource missed, as recorded on the
 	// reachable datasources.
 	Behind int64 `json:"behind"`
@@ -122,6 +125,7 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 			Driver:    n.eng.Name(),
 			Identity:  n.ID(),
 			Primary:   d == v.primary,
+			LeftOut:   v.rec.Excludes(d.name),
 			Behind:    live.behind(),
 			Conflicts: live.conflicts,
 			Outdated:  live.outdated,

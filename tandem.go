@@ -52,6 +52,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,7 @@ type Cluster struct {
 
 	arb        arbiter.Arbiter // where the view lives; nil: in the primary's database
 	changing   sync.Mutex      // one view change at a time in this process
+	refreshing sync.Mutex      // one check of every database at a time
 	arbiterErr error           // why the view could not be read last time (under mu)
 	configFile string          // the config file, for messages
 
@@ -173,6 +175,16 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 	if kind := cfg.arbiterKind(); kind != ArbiterNone {
 		open, _ := arbiter.Lookup(kind) // Validate checked it is registered
 		dir := cfg.dir
+		if cfg.file == "" {
+			// A config built in Go: the witness goes beside the
+			// configured primary's file, where every process that names
+			// it finds it.
+			if fe := c.primary.caps.File; fe != nil {
+				if p, err := fe.Path(c.primary.dsn); err == nil {
+					dir = filepath.Dir(p)
+				}
+			}
+		}
 		if dir == "" {
 			dir = "."
 		}

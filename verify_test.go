@@ -16,15 +16,16 @@ import (
 )
 
 // TestVerifyNamesWhatABehindDatabaseMissesAndNothingOnceCaughtUp runs
-// Verify on a live cluster: while bar is locked by another process its
-// missed rows are named, each as missing or changed; once bar has caught
-// up, with writers still going, Verify finds the copies identical (a row
-// in flight between the two commits is read again, not reported).
+// Verify on a live cluster: after bar's mount was lost, and while its
+// catch-up waits for a lock another process holds, its missed rows are
+// named, each as missing or changed; once bar has caught up, with writers
+// still going, Verify finds the copies identical (a row in flight between
+// the two commits is read again, not reported).
 func TestVerifyNamesWhatABehindDatabaseMissesAndNothingOnceCaughtUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*foPatience)
 	defer cancel()
 	dir := t.TempDir()
-	cfg := foConfig(t, dir, "tandem.yaml", "foo.db", "bar.db", "")
+	cfg, lose, restore := foMounted(t, dir, "tandem.yaml", "")
 	c := foOpen(t, cfg, "the cluster")
 	if err := c.Migrate(ctx, &FailoverItem{}); err != nil {
 		t.Fatal(err)
@@ -34,15 +35,20 @@ func TestVerifyNamesWhatABehindDatabaseMissesAndNothingOnceCaughtUp(t *testing.T
 			t.Fatal(err)
 		}
 	}
-	release := faultHoldLock(t, filepath.Join(dir, "bar.db"))
+	lose["bar"]()
+	foWait(t, c, "bar left out", func(st *tandem.Status) bool { return foNode(st, "bar").LeftOut })
 	for id := int64(51); id <= 120; id++ { // 50 changed, 20 new
-		if err := c.Save(ctx, &FailoverItem{ID: id, Val: "while bar is locked", UpdatedAt: foEpoch}); err != nil {
+		if err := c.Save(ctx, &FailoverItem{ID: id, Val: "while bar is lost", UpdatedAt: foEpoch}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := c.Delete(ctx, &FailoverItem{ID: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// bar's mount returns, but its catch-up waits for a lock another
+	// connection holds: bar stays behind while Verify reads it.
+	release := faultHoldLock(t, filepath.Join(dir, "bar.db"))
+	restore["bar"]()
 	rep := testcluster.Verify(t, cfg)
 	var want []string
 	want = append(want, "failover_item extra id=1")

@@ -133,7 +133,9 @@ func (c *Cluster) install(rec arbiter.View) {
 	v := c.viewOf(rec)
 	c.view.Store(v)
 	c.log.Info("cluster view changed", "view", v.String(), "was", old.String())
-	c.primaryEvent(old, v)
+	if old.rec.Generation > 0 { // the first view this process reads is no change
+		c.primaryEvent(old, v)
+	}
 }
 
 // acquire returns the view a write runs under and holds the gate until
@@ -238,20 +240,23 @@ func readView(ctx context.Context, n *Node, q records.Querier) (arbiter.View, bo
 var errNoArbiter = errors.New("no arbiter: the primary changes only by `tandem promote`")
 
 // change changes the view by compare-and-swap: next returns the view to
-// install in place of cur (its generation is set here), or ok false when no
+// install in place of cur (its generation is set here, above cur's and
+// every database's), or ok false when no
 // change is needed. Every reachable database is locked meanwhile, so no write of any process is half way through
 // it, and takes the new generation in the same transactions: writes under
 // the old view then fail on them and run again under the new one.
 //
 // It must not be called while holding the gate (a write in progress).
 func (c *Cluster) change(ctx context.Context, why string, next func(cur arbiter.View) (arbiter.View, bool)) error {
-	return c.changeBy(ctx, why, false, next, nil)
+	return c.changeBy(ctx, why, false, nil, next, nil)
 }
 
 // changeBy is change; byOperator allows a change of the primary where no
 // arbiter holds the view (Promote), and check, when set, runs under the
-// locks before the swap: an error from it cancels the change.
-func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, next func(cur arbiter.View) (arbiter.View, bool), check func(s *session) error) error {
+// locks before the swap: an error from it cancels the change. The
+// transactions on first commit before the others (the receivers of rows
+// check copied, before the databases whose records of them it deleted).
+func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, first []*Node, next func(cur arbiter.View) (arbiter.View, bool), check func(s *session) error) error {
 	c.changing.Lock()
 	defer c.changing.Unlock()
 	v := c.view.Load()
@@ -259,10 +264,10 @@ func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, nex
 	if !ok {
 		return nil
 	}
-	rec.Generation = v.rec.Generation + 1
 	rec.Ranking = names(c.ranked())
+	rec.Generation = v.rec.Generation + 1 // at least; raised under the locks below
 	if c.arb == nil && !byOperator && rec.Primary != v.rec.Primary && v.rec.Generation > 0 {
-		return fmt.Errorf("%w: %s", errNoArbiter, why)
+		return fmt.Errorf("%w: %s: %w", ErrNodeDown, why, errNoArbiter)
 	}
 	nv := c.viewOf(rec)
 	if nv.primary == nil {
@@ -287,6 +292,15 @@ func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, nex
 			return err
 		}
 	}
+	// The new generation is above every one a database has taken part in:
+	// a new arbiter (a witness laid anew) starts above the old views.
+	for _, n := range lock {
+		g, err := n.records.ReadGeneration(ctx, s.txs[n])
+		if err != nil {
+			return fmt.Errorf("%s: read the generation on %s: %w", why, n.name, err)
+		}
+		rec.Generation = max(rec.Generation, g+1)
+	}
 	for _, n := range lock {
 		if err := n.records.SetGeneration(ctx, s.txs[n], rec.Generation); err != nil {
 			return fmt.Errorf("%s: set the generation on %s: %w", why, n.name, err)
@@ -309,7 +323,7 @@ func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, nex
 	} else if err := c.swapInDatabases(ctx, s, lock, nv.primary, v.rec, rec); err != nil {
 		return fmt.Errorf("%s: %w", why, err)
 	}
-	if err := s.commit(); err != nil {
+	if err := s.commit(first...); err != nil {
 		// The arbiter holds the new view: the databases that did not take
 		// its generation take it with their next write.
 		c.log.Warn("view change: a database did not take the new generation", "err", err)
@@ -349,18 +363,43 @@ func (c *Cluster) swapInDatabases(ctx context.Context, s *session, lock []*Node,
 // exclude leaves n out of the writes: every write records the keys it
 // misses until it has caught up.
 func (c *Cluster) exclude(ctx context.Context, n *Node, why error) error {
-	return c.change(ctx, fmt.Sprintf("leave %s out: %v", n.name, why), func(cur arbiter.View) (arbiter.View, bool) {
+	var stuck error
+	err := c.change(ctx, fmt.Sprintf("leave %s out: %v", n.name, why), func(cur arbiter.View) (arbiter.View, bool) {
 		if cur.Excludes(n.name) {
 			return cur, false
 		}
 		if cur.Primary == n.name {
-			return c.failover(cur, n)
+			next, ok := c.failover(cur, n)
+			if !ok {
+				stuck = c.noSuccessor(cur, n)
+			}
+			return next, ok
 		}
 		next := cur
 		next.Excluded = append(slices.Clone(cur.Excluded), n.name)
 		slices.Sort(next.Excluded)
 		return next, true
 	})
+	if err == nil {
+		err = stuck
+	}
+	return err
+}
+
+// noSuccessor says why no datasource can take over from the primary p, and
+// what an operator can do.
+func (c *Cluster) noSuccessor(cur arbiter.View, p *Node) error {
+	var why []string
+	for _, n := range c.ranked() {
+		switch {
+		case n == p:
+		case cur.Excludes(n.name):
+			why = append(why, fmt.Sprintf("%s is left out of the writes (it missed writes the others hold): `tandem promote --force %s` lets it take writes without them", n.name, n.name))
+		case !n.reachable():
+			why = append(why, fmt.Sprintf("%s is down", n.name))
+		}
+	}
+	return fmt.Errorf("%w: no datasource can take writes: the primary %s is down; %s", ErrNodeDown, p.name, strings.Join(why, "; "))
 }
 
 // failover returns the view in which the first database in rank order that

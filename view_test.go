@@ -28,6 +28,30 @@ func stateConfig(t *testing.T) string {
 	return path
 }
 
+// stateMounted writes a config of foo (primary) and bar, and baz too with
+// three, each file behind a mount that the test can lose (faultMount); it
+// returns the config's path, the directory holding the files (NAME.db),
+// and each datasource's lose and restore.
+func stateMounted(t *testing.T, names ...string) (path, disks string, lose, restore map[string]func()) {
+	t.Helper()
+	if len(names) == 0 {
+		names = []string{"foo", "bar"}
+	}
+	dir := t.TempDir()
+	lose, restore = map[string]func(){}, map[string]func(){}
+	cfg := "timeout: 300ms\nhealth_interval: 50ms\ndatasources:\n"
+	for _, n := range names {
+		dsn, l, r := faultMount(t, dir, n)
+		lose[n], restore[n] = l, r
+		cfg += fmt.Sprintf("  - {name: %s, driver: sqlite, dsn: %s}\n", n, dsn)
+	}
+	path = filepath.Join(dir, "tandem.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, dir, lose, restore
+}
+
 // nodeState returns the status of the datasource called name.
 func nodeState(t *testing.T, st *tandem.Status, name string) tandem.NodeStatus {
 	t.Helper()
@@ -59,29 +83,30 @@ func waitHealthy(ctx context.Context, t *testing.T, c *tandem.Cluster) {
 }
 
 // A process that starts while another has written around a datasource
-// learns from the databases alone which datasource is primary and which
-// is behind: nothing of the first process's memory is needed.
+// learns from the cluster's view and the databases alone which datasource
+// is primary and which is behind: nothing of the first process's memory
+// is needed.
 func TestProcessesAgreeOnPrimaryAndBehindFromDatabaseState(t *testing.T) {
 	for _, tc := range []struct {
-		locked, wantPrimary string
+		lost, wantPrimary string
 	}{
-		{locked: "bar", wantPrimary: "foo"}, // a secondary missed writes
-		{locked: "foo", wantPrimary: "bar"}, // the primary missed writes: bar took over
+		{lost: "bar", wantPrimary: "foo"}, // a secondary missed writes
+		{lost: "foo", wantPrimary: "bar"}, // the primary missed writes: bar took over
 	} {
-		t.Run(tc.locked+" locked", func(t *testing.T) {
-			path := stateConfig(t)
-			dir := filepath.Dir(path)
+		t.Run(tc.lost+" lost", func(t *testing.T) {
+			path, dir, lose, restore := stateMounted(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			first := testcluster.Open(t, path, faultQuietLogs())
 			if err := first.Migrate(ctx, &FaultItem{}); err != nil {
 				t.Fatal(err)
 			}
-			release := faultHoldLock(t, filepath.Join(dir, tc.locked+".db"))
+			lose[tc.lost]()
+			faultWaitState(ctx, t, first, tc.lost, tandem.StateDown)
 			const n = 20
 			for i := 1; i <= n; i++ {
 				if err := first.Save(ctx, &FaultItem{ID: int64(i), Name: fmt.Sprint("first ", i)}); err != nil {
-					t.Fatalf("save %d with %s locked: %v", i, tc.locked, err)
+					t.Fatalf("save %d with %s lost: %v", i, tc.lost, err)
 				}
 			}
 
@@ -94,17 +119,17 @@ func TestProcessesAgreeOnPrimaryAndBehindFromDatabaseState(t *testing.T) {
 			if st.Primary != tc.wantPrimary {
 				t.Errorf("second process: primary %q, want %q", st.Primary, tc.wantPrimary)
 			}
-			if ns := nodeState(t, st, tc.locked); ns.State == tandem.StateInSync || ns.Behind != n {
-				t.Errorf("second process: %s is %q, behind %d; want not in sync, behind %d", tc.locked, ns.State, ns.Behind, n)
+			if ns := nodeState(t, st, tc.lost); ns.State == tandem.StateInSync || ns.Behind != n {
+				t.Errorf("second process: %s is %q, behind %d; want not in sync, behind %d", tc.lost, ns.State, ns.Behind, n)
 			}
-			// Its writes also go around the locked datasource, and never fail.
+			// Its writes also go around the lost datasource, and never fail.
 			for i := n + 1; i <= 2*n; i++ {
 				if err := second.Save(ctx, &FaultItem{ID: int64(i), Name: fmt.Sprint("second ", i)}); err != nil {
-					t.Fatalf("second process: save %d with %s locked: %v", i, tc.locked, err)
+					t.Fatalf("second process: save %d with %s lost: %v", i, tc.lost, err)
 				}
 			}
 
-			release()
+			restore[tc.lost]()
 			waitHealthy(ctx, t, first)
 			waitHealthy(ctx, t, second)
 			for _, c := range []*tandem.Cluster{first, second} {
@@ -132,13 +157,11 @@ func TestProcessesAgreeOnPrimaryAndBehindFromDatabaseState(t *testing.T) {
 }
 
 // A datasource that missed writes which only an unreachable database holds
-// does not take over, even with no outdated marker in its own file (it was
-// unreachable when it fell behind): the processes that saw it fall behind
-// remember it, until an operator forces it. The keys both sides then
+// does not take over: the view leaves it out until it has caught up, or
+// until an operator forces it. The keys both sides then
 // changed are listed as conflicts when the other returns.
 func TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced(t *testing.T) {
-	path := stateConfig(t)
-	dir := filepath.Dir(path)
+	path, dir, lose, restore := stateMounted(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := testcluster.Open(t, path, faultQuietLogs())
@@ -151,11 +174,12 @@ func TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced(t *testing.T) 
 		}
 	}
 
-	// foo stops answering: bar takes the writes, recording what foo misses.
-	releaseFoo := faultHoldLock(t, filepath.Join(dir, "foo.db"))
+	// foo is lost: bar takes the writes, recording what foo misses.
+	lose["foo"]()
+	faultWaitState(ctx, t, c, "foo", tandem.StateDown)
 	for _, it := range []FaultItem{{1, "bar alone"}, {2, "bar alone"}} {
 		if err := c.Save(ctx, &it); err != nil {
-			t.Fatalf("save with foo locked: %v", err)
+			t.Fatalf("save with foo lost: %v", err)
 		}
 	}
 	for {
@@ -172,13 +196,14 @@ func TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced(t *testing.T) 
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// bar stops answering too, then foo returns: foo is behind bar, which
-	// cannot be reached, so foo must not take writes.
-	releaseBar := faultHoldLock(t, filepath.Join(dir, "bar.db"))
+	// bar is lost too, then foo returns: foo is behind bar, which cannot
+	// be reached, so foo must not take writes.
+	lose["bar"]()
+	faultWaitState(ctx, t, c, "bar", tandem.StateDown)
 	if err := c.Save(ctx, &FaultItem{ID: 9, Name: "nowhere"}); err == nil {
-		t.Fatal("save with both files locked succeeded")
+		t.Fatal("save with both files lost succeeded")
 	}
-	releaseFoo()
+	restore["foo"]()
 	var err error
 	for {
 		err = c.Save(ctx, &FaultItem{ID: 3, Name: "foo alone"})
@@ -211,7 +236,7 @@ func TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced(t *testing.T) 
 
 	// bar returns: key 1 only bar changed (copied to foo), key 3 only foo
 	// (copied to bar), key 2 both: a conflict, kept on both sides.
-	releaseBar()
+	restore["bar"]()
 	var conflicts []tandem.Conflict
 	for {
 		conflicts, err = c.Conflicts(ctx, false)
@@ -307,13 +332,7 @@ func TestDatasourceDownAtStartIsCreatedMigratedAndCaughtUp(t *testing.T) {
 // two, and each returns and catches up; the primary's loss hands writes to
 // the next in rank, which still mirrors them to the third.
 func TestThreeDatasourcesSurviveTheLossOfEach(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tandem.yaml")
-	cfg := "timeout: 300ms\nhealth_interval: 50ms\ndatasources:\n" +
-		"  - {name: foo, driver: sqlite, dsn: foo.db}\n  - {name: bar, driver: sqlite, dsn: bar.db}\n  - {name: baz, driver: sqlite, dsn: baz.db}\n"
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, dir, lose, restore := stateMounted(t, "foo", "bar", "baz")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c := testcluster.Open(t, path, faultQuietLogs())
@@ -322,11 +341,12 @@ func TestThreeDatasourcesSurviveTheLossOfEach(t *testing.T) {
 	}
 	id := int64(0)
 	for _, lost := range []string{"baz", "bar", "foo"} {
-		release := faultHoldLock(t, filepath.Join(dir, lost+".db"))
+		lose[lost]()
+		faultWaitState(ctx, t, c, lost, tandem.StateDown)
 		for range 30 {
 			id++
 			if err := c.Save(ctx, &FaultItem{ID: id, Name: "without " + lost}); err != nil {
-				t.Fatalf("save %d with %s locked: %v", id, lost, err)
+				t.Fatalf("save %d with %s lost: %v", id, lost, err)
 			}
 		}
 		st, err := c.Status(ctx)
@@ -334,14 +354,14 @@ func TestThreeDatasourcesSurviveTheLossOfEach(t *testing.T) {
 			t.Fatal(err)
 		}
 		if want := map[bool]string{true: "bar", false: "foo"}[lost == "foo"]; st.Primary != want {
-			t.Errorf("%s locked: primary %q, want %q", lost, st.Primary, want)
+			t.Errorf("%s lost: primary %q, want %q", lost, st.Primary, want)
 		}
 		for _, ns := range st.Nodes {
 			if ns.Name != lost && ns.State != tandem.StateInSync {
-				t.Errorf("%s locked: %s is %q, want in sync", lost, ns.Name, ns.State)
+				t.Errorf("%s lost: %s is %q, want in sync", lost, ns.Name, ns.State)
 			}
 		}
-		release()
+		restore[lost]()
 		waitHealthy(ctx, t, c)
 	}
 	if err := c.Close(); err != nil {

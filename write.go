@@ -176,6 +176,14 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 		}
 		v, release, err := c.acquire()
 		if err != nil {
+			if c.view.Load().rec.Generation == 0 && attempt == 0 {
+				// The cluster has no view yet (a cluster opened without
+				// background work): store the first one, or take the one
+				// another process stored meanwhile.
+				if ierr := c.initView(ctx); ierr == nil || errors.Is(ierr, errViewChanged) {
+					continue
+				}
+			}
 			return err
 		}
 		if err := c.structureErr(); err != nil {
@@ -260,7 +268,7 @@ func (c *Cluster) lost(ctx context.Context, n *Node, err error, attempt int) err
 		return err
 	}
 	if xerr := c.exclude(ctx, n, err); xerr != nil && !errors.Is(xerr, errViewChanged) {
-		return fmt.Errorf("%w (the view cannot change: %v)", err, xerr)
+		return xerr
 	}
 	return nil
 }
@@ -686,16 +694,18 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			s.tx.Rollback()
 		}
 		for _, s := range failed {
-			if s.tx != nil && !s.late {
+			if !s.late && s.tx != nil {
 				s.tx.Rollback()
 			}
 		}
 		tx.tx.Rollback()
 		s := failed[0]
+		if s.late {
+			// Its fields belong to its goroutine, which abandons it.
+			return &secondaryFailure{n: s.n, err: fmt.Errorf("mirror to %s: %w (%v)", s.n.name, errTimeout, c.timeout)}
+		}
 		err := s.err
 		switch {
-		case s.late:
-			err = fmt.Errorf("mirror to %s: %w (%v)", s.n.name, errTimeout, c.timeout)
 		case errors.Is(err, errPrimaryBehind):
 			p.missesWritesOf(s.n)
 			return fmt.Errorf("%w: %w", ErrNotCommitted, err)

@@ -66,7 +66,8 @@ type Arbiter interface {
 	Load(ctx context.Context) (v View, ok bool, err error)
 	// Swap stores next if the stored view's generation is prev (0: none is
 	// stored), and returns whether it did, with the view stored after the
-	// call (next, or the one that won). next.Generation must be prev+1.
+	// call (next, or the one that won). next.Generation must be greater
+	// than prev.
 	Swap(ctx context.Context, prev int64, next View) (cur View, swapped bool, err error)
 	// Describe says where the view lives, for status ("witness
 	// /srv/app/tandem.witness", "etcd 127.0.0.1:2379 key /tandem/view").

@@ -213,6 +213,9 @@ type FileEngine interface {
 	// SameFile reports whether two resolved DSNs name one database file
 	// (the same path, a symbolic link, or a hard link).
 	SameFile(dsnA, dsnB string) bool
+
+	// Path returns the database file a resolved DSN names.
+	Path(dsn string) (string, error)
 }
 
 // SingleWriter is implemented by engines whose database admits one writer

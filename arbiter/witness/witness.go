@@ -119,8 +119,8 @@ func (w *Witness) Load(ctx context.Context) (v arbiter.View, ok bool, err error)
 
 // Swap stores next if the stored generation is prev.
 func (w *Witness) Swap(ctx context.Context, prev int64, next arbiter.View) (cur arbiter.View, swapped bool, err error) {
-	if next.Generation != prev+1 {
-		return cur, false, fmt.Errorf("witness: swap from generation %d to %d: want %d", prev, next.Generation, prev+1)
+	if next.Generation <= prev {
+		return cur, false, fmt.Errorf("witness: swap from generation %d to %d: want a greater one", prev, next.Generation)
 	}
 	err = w.locked(ctx, true, func() error {
 		old, ok, err := w.read()

@@ -149,7 +149,10 @@ func (Engine) ResolveDSN(s, baseDir string) (string, error) {
 
 // Path returns the file path of a DSN (absolute once ResolveDSN resolved
 // it), for tools that work on the file itself.
-func Path(dsn string) (string, error) {
+func Path(dsn string) (string, error) { return Engine{}.Path(dsn) }
+
+// Path implements engine.FileEngine.
+func (Engine) Path(dsn string) (string, error) {
 	d, err := parseDSN(dsn)
 	return d.path, err
 }
