@@ -116,6 +116,9 @@ func srvOpen(t *testing.T, p srvPair, proxyBar bool) *srvCluster {
 		Commit:         p.commit,
 		Timeout:        srvTimeout(p),
 		HealthInterval: 50 * time.Millisecond,
+		// Every process of these tests runs on this machine: a witness
+		// file lets the primary change when it is lost.
+		Arbiter: tandem.ArbiterConfig{Kind: "witness", Fields: map[string]any{"path": filepath.Join(t.TempDir(), "tandem.witness")}},
 		Datasources: []tandem.Datasource{
 			{Name: "foo", Driver: p.foo.driver, DSN: fooDSN},
 			{Name: "bar", Driver: p.bar.driver, DSN: barDSN},
@@ -668,8 +671,8 @@ func srvKilledBetweenPhases(t *testing.T, p srvPair) {
 	s := srvOpen(t, p, false)
 	s.c.Close()
 	path := filepath.Join(t.TempDir(), "tandem.yaml")
-	yaml := fmt.Sprintf("commit: two-phase\ntimeout: 250ms\nhealth_interval: 50ms\ndatasources:\n  - name: foo\n    driver: postgres\n    dsn: %s\n  - name: bar\n    driver: postgres\n    dsn: %s\n",
-		s.cfg.Datasources[0].DSN, s.cfg.Datasources[1].DSN)
+	yaml := fmt.Sprintf("commit: two-phase\ntimeout: 250ms\nhealth_interval: 50ms\narbiter: {kind: witness, path: %q}\ndatasources:\n  - name: foo\n    driver: postgres\n    dsn: %s\n  - name: bar\n    driver: postgres\n    dsn: %s\n",
+		s.cfg.Arbiter.Fields["path"], s.cfg.Datasources[0].DSN, s.cfg.Datasources[1].DSN)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
