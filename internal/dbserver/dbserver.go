@@ -1,6 +1,8 @@
 // Package dbserver is tandem's test harness for real database servers: it
 // starts throw-away PostgreSQL and MariaDB servers for a test, and injects
-// the faults tandem must survive.
+// the faults tandem must survive. It also starts etcd clusters, where the
+// etcd arbiter keeps a cluster's view (see StartEtcd): the same faults on
+// each member, and the partition of one member from the others.
 //
 // Start gives each test a fresh server of its own, listening on a free
 // loopback port (127.0.0.1) with its data, socket and log in a temporary
@@ -71,12 +73,21 @@ var errPortInUse = errors.New("port already in use")
 // to install.
 func Require(t testing.TB, kind Kind) {
 	t.Helper()
-	if _, err := engineFor(kind); err != nil {
-		if os.Getenv("TANDEM_FAIL_ON_SKIP") == "1" {
-			t.Fatalf("%v (TANDEM_FAIL_ON_SKIP=1)", err)
-		}
-		t.Skip(err)
+	_, err := engineFor(kind)
+	skipOn(t, err)
+}
+
+// skipOn skips the test when err (a missing binary) is not nil, or fails it
+// with TANDEM_FAIL_ON_SKIP=1.
+func skipOn(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
 	}
+	if os.Getenv("TANDEM_FAIL_ON_SKIP") == "1" {
+		t.Fatalf("%v (TANDEM_FAIL_ON_SKIP=1)", err)
+	}
+	t.Skip(err)
 }
 
 // Server is one running (or stopped) database server of a test. Its methods

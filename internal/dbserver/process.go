@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -114,7 +115,8 @@ func serverEnv(home string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "MYSQL") ||
-			strings.HasPrefix(kv, "MARIADB") || strings.HasPrefix(kv, "HOME=") {
+			strings.HasPrefix(kv, "MARIADB") || strings.HasPrefix(kv, "ETCD") ||
+			strings.HasPrefix(kv, "HOME=") {
 			continue
 		}
 		env = append(env, kv)
@@ -232,4 +234,67 @@ func descendants(pid int) []int {
 		queue = append(queue, children[queue[0]]...)
 	}
 	return out
+}
+
+// dialer returns which of pids dialed conn, a TCP connection accepted on
+// loopback, or 0 when none did (or it cannot tell). The dialer's end of
+// the connection is the socket in /proc/net/tcp whose local port is conn's
+// remote port and whose remote port is conn's local one; its owner has that
+// socket among its open files.
+func dialer(conn net.Conn, pids []int) int {
+	local, ok1 := conn.LocalAddr().(*net.TCPAddr)
+	remote, ok2 := conn.RemoteAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return 0
+	}
+	inode := socketInode(remote.Port, local.Port)
+	if inode == "" {
+		return 0
+	}
+	want := "socket:[" + inode + "]"
+	for _, pid := range pids {
+		dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(dir + "/" + fd.Name()); err == nil && target == want {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// socketInode returns the inode of the TCP socket whose local port is local
+// and whose remote port is remote, or "" when there is none.
+func socketInode(local, remote int) string {
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		// sl local_address rem_address st ... uid timeout inode, the
+		// addresses as hex IP:PORT.
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) >= 10 && hexPort(f[1]) == local && hexPort(f[2]) == remote {
+				return f[9]
+			}
+		}
+	}
+	return ""
+}
+
+func hexPort(addr string) int {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return -1
+	}
+	port, err := strconv.ParseUint(addr[i+1:], 16, 16)
+	if err != nil {
+		return -1
+	}
+	return int(port)
 }

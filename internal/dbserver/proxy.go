@@ -16,6 +16,13 @@ type Proxy struct {
 	ln net.Listener
 	wg sync.WaitGroup // the accept loop and every connection's goroutines
 
+	// Set by newPeerProxy: who dialed a connection (the name of a process
+	// of a cluster, "" when unknown) and whether that dialer is cut off now.
+	// from is slow (it reads /proc), refuse must be quick: it is asked with
+	// mu held.
+	from   func(client net.Conn) string
+	refuse func(from string) bool
+
 	mu     sync.Mutex
 	target string
 	cut    bool
@@ -27,6 +34,7 @@ type Proxy struct {
 // link is one client connection and the proxy's connection to the target.
 type link struct {
 	client, server net.Conn
+	from           string        // who dialed client, when the proxy asks
 	done           chan struct{} // closed by close
 	once           sync.Once
 }
@@ -43,11 +51,19 @@ func (l *link) close() {
 // It is closed, with every connection through it, when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
+	return newPeerProxy(t, target, nil, nil)
+}
+
+// newPeerProxy is NewProxy that also refuses, and closes on closeRefused,
+// the connections whose dialer from names and refuse refuses: so a cluster
+// cuts the links of one member and keeps those between the others.
+func newPeerProxy(t testing.TB, target string, from func(net.Conn) string, refuse func(string) bool) *Proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("proxy to %s: %v", target, err)
 	}
-	p := &Proxy{ln: ln, target: target, links: map[*link]struct{}{}}
+	p := &Proxy{ln: ln, target: target, links: map[*link]struct{}{}, from: from, refuse: refuse}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -105,6 +121,28 @@ func (p *Proxy) Redirect(target string) {
 	p.closeLinks()
 }
 
+// closeRefused closes the open connections that p.refuse refuses now.
+func (p *Proxy) closeRefused() {
+	p.mu.Lock()
+	var refused []*link
+	for l := range p.links {
+		if p.refuses(l.from) {
+			delete(p.links, l)
+			refused = append(refused, l)
+		}
+	}
+	p.mu.Unlock()
+	for _, l := range refused {
+		l.close()
+	}
+}
+
+// refuses reports whether a connection that from dialed may not pass now.
+// p.mu is held.
+func (p *Proxy) refuses(from string) bool {
+	return p.cut || p.closed || (p.refuse != nil && p.refuse(from))
+}
+
 func (p *Proxy) closeLinks() {
 	p.mu.Lock()
 	links := p.links
@@ -144,8 +182,12 @@ func (p *Proxy) accept() {
 // either side closes or the proxy breaks the link.
 func (p *Proxy) serve(client net.Conn) {
 	defer p.wg.Done()
+	from := ""
+	if p.from != nil {
+		from = p.from(client)
+	}
 	p.mu.Lock()
-	refuse, target := p.cut || p.closed, p.target
+	refuse, target := p.refuses(from), p.target
 	p.mu.Unlock()
 	if refuse {
 		client.Close()
@@ -156,10 +198,11 @@ func (p *Proxy) serve(client net.Conn) {
 		client.Close() // the target is down: so is the proxy, for the client
 		return
 	}
-	l := &link{client: client, server: server, done: make(chan struct{})}
+	l := &link{client: client, server: server, from: from, done: make(chan struct{})}
 	p.mu.Lock()
-	// Cut, Redirect or close may have come while dialing.
-	refuse = p.cut || p.closed || p.target != target
+	// Cut, Redirect, close or a change of what refuse refuses may have
+	// come while dialing; a change after this is closeRefused's to act on.
+	refuse = p.refuses(from) || p.target != target
 	if !refuse {
 		p.links[l] = struct{}{}
 	}
