@@ -69,6 +69,9 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 		return fmt.Errorf("catch up: no datasource called %q", name)
 	}
 	x = x.database()
+	if !x.reachable() {
+		return fmt.Errorf("%w: catch up %s: it cannot be reached", ErrNodeDown, x.name)
+	}
 	x.mu.Lock()
 	if x.live.catching {
 		x.mu.Unlock()
@@ -109,6 +112,13 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 	}
 	if copied > 0 || done {
 		c.log.Info("caught up", "node", x.name, "keys", copied, "elapsed", time.Since(start).Round(time.Millisecond), "complete", done)
+	}
+	if x.state().conflicts > 0 && c.view.Load().writes(x) && c.view.Load().primary != x {
+		// A conflict waits: the primary's row is the one served meanwhile,
+		// and x is left out until it is resolved.
+		if err := c.exclude(ctx, x, errors.New("a conflict waits for its resolution")); err != nil && !errors.Is(err, errViewChanged) {
+			return fmt.Errorf("catch up %s: %w", x.name, err)
+		}
 	}
 	if done {
 		c.kick() // let it rejoin now

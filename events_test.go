@@ -353,6 +353,11 @@ func TestEventsOfASplitBrain(t *testing.T) {
 			}
 			for i, cfg := range halves {
 				half := foOpen(t, cfg, fmt.Sprintf("half %c", 'A'+i))
+				// Cut off from the other database, with an arbiter of its
+				// own: an operator forces it.
+				if err := half.Promote(ctx, []string{"foo", "bar"}[i], true); err != nil {
+					t.Fatal(err)
+				}
 				for _, it := range []FailoverItem{{ID: 1, Val: fmt.Sprintf("half %c", 'A'+i)}, {ID: int64(10 + i), Val: "one side"}} {
 					if err := half.Save(ctx, &it); err != nil {
 						t.Fatal(err)

@@ -614,6 +614,14 @@ func TestPartitionMergesAndReportsConflicts(t *testing.T) {
 			// only, at the same time.
 			ca := foOpen(t, halfA, "half A")
 			cb := foOpen(t, halfB, "half B")
+			// Cut off from the other database, each with an arbiter of its
+			// own: an operator forces each.
+			if err := ca.Promote(ctx, "foo", true); err != nil {
+				t.Fatal(err)
+			}
+			if err := cb.Promote(ctx, "bar", true); err != nil {
+				t.Fatal(err)
+			}
 			for _, half := range []*tandem.Cluster{ca, cb} {
 				if err := half.Migrate(ctx, &FailoverItem{}, &jepsen.SetItem{}); err != nil {
 					t.Fatal(err)

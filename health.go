@@ -295,18 +295,8 @@ func (c *Cluster) otherDatabase(n *Node, id string) error {
 // primary. Databases left out rejoin through catch-up.
 func (c *Cluster) decide(ctx context.Context) {
 	v := c.view.Load()
-	if v.rec.Generation == 0 {
-		if err := c.initView(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("cluster view", "err", err)
-		}
-		return
-	}
-	if stale := c.newestGeneration(); stale > v.rec.Generation {
-		// A database took part in a newer view than the arbiter holds: the
-		// arbiter was laid anew, or the halves of a split brain each had
-		// one. Decide the view again from what the databases record.
-		c.log.Warn("cluster view: a database took part in a newer generation than the arbiter holds; deciding the view again", "arbiter", v.rec.Generation, "database", stale)
-		if err := c.initView(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, errViewChanged) {
+	if v.rec.Generation == 0 || c.newestGeneration() > v.rec.Generation {
+		if err := c.decideAgain(); err != nil && ctx.Err() == nil {
 			c.log.Warn("cluster view", "err", err)
 		}
 		return
@@ -361,6 +351,16 @@ func (c *Cluster) newestGeneration() int64 {
 // Every process that starts at once tries; one wins the compare-and-swap,
 // and the others take its view.
 func (c *Cluster) initView(ctx context.Context) error {
+	first, err := c.firstView()
+	if err != nil {
+		return err
+	}
+	return c.change(ctx, "first view", func(arbiter.View) (arbiter.View, bool) { return first, true })
+}
+
+// firstView decides the view initView stores (its generation is set by
+// the change).
+func (c *Cluster) firstView() (arbiter.View, error) {
 	var primary *Node
 	for _, n := range c.ranked() {
 		if st := n.state(); n.reachable() && st.behind() == 0 && st.outdated == "" {
@@ -377,7 +377,7 @@ func (c *Cluster) initView(ctx context.Context) error {
 		}
 	}
 	if primary == nil {
-		return fmt.Errorf("%w: no datasource can take writes: none is reachable and misses nothing", ErrNodeDown)
+		return arbiter.View{}, fmt.Errorf("%w: no datasource can take writes: none is reachable and misses nothing", ErrNodeDown)
 	}
 	var excluded []string
 	for _, n := range c.ranked() {
@@ -385,9 +385,7 @@ func (c *Cluster) initView(ctx context.Context) error {
 			excluded = append(excluded, n.name)
 		}
 	}
-	return c.change(ctx, "first view", func(arbiter.View) (arbiter.View, bool) {
-		return arbiter.View{Primary: primary.name, Excluded: excluded}, true
-	})
+	return arbiter.View{Primary: primary.name, Excluded: excluded, Ranking: names(c.ranked())}, nil
 }
 
 // holdersReachable reports whether every database that records keys n
@@ -520,7 +518,9 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 			next.Excluded = append(next.Excluded, old.name)
 			slices.Sort(next.Excluded)
 		}
-		return next, !next.Equal(cur)
+		// A view older than a database's generation is stored anew even
+		// when it says the same.
+		return next, !next.Equal(cur) || c.newestGeneration() > cur.Generation
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)

@@ -82,6 +82,16 @@ func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*sessio
 		if err := c.lockOne(ctx, s, n); err != nil {
 			return nil, err
 		}
+		// Work done under an older view than a database took part in
+		// could copy rows the wrong way: the view is read again first.
+		g, err := n.records.ReadGeneration(ctx, s.txs[n])
+		if err == nil && g > v.rec.Generation {
+			err = fmt.Errorf("%w: %s took part in generation %d, this work was started under %d", errFenced, n.name, g, v.rec.Generation)
+		}
+		if err != nil {
+			s.rollback()
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -100,6 +100,17 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 	}
 	st := c.Structure()
 	v := c.view.Load()
+	if newest := c.newestGeneration(); v.rec.Generation == 0 || newest > v.rec.Generation {
+		// No process has stored a view yet, or the arbiter's is older than
+		// a database's: show the one the next write would decide, or why
+		// none can be decided.
+		if err := c.undecidable(); err != nil && v.rec.Generation > 0 {
+			v = &view{rec: v.rec, skip: c.ranked(), err: err}
+		} else if first, err := c.firstView(); err == nil {
+			v = c.viewOf(first)
+			v.err = nil
+		}
+	}
 	out := &Status{StructureMatch: st.Match, StructureDiffs: st.Diffs, View: v.rec.Generation, Arbiter: c.describeArbiter()}
 	c.mu.RLock()
 	if c.arbiterErr != nil {
@@ -233,6 +244,13 @@ func (s *Status) WriteTable(w io.Writer) error {
 		if _, err := fmt.Fprintf(w, "%d unresolved conflicts: see `tandem conflicts`\n", s.Conflicts); err != nil {
 			return err
 		}
+	}
+	view := fmt.Sprintf("view: generation %d, held by %s; failover: %s", s.View, s.Arbiter, s.Failover)
+	if s.ArbiterError != "" {
+		view += "; the view cannot be read now: " + s.ArbiterError
+	}
+	if _, err := fmt.Fprintln(w, view); err != nil {
+		return err
 	}
 	for _, d := range s.StructureDiffs {
 		if _, err := fmt.Fprintln(w, "structure differs: "+d); err != nil {

@@ -231,8 +231,8 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		}
 		c.noteArbiter(err)
 	}
-	if c.view.Load().rec.Generation == 0 && c.background {
-		if err := c.initView(ctx); err != nil {
+	if c.background {
+		if err := c.decideAgain(); err != nil {
 			c.log.Warn("cluster view", "err", err)
 		}
 	}

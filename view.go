@@ -93,7 +93,7 @@ func (c *Cluster) viewOf(rec arbiter.View) *view {
 			return v
 		}
 	}
-	if rec.Generation == 0 {
+	if rec.Generation == 0 && rec.Primary == "" {
 		v.err = fmt.Errorf("%w: no datasource can take writes yet: the cluster's view (%s) is not known", ErrNodeDown, c.describeArbiter())
 		v.skip = c.ranked()
 		return v
@@ -141,6 +141,9 @@ func (c *Cluster) install(rec arbiter.View) {
 // acquire returns the view a write runs under and holds the gate until
 // release is called.
 func (c *Cluster) acquire() (v *view, release func(), err error) {
+	if err := c.decideAgain(); err != nil {
+		return nil, nil, err
+	}
 	c.gate.RLock()
 	v = c.view.Load()
 	if v.primary == nil {
@@ -151,6 +154,45 @@ func (c *Cluster) acquire() (v *view, release func(), err error) {
 		return nil, nil, fmt.Errorf("%w: no datasource can take writes", ErrNodeDown)
 	}
 	return v, c.gate.RUnlock, nil
+}
+
+// decideAgain stores a view where the arbiter holds none yet (a cluster
+// opened without background work), or one older than a database has taken
+// part in (a new arbiter, or the halves of a split brain each with one):
+// the view is decided from what the databases record. A cluster with a
+// history decides again only when every database can be read: one that
+// cannot may record keys the others missed.
+func (c *Cluster) decideAgain() error {
+	gen, newest := c.view.Load().rec.Generation, c.newestGeneration()
+	if gen > 0 && newest <= gen || c.closed.Load() {
+		return nil
+	}
+	if err := c.undecidable(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*lockWait*c.timeout)
+	defer cancel()
+	if err := c.initView(ctx); err != nil && !errors.Is(err, errViewChanged) {
+		return err
+	}
+	return nil
+}
+
+// undecidable says why the view cannot be decided again from the databases
+// (see decideAgain), or nil.
+func (c *Cluster) undecidable() error {
+	gen, newest := c.view.Load().rec.Generation, c.newestGeneration()
+	if newest == 0 {
+		return nil
+	}
+	for _, n := range c.ranked() {
+		if !n.reachable() {
+			return fmt.Errorf("%w: the cluster's view (%s, generation %d) is older than generation %d, which a database took part in: "+
+				"another arbiter decided meanwhile (every process must share one), and %s cannot be read to decide again; "+
+				"`tandem promote --force NAME` makes NAME the primary", ErrNodeDown, c.describeArbiter(), gen, newest, n.name)
+		}
+	}
+	return nil
 }
 
 // errViewChanged: the view changed under a change being made; it was not

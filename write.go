@@ -176,14 +176,6 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 		}
 		v, release, err := c.acquire()
 		if err != nil {
-			if c.view.Load().rec.Generation == 0 && attempt == 0 {
-				// The cluster has no view yet (a cluster opened without
-				// background work): store the first one, or take the one
-				// another process stored meanwhile.
-				if ierr := c.initView(ctx); ierr == nil || errors.Is(ierr, errViewChanged) {
-					continue
-				}
-			}
 			return err
 		}
 		if err := c.structureErr(); err != nil {

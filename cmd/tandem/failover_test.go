@@ -97,8 +97,14 @@ func splitBrain(t *testing.T) (dir, path string) {
 	dir = t.TempDir()
 	path = writeConfig(t, dir, twoFiles)
 	save(t, path, "k1", "before", "k4", "before")
-	save(t, halfConfig(t, dir, "only-foo", "foo"), "k1", "foo's k1", "k2", "foo's k2", "k4", "foo's k4")
-	save(t, halfConfig(t, dir, "only-bar", "bar"), "k1", "bar's k1", "k3", "bar's k3", "k4", "bar's k4")
+	// Each half has an arbiter of its own (the witness beside its config)
+	// and cannot read the other's database: writes are refused until an
+	// operator forces its datasource, as on two machines cut apart.
+	onlyFoo, onlyBar := halfConfig(t, dir, "only-foo", "foo"), halfConfig(t, dir, "only-bar", "bar")
+	want(t, 0, nil, "promote", "--force", "foo", "--config", onlyFoo)
+	save(t, onlyFoo, "k1", "foo's k1", "k2", "foo's k2", "k4", "foo's k4")
+	want(t, 0, nil, "promote", "--force", "bar", "--config", onlyBar)
+	save(t, onlyBar, "k1", "bar's k1", "k3", "bar's k3", "k4", "bar's k4")
 	// Each file has its own side's rows.
 	for file, want := range map[string]map[string]string{
 		"foo.db": {"k1": "foo's k1", "k2": "foo's k2", "k4": "foo's k4"},
@@ -318,14 +324,16 @@ func TestSplitBrainConflictsResolve(t *testing.T) {
 func TestPromote(t *testing.T) {
 	dir, path := splitBrain(t)
 	onlyBar := filepath.Join(dir, "only-bar", "tandem.yaml")
-	foo, bar := filepath.Join(dir, "foo.db"), filepath.Join(dir, "bar.db")
+	foo := filepath.Join(dir, "foo.db")
 
-	// The outdated marker, made the way the library makes it: catch-up marks
-	// bar outdated while it is behind, and the conflicts keep it so.
+	// Catch-up decides the view again (each half's arbiter took part in a
+	// newer one than the config's witness holds): foo the primary, bar left
+	// out while the conflicts wait.
 	want(t, 1, nil, "catch-up", "--config", path)
-	mark := readMeta(t, bar, "outdated")
-	if !strings.HasPrefix(mark, "missed writes") {
-		t.Fatalf("bar.db's outdated marker is %q, want one catch-up wrote", mark)
+	_, st := statusJSON(t, path)
+	mark := node(t, st, "bar").Outdated
+	if !node(t, st, "bar").LeftOut || !strings.HasPrefix(mark, "left out of the writes") {
+		t.Fatalf("bar after catch-up: left out %v, %q; want left out", node(t, st, "bar").LeftOut, mark)
 	}
 
 	// Without --force: refused, saying what bar missed; nothing changes.
@@ -338,56 +346,46 @@ func TestPromote(t *testing.T) {
 	if stdout != "" {
 		t.Errorf("promote bar: stdout not empty:\n%s", stdout)
 	}
-	if m := readMeta(t, bar, "outdated"); m != mark {
-		t.Errorf("promote without --force changed the marker to %q", m)
+	if _, after := statusJSON(t, path); after.View != st.View || after.Primary != "foo" {
+		t.Errorf("promote without --force changed the view: generation %d, primary %q; want %d, foo", after.View, after.Primary, st.View)
 	}
 
-	// With foo out of reach, nothing may take writes: the way out is named.
+	// With foo out of reach, and a view newer than the half's witness
+	// holds, nothing may take writes: the way out is named.
 	code, st := statusJSON(t, onlyBar)
-	if code != 1 || st.Primary != "" || !strings.Contains(st.WriteError, "tandem promote --force bar") {
-		t.Errorf("status with foo unreachable: exit %d, primary %q, write_error %q; want 1, none, naming promote --force bar", code, st.Primary, st.WriteError)
+	if code != 1 || !strings.Contains(st.WriteError, "older than generation") {
+		t.Errorf("status with foo unreachable: exit %d, write_error %q; want 1, the view older than a database's", code, st.WriteError)
 	}
 	func() {
 		c := openLib(t, onlyBar)
 		defer c.Close()
-		if err := c.Save(context.Background(), &item{ID: "k5", Val: "refused"}); !errors.Is(err, tandem.ErrNodeDown) {
-			t.Errorf("save with bar outdated and foo unreachable: %v, want ErrNodeDown", err)
+		err := c.Save(context.Background(), &item{ID: "k5", Val: "refused"})
+		if !errors.Is(err, tandem.ErrNodeDown) || !strings.Contains(err.Error(), "tandem promote --force") {
+			t.Errorf("save with foo unreachable: %v, want ErrNodeDown naming tandem promote --force", err)
 		}
 	}()
-	if _, stderr := want(t, 1, nil, "promote", "--config", onlyBar, "bar"); !strings.Contains(stderr, "--force") {
-		t.Errorf("promote bar with foo unreachable: stderr lacks --force:\n%s", stderr)
-	}
 
 	// --force (after the name: flags may follow it).
-	stdout, _ = want(t, 0, []string{"promoted bar", mark}, "promote", "bar", "--force", "--config", onlyBar)
-	if m := readMeta(t, bar, "outdated"); m != "" {
-		t.Errorf("bar.db keeps the outdated marker %q after promote --force", m)
-	}
-	if at := readMeta(t, bar, "promoted_at"); at == "" {
-		t.Errorf("bar.db records no promoted_at")
-	}
+	want(t, 0, []string{"promoted bar", "It may have missed writes"}, "promote", "bar", "--force", "--config", onlyBar)
 	if code, st := statusJSON(t, onlyBar); st.Primary != "bar" {
 		t.Errorf("status with foo unreachable after promote: exit %d, primary %q (write_error %q), want bar", code, st.Primary, st.WriteError)
 	}
 	save(t, onlyBar, "k5", "written on bar after promote")
-	want(t, 0, []string{"bar is not outdated", "already may take writes"}, "promote", "--force", "bar", "--config", onlyBar)
-	// foo, back in reach, is now the one that missed a write (k5): any
-	// process that sees so marks it outdated.
-	if _, stderr := want(t, 1, nil, "promote", "foo", "--config", path); !strings.Contains(stderr, "foo is outdated") {
-		t.Errorf("promote foo after bar took a write without it: stderr lacks \"foo is outdated\":\n%s", stderr)
-	}
-	_ = stdout
+	want(t, 0, []string{"bar is the primary already"}, "promote", "--force", "bar", "--config", onlyBar)
 
-	// foo returns: catch-up brings it what bar took while promoted; the
-	// conflicts still wait for an operator.
+	// foo returns: the view is decided again from the databases (bar, which
+	// misses nothing, stays the primary; the application's processes hand
+	// the writes back to foo once it misses nothing), catch-up brings foo
+	// what bar took while promoted, and the conflicts still wait for an
+	// operator.
 	want(t, 1, []string{"2 unresolved conflicts"}, "catch-up", "--config", path)
 	if got := readItems(t, foo); got["k5"] != "written on bar after promote" {
 		t.Errorf("foo.db after catch-up: %v; want k5 from bar", got)
 	}
 	want(t, 0, []string{"resolved 2 conflicts: kept foo's row"}, "resolve", "--take", "foo", "--all", "--config", path)
 	want(t, 0, nil, "catch-up", "--config", path)
-	if code, st := statusJSON(t, path); code != 0 || st.Primary != "foo" {
-		t.Errorf("status at the end: exit %d, primary %q; want 0, foo\n%+v", code, st.Primary, st)
+	if code, st := statusJSON(t, path); code != 0 || !st.Healthy() {
+		t.Errorf("status at the end: exit %d; want 0, healthy\n%+v", code, st)
 	}
 	checkItems(t, dir, map[string]string{"k1": "foo's k1", "k2": "foo's k2", "k3": "bar's k3", "k4": "foo's k4", "k5": "written on bar after promote"})
 }
@@ -441,7 +439,7 @@ func TestFailoverUsage(t *testing.T) {
 		{"promote two nodes", []string{"promote", "foo", "bar"}, 2, []string{"NODE", "got 2"}},
 		{"promote unknown flag", []string{"promote", "--bogus", "foo"}, 2, []string{"-bogus"}},
 		{"promote unknown node", []string{"promote", "--config", "$CONFIG", "baz"}, 2, []string{`"baz"`, "foo, bar"}},
-		{"promote -h", []string{"promote", "-h"}, 0, []string{"tandem promote --force NODE", "-force", "-config"}},
+		{"promote -h", []string{"promote", "-h"}, 0, []string{"tandem promote [--force] NODE", "-force", "-config"}},
 		{"conflicts unknown flag", []string{"conflicts", "--bogus"}, 2, []string{"-bogus"}},
 		{"conflicts argument", []string{"conflicts", "extra"}, 2, []string{`unexpected argument "extra"`}},
 		{"conflicts missing config", []string{"conflicts", "--config", "absent.yaml"}, 2, []string{"tandem conflicts: absent.yaml"}},
@@ -499,16 +497,20 @@ func TestConflictDeletedRow(t *testing.T) {
 	dir := t.TempDir()
 	path := writeConfig(t, dir, twoFiles)
 	save(t, path, "k6", "before", "k7", "same")
+	onlyFoo := halfConfig(t, dir, "only-foo", "foo")
+	want(t, 0, nil, "promote", "--force", "foo", "--config", onlyFoo)
 	func() {
-		c := openLib(t, halfConfig(t, dir, "only-foo", "foo"))
+		c := openLib(t, onlyFoo)
 		defer c.Close()
 		if err := c.Delete(context.Background(), &item{ID: "k6"}); err != nil {
 			t.Fatal(err)
 		}
 	}()
 	// Both sides write the same row for k7: identical rows are no conflict.
-	save(t, halfConfig(t, dir, "only-foo-again", "foo"), "k7", "both")
-	save(t, halfConfig(t, dir, "only-bar", "bar"), "k6", "bar's k6", "k7", "both")
+	save(t, onlyFoo, "k7", "both")
+	onlyBar := halfConfig(t, dir, "only-bar", "bar")
+	want(t, 0, nil, "promote", "--force", "bar", "--config", onlyBar)
+	save(t, onlyBar, "k6", "bar's k6", "k7", "both")
 
 	want(t, 1, []string{"1 unresolved conflict wait"}, "catch-up", "--config", path)
 	stdout, _ := want(t, 1, []string{`item ["k6"]: unresolved`, "(no row: deleted)", `{"id":"k6","val":"bar's k6"}`, "1 unresolved conflict\n"},

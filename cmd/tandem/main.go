@@ -21,8 +21,9 @@ import (
 
 	"github.com/tandemdb/tandem"
 
-	// The command works on any config, so it links every engine tandem
-	// ships; each registers its driver name when imported.
+	// The command works on any config, so it links every engine and
+	// arbiter tandem ships; each registers its name when imported.
+	_ "github.com/tandemdb/tandem/arbiter/etcd"
 	_ "github.com/tandemdb/tandem/engine/mysql"
 	_ "github.com/tandemdb/tandem/engine/postgres"
 	_ "github.com/tandemdb/tandem/engine/sqlite"

@@ -10,20 +10,23 @@ import (
 	"github.com/tandemdb/tandem"
 )
 
-// runPromote: tandem promote [--force] NODE [--config F]. It lets an
-// outdated datasource (one that missed writes it has not received) take
-// writes again. Exit 0 when it was promoted or was not outdated; 1 when it
-// is outdated and --force was not given (nothing is changed); 2 on bad
-// usage, an unknown datasource or an error.
+// runPromote: tandem promote [--force] NODE [--config F]. It makes NODE the
+// primary: the cluster's view changes, by compare-and-swap, so that every
+// process writes NODE first. A datasource left out of the writes (it missed
+// writes it has not received) needs --force. Exit 0 when NODE is the
+// primary; 1 when it is left out and --force was not given (nothing is
+// changed); 2 on bad usage, an unknown datasource or an error.
 func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("promote", stderr)
 	config := configFlag(fs)
-	force := fs.Bool("force", false, "promote the datasource although it is outdated")
-	setUsage(fs, "tandem promote --force NODE [--config F]",
-		"Lets the outdated datasource NODE take writes again: it becomes the primary\n"+
-			"while every datasource ranked before it is down. What it missed comes back\n"+
-			"when the database that has it returns: catch-up merges the two and lists\n"+
-			"the keys both changed as conflicts (see tandem conflicts).")
+	force := fs.Bool("force", false, "promote the datasource although it is left out of the writes (it missed writes)")
+	setUsage(fs, "tandem promote [--force] NODE [--config F]",
+		"Makes NODE the primary: every process writes it first from then on. Without an\n"+
+			"arbiter this is how the primary changes when it is lost; with one, the first\n"+
+			"datasource in rank order that misses nothing takes over again once it can.\n"+
+			"A datasource left out of the writes missed writes: --force promotes it anyway,\n"+
+			"and what it missed comes back when the database that has it returns (catch-up\n"+
+			"merges the two and lists the keys both changed as conflicts: tandem conflicts).")
 	names, ok, code := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -41,30 +44,33 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer c.Close()
 
-	// Without force Promote changes nothing: it reports whether the node
-	// is outdated.
-	err = c.Promote(ctx, name, false)
-	if err == nil {
-		fmt.Fprintf(stdout, "%s is not outdated: it already may take writes; nothing to promote\n", name)
-		return 0
-	}
-	if !errors.Is(err, tandem.ErrOutdated) {
+	st, err := c.Status(ctx)
+	if err != nil {
 		return fail(stderr, "promote", err)
 	}
+	if st.Primary == name && st.View > 0 && st.WriteError == "" {
+		fmt.Fprintf(stdout, "%s is the primary already (view generation %d): nothing to change\n", name, st.View)
+		return 0
+	}
 	missed := whatMissed(ctx, c, name)
-	if !*force {
+	err = c.Promote(ctx, name, *force)
+	switch {
+	case errors.Is(err, tandem.ErrOutdated):
 		fmt.Fprintf(stderr, "tandem promote: %s is outdated: %s.\n"+
 			"Promoted, it takes writes without what it missed until the database that has those writes returns.\n"+
 			"Use --force to promote it anyway: tandem promote --force %s\n", name, missed, name)
 		return 1
-	}
-	if err := c.Promote(ctx, name, true); err != nil {
+	case err != nil:
 		return fail(stderr, "promote", err)
 	}
-	fmt.Fprintf(stdout, "promoted %s: it may take writes again (it was outdated: %s)\n"+
-		"It is the primary while every datasource ranked before it is down. When the database that\n"+
-		"has what it missed returns, catch-up merges the two; keys both changed become conflicts\n"+
-		"(tandem conflicts).\n", name, missed)
+	if st, err = c.Status(ctx); err != nil {
+		return fail(stderr, "promote", err)
+	}
+	fmt.Fprintf(stdout, "promoted %s: it is the primary (view generation %d)\n", name, st.View)
+	if *force {
+		fmt.Fprintf(stdout, "It may have missed writes (%s). When the database that has them returns,\n"+
+			"catch-up merges the two; keys both changed become conflicts (tandem conflicts).\n", missed)
+	}
 	return 0
 }
 

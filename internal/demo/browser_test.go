@@ -191,9 +191,9 @@ func TestBrowserStory(t *testing.T) {
 	}
 	st.shot("refused-without-token")
 
-	// 4. With the token, bar goes offline: another connection holds its
-	// lock. tandem notices at the next write (reads still work), so the
-	// card still says what tandem knows.
+	// 4. With the token, bar goes offline: its mount is lost. tandem
+	// notices at its next check (a connection of its own cannot open the
+	// file), so the card still says what tandem knows.
 	st.typeInto("#token", browserToken)
 	st.click(`button.offline[data-node="bar"]`)
 	st.waitText("#admin-result", "to confirm bar is offline", 10*time.Second, func(s string) bool {
@@ -201,8 +201,7 @@ func TestBrowserStory(t *testing.T) {
 	}, nil)
 	st.shot("bar-offline")
 
-	// 5. Two more books while bar is offline: the first waits for bar up
-	// to the timeout, then goes on without it.
+	// 5. Two more books while bar is offline: they go on without it.
 	st.navigate("/books", `table#books`)
 	st.addBook(newBook{"The C Programming Language", "978-0131103627", "45.50", "Brian Kernighan"})
 	st.shot("books-second-added")

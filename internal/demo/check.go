@@ -88,7 +88,25 @@ func Check(ctx context.Context, w io.Writer, s *Server, baseURL string) error {
 	if err := call("POST", "/api/admin/nodes/bar/offline", nil, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "bar taken offline (another connection holds its file's lock)\n")
+	fmt.Fprintf(w, "bar taken offline (its mount is lost: its file cannot be opened)\n")
+	// tandem finds it out at its next check: wait for the view to leave
+	// bar out of the writes.
+	for left := false; !left; {
+		st, err := s.c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range st.Nodes {
+			left = left || n.Name == "bar" && n.LeftOut
+		}
+		if !left {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for bar to be left out: %w", ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	for _, t := range []string{"Dune (while bar is offline)", "Heretics of Dune (while bar is offline)"} {
 		if _, err := addBook(t); err != nil {
 			return err

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,11 +42,11 @@ type Server struct {
 	cfg     *tandem.Config
 	token   string
 	log     *slog.Logger
-	files   map[string]string // datasource → its SQLite file, for taking it offline
+	files   map[string]string // datasource → the link through which it reaches its SQLite file, for taking it offline
 	mux     *http.ServeMux
 
 	mu      sync.Mutex
-	offline map[string]*heldLock // datasources taken offline by an operator
+	offline map[string]string // datasources taken offline by an operator → where their link pointed
 	verify  verifyStats
 	rates   map[string]rate // writes/s per datasource, from the cluster's counters
 
@@ -105,7 +105,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		token = hex.EncodeToString(b)
 	}
 	s := &Server{c: c, cfgPath: path, cfg: cfg, token: token, log: log, files: sqliteFiles(cfg, path),
-		offline: map[string]*heldLock{}, rates: map[string]rate{}, stop: make(chan struct{}), done: make(chan struct{})}
+		offline: map[string]string{}, rates: map[string]rate{}, stop: make(chan struct{}), done: make(chan struct{})}
 	s.routes()
 	go s.sample()
 	return s, nil
@@ -151,7 +151,7 @@ func (s *Server) ConfigPath() string { return s.cfgPath }
 // Handler serves the application, the dashboard, the JSON API and /metrics.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Close releases every datasource taken offline and closes the cluster.
+// Close brings back every datasource taken offline and closes the cluster.
 func (s *Server) Close() error {
 	select {
 	case <-s.stop:
@@ -161,8 +161,10 @@ func (s *Server) Close() error {
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
-	for name, l := range s.offline {
-		l.release()
+	for name, target := range s.offline {
+		if err := repoint(s.files[name], target); err != nil {
+			s.log.Warn("bring a datasource back", "node", name, "err", err)
+		}
 		delete(s.offline, name)
 	}
 	s.mu.Unlock()
@@ -277,7 +279,7 @@ func (s *Server) status(ctx context.Context) (*statusView, error) {
 	for _, n := range st.Nodes {
 		nm := m.Nodes[n.Name]
 		_, canOff := s.files[n.Name]
-		v.Nodes = append(v.Nodes, nodeView{NodeStatus: n, Offline: s.offline[n.Name] != nil, Writes: nm.Writes,
+		v.Nodes = append(v.Nodes, nodeView{NodeStatus: n, Offline: isOffline(s.offline, n.Name), Writes: nm.Writes,
 			WriteFailures: nm.WriteFailures, WritesPerSec: s.rates[n.Name].perSec, CaughtUpRows: nm.CaughtUpRows, CanGoOffline: canOff})
 	}
 	return v, nil
@@ -341,18 +343,6 @@ func (s *Server) apiVerify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, res)
 }
 
-// heldLock is another connection holding a SQLite file's write lock: the
-// datasource stops answering writes, a real fault.
-type heldLock struct {
-	db *sql.DB
-	tx *sql.Tx
-}
-
-func (l *heldLock) release() {
-	l.tx.Rollback()
-	l.db.Close()
-}
-
 func (s *Server) apiNodeAction(w http.ResponseWriter, r *http.Request) {
 	name, action := r.PathValue("name"), r.PathValue("action")
 	file, ok := s.files[name]
@@ -368,22 +358,27 @@ func (s *Server) apiNodeAction(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	switch action {
 	case "offline":
-		if s.offline[name] != nil {
+		if _, ok := s.offline[name]; ok {
 			writeJSON(w, http.StatusOK, map[string]any{"node": name, "offline": true})
 			return
 		}
-		// The lock outlives the request: database/sql would roll the
-		// transaction back when the request's context ends.
-		l, err := lockFile(context.WithoutCancel(r.Context()), file)
+		target, err := os.Readlink(file)
 		if err != nil {
+			fail(w, http.StatusConflict, "name", "take %s offline: its DSN is no link (the demo takes a datasource offline by pointing the link of its mount away): %v", name, err)
+			return
+		}
+		if err := repoint(file, filepath.Join(filepath.Dir(file), ".offline", filepath.Base(file))); err != nil {
 			fail(w, http.StatusConflict, "name", "take %s offline: %v", name, err)
 			return
 		}
-		s.offline[name] = l
-		s.log.Warn("datasource taken offline from the dashboard (another connection holds its lock)", "node", name)
+		s.offline[name] = target
+		s.log.Warn("datasource taken offline from the dashboard (its mount is lost: a connection opened now cannot reach its file)", "node", name)
 	case "online":
-		if l := s.offline[name]; l != nil {
-			l.release()
+		if target, ok := s.offline[name]; ok {
+			if err := repoint(file, target); err != nil {
+				fail(w, http.StatusInternalServerError, "name", "bring %s back: %v", name, err)
+				return
+			}
 			delete(s.offline, name)
 			s.log.Info("datasource back online from the dashboard", "node", name)
 		}
@@ -391,8 +386,22 @@ func (s *Server) apiNodeAction(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "action", "unknown action %q: offline or online", action)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"node": name, "offline": s.offline[name] != nil})
+	_, off := s.offline[name]
+	writeJSON(w, http.StatusOK, map[string]any{"node": name, "offline": off})
 }
+
+// repoint points the symbolic link link at target, replacing it in one
+// rename.
+func repoint(link, target string) error {
+	tmp := link + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, link)
+}
+
+func isOffline(m map[string]string, name string) bool { _, ok := m[name]; return ok }
 
 func (s *Server) hasNode(name string) bool {
 	for _, ds := range s.cfg.Datasources {
@@ -401,21 +410,6 @@ func (s *Server) hasNode(name string) bool {
 		}
 	}
 	return false
-}
-
-// lockFile takes a SQLite file's write lock from a connection of its own.
-func lockFile(ctx context.Context, file string) (*heldLock, error) {
-	db, err := sql.Open("sqlite3", "file:"+file+"?_txlock=exclusive&_pragma=busy_timeout(2000)")
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &heldLock{db: db, tx: tx}, nil
 }
 
 // metrics serves the cluster's metrics and the dashboard's verify runs in

@@ -7,33 +7,52 @@ import (
 	"os"
 	"path/filepath"
 
-	_ "github.com/ncruces/go-sqlite3/driver" // database/sql driver "sqlite3", to lock a file
-
 	"github.com/tandemdb/tandem"
 )
 
-// DefaultConfig is the embedded default: two SQLite files, foo and bar.
+// DefaultConfig is the embedded default: two SQLite files, foo.db and
+// bar.db, each reached through a link in mnt/ (Setup makes them), as a
+// file on a mount would be: the dashboard takes a datasource offline by
+// pointing its link away, as a lost mount does.
 const DefaultConfig = `# tandem demo: two SQLite files kept identical.
+# Each is reached through a link in mnt/, so that the dashboard can take
+# it offline as a lost mount would.
 primary: foo
 datasources:
   - name: foo
     driver: sqlite
-    dsn: foo.db
+    dsn: mnt/foo.db
   - name: bar
     driver: sqlite
-    dsn: bar.db
+    dsn: mnt/bar.db
 `
 
 // Setup creates dir and its tandem.yaml (the embedded default) if absent,
-// and returns the config's path.
+// with the default's files and their links, and returns the config's path.
 func Setup(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "mnt"), 0o755); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, "tandem.yaml")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		if err := os.WriteFile(path, []byte(DefaultConfig), 0o644); err != nil {
 			return "", err
+		}
+	}
+	for _, name := range []string{"foo", "bar"} {
+		file := filepath.Join(dir, name+".db")
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			// An empty file is an empty database; SQLite creates none
+			// through a link whose target does not exist.
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				return "", err
+			}
+		}
+		link := filepath.Join(dir, "mnt", name+".db")
+		if _, err := os.Lstat(link); errors.Is(err, os.ErrNotExist) {
+			if err := os.Symlink(filepath.Join("..", name+".db"), link); err != nil {
+				return "", err
+			}
 		}
 	}
 	return path, nil
