@@ -1,6 +1,6 @@
 // Command tandem operates a set of SQL databases kept identical by the
 // tandem library: it shows their status, catches up datasources, lists and
-// resolves split-brain conflicts, promotes an outdated datasource, verifies
+// resolves split-brain conflicts, promotes a datasource to primary, verifies
 // and repairs the copies, and runs the demo.
 //
 // Exit codes: 0 success; 1 the command ran and found a problem (a node not
@@ -41,7 +41,7 @@ var commands = []command{
 	{"catch-up", "copy to datasources the writes they missed, now", runCatchUp},
 	{"conflicts", "list the rows both sides of a split brain changed", runConflicts},
 	{"resolve", "resolve conflicts by keeping one datasource's rows", runResolve},
-	{"promote", "let an outdated datasource take writes again", runPromote},
+	{"promote", "make a datasource the primary (--force: although it missed writes)", runPromote},
 	{"verify", "prove the datasources identical, or list the rows that differ", runVerify},
 	{"repair", "make one datasource's rows equal another's", runRepair},
 	{"gen", "generate Go models from a Propel schema.xml", runGen},
