@@ -2,6 +2,7 @@ package dbserver
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -43,15 +44,25 @@ func (l *link) close() {
 // It is closed, with every connection through it, when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
+	p, err := Listen(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Listen starts a proxy to target on a free loopback port, as NewProxy
+// does, for a program that is not a test; the caller closes it.
+func Listen(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("proxy to %s: %v", target, err)
+		return nil, fmt.Errorf("proxy to %s: %w", target, err)
 	}
 	p := &Proxy{ln: ln, target: target, links: map[*link]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.close)
-	return p
+	return p, nil
 }
 
 // Addr returns the proxy's address, "127.0.0.1:port", for clients to dial.
@@ -115,7 +126,8 @@ func (p *Proxy) closeLinks() {
 	}
 }
 
-func (p *Proxy) close() {
+// Close stops the proxy and closes every connection through it.
+func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
