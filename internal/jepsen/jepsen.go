@@ -262,6 +262,10 @@ type Bank struct {
 	// ReadPause, when set, is how long each reader waits between reads
 	// instead of Pause.
 	ReadPause time.Duration
+	// Backoff is how long a goroutine waits after a failed operation, as
+	// an application's caller would, instead of retrying at once (default
+	// 0).
+	Backoff time.Duration
 	// ReadInTx makes each read of every balance a Cluster.Tx that reads
 	// them with tandem.Find (which locks what it reads) instead of a plain
 	// Find on the cluster.
@@ -365,6 +369,9 @@ func (b Bank) Start(ctx context.Context, c *tandem.Cluster) *BankRun {
 				if b.Observe != nil {
 					b.Observe(Op{Kind: OpTransfer, Start: start, Took: took, Err: err})
 				}
+				if err != nil {
+					r.wait(b.Backoff)
+				}
 				r.mu.Lock()
 				if err != nil {
 					r.h.Failed = append(r.h.Failed, fmt.Errorf("transfer %d from %d to %d: %w", amount, from, to, err))
@@ -400,6 +407,9 @@ func (b Bank) Start(ctx context.Context, c *tandem.Cluster) *BankRun {
 				r.mu.Unlock()
 				if b.Observe != nil {
 					b.Observe(Op{Kind: OpRead, Start: start, Took: took, Err: err, Problem: bad})
+				}
+				if err != nil {
+					r.wait(b.Backoff)
 				}
 				r.readPause()
 			}

@@ -56,6 +56,9 @@ type Unique struct {
 	Tag string
 	// Pause is how long each goroutine waits between writes (default 0).
 	Pause time.Duration
+	// Backoff is how long a goroutine waits after a failed insert, as an
+	// application's caller would, instead of retrying at once (default 0).
+	Backoff time.Duration
 	// Acked, when set, is called with each acknowledged item (Save
 	// returned nil) before the workload counts it. When it returns an
 	// error the item is not counted as acknowledged and its goroutine
@@ -134,9 +137,13 @@ func (u Unique) Start(ctx context.Context, c *tandem.Cluster) *UniqueRun {
 				if hookErr != nil {
 					return
 				}
-				if u.Pause > 0 {
+				pause := u.Pause
+				if err != nil {
+					pause += u.Backoff
+				}
+				if pause > 0 {
 					select {
-					case <-time.After(u.Pause):
+					case <-time.After(pause):
 					case <-r.stop:
 					}
 				}
