@@ -6,7 +6,7 @@
 # lets the cluster settle and checks every database directly.
 #
 #   bash scripts/soak.sh [-engine sqlite|postgres|mariadb] [-runs N] [-seed S]
-#                        [-writers 2..3] [-goroutines G] [-duration 5s]
+#                        [-writers 2..3] [-goroutines G] [-duration 4s]
 #                        [-settle 30s] [-v] [-keep]
 #
 # Run i uses seed S+i; `-runs 1 -seed S` replays one run's schedule (the

@@ -77,7 +77,10 @@ func (ds *datasource) open(ctx context.Context) error {
 	if ds.read, err = sql.Open(ds.sqlDriver, readDSN); err != nil {
 		return err
 	}
-	return ds.locker.PingContext(ctx)
+	// A read opens the file (and SQLite's -wal and -shm beside it), which
+	// then stay open while a lost mount takes the directory away.
+	var n int
+	return ds.locker.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+jepsen.AccountTable).Scan(&n)
 }
 
 func (ds *datasource) close() {
@@ -119,6 +122,12 @@ func (ds *datasource) lock(ctx context.Context) (func() error, error) {
 		if _, err := conn.ExecContext(lctx, q); err != nil {
 			conn.ExecContext(context.Background(), "ROLLBACK")
 			conn.Close()
+			ds.mu.Lock()
+			away := ds.away
+			ds.mu.Unlock()
+			if away {
+				return nil, errSkipped // nobody can reach it now
+			}
 			return nil, fmt.Errorf("lock %s: %s: %w", ds.name, q, err)
 		}
 	}

@@ -230,13 +230,9 @@ func (r *run) do(ctx context.Context) error {
 		}
 	}
 	defer r.stopWriters() // on an early return; a no-op after the orderly stop
-	for i, ready := range readies {
-		select {
-		case <-ready:
-		case <-time.After(time.Minute):
-			return fmt.Errorf("writer %s not ready within a minute", writerName(i))
-		case <-ctx.Done():
-			return ctx.Err()
+	for i, w := range r.writerList() {
+		if err := w.waitReady(ctx, readies[i]); err != nil {
+			return err
 		}
 	}
 

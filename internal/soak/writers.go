@@ -2,6 +2,7 @@ package soak
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -33,7 +34,7 @@ func (w *writerProc) incName(inc int) string { return fmt.Sprintf("%s.%d", w.nam
 
 // start starts a new incarnation, unless one runs; ready (when not nil) is
 // closed once it has opened the cluster and migrated.
-func (w *writerProc) start(ready chan<- struct{}) error {
+func (w *writerProc) start(ready chan struct{}) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.runningLocked() {
@@ -82,6 +83,24 @@ func (w *writerProc) start(ready chan<- struct{}) error {
 		}
 	}()
 	return nil
+}
+
+// waitReady waits until ready is closed, failing when the writer exits
+// first or after a minute.
+func (w *writerProc) waitReady(ctx context.Context, ready <-chan struct{}) error {
+	w.mu.Lock()
+	exited := w.exited
+	w.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-exited:
+		return fmt.Errorf("writer %s exited before it was ready", w.name)
+	case <-time.After(time.Minute):
+		return fmt.Errorf("writer %s not ready within a minute", w.name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (w *writerProc) runningLocked() bool {
@@ -141,9 +160,6 @@ func (w *writerProc) signal(sig syscall.Signal) (int, error) {
 	defer w.mu.Unlock()
 	if !w.runningLocked() {
 		return 0, errSkipped
-	}
-	if sig == syscall.SIGSTOP {
-		w.expected = true // a stopped writer that is then killed
 	}
 	return w.cmd.Process.Pid, w.cmd.Process.Signal(sig)
 }

@@ -39,7 +39,7 @@ func run() int {
 	seed := fs.String("seed", "", "the first run's seed (run i uses seed+i; default: drawn from the clock)")
 	writers := fs.String("writers", "2..3", "writer processes per run: N, or MIN..MAX drawn per run from its seed")
 	fs.IntVar(&o.Goroutines, "goroutines", 2, "per writer: inserting goroutines, and as many transferring (plus one reader)")
-	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "the fault phase of each run")
+	fs.DurationVar(&o.Duration, "duration", 4*time.Second, "the fault phase of each run")
 	fs.DurationVar(&o.Settle, "settle", 30*time.Second, "how long a run's cluster has to settle once the writers stopped")
 	fs.Float64Var(&o.FaultsPerSecond, "rate", 1.5, "faults drawn per second of the fault phase, on average")
 	fs.DurationVar(&o.Timeout, "timeout", 500*time.Millisecond, "the runs' config: timeout")
