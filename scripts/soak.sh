@@ -6,12 +6,14 @@
 # lets the cluster settle and checks every database directly.
 #
 #   bash scripts/soak.sh [-engine sqlite|postgres|mariadb] [-runs N] [-seed S]
-#                        [-writers 2..3] [-goroutines G] [-duration 4s]
-#                        [-settle 30s] [-v] [-keep]
+#                        [-repeat R] [-writers 2..3] [-goroutines G]
+#                        [-duration 4s] [-settle 30s] [-v] [-keep]
 #
 # Run i uses seed S+i; `-runs 1 -seed S` replays one run's schedule (the
-# soak prints the exact command for each failing seed). Exit status: 0 when
-# every run passed, 1 when one failed, 2 on bad usage.
+# soak prints the exact command for each failing seed). The schedule is
+# the seed's, the outcome depends on timing too: `-repeat R` runs each
+# seed R times. Exit status: 0 when every run passed, 1 when one failed, 2
+# on bad usage.
 #
 # postgres and mariadb need the servers' packages (postgresql,
 # mariadb-server); scripts/test.sh installs them.

@@ -30,6 +30,9 @@ type Options struct {
 	Runs   int
 	// Seed is the first run's seed; run i uses Seed+i.
 	Seed uint64
+	// Repeat runs each seed this many times in a row (default 1): a
+	// replay's outcome depends on timing, its schedule does not.
+	Repeat int
 	// MinWriters and MaxWriters bound the writer processes a run starts
 	// with (drawn from its seed).
 	MinWriters, MaxWriters int
@@ -90,7 +93,7 @@ func (s *Summary) add(res *Result) {
 	s.Runs++
 	if !res.Failed() {
 		s.Passed++
-	} else {
+	} else if !slices.Contains(s.FailedSeeds, res.Seed) {
 		s.FailedSeeds = append(s.FailedSeeds, res.Seed)
 	}
 	s.Lost += res.Lost
@@ -134,36 +137,34 @@ func Soak(ctx context.Context, o Options) (*Summary, error) {
 		defer srv.close()
 		o.servers = srv
 	}
-	var failed []*Result
-	for i := range o.Runs {
+	repeat := max(o.Repeat, 1)
+	runs := o.Runs * repeat
+	for i := range runs {
 		if ctx.Err() != nil {
 			break
 		}
-		seed := o.Seed + uint64(i)
+		seed := o.Seed + uint64(i/repeat)
 		if o.Verbose {
-			fmt.Fprintf(o.Out, "run %d/%d seed=%d: starting\n", i+1, o.Runs, seed)
+			fmt.Fprintf(o.Out, "run %d/%d seed=%d: starting\n", i+1, runs, seed)
 		}
 		res := runOnce(ctx, o, i, seed)
 		if ctx.Err() != nil {
-			fmt.Fprintf(o.Out, "run %d/%d seed=%d: interrupted\n", i+1, o.Runs, seed)
+			fmt.Fprintf(o.Out, "run %d/%d seed=%d: interrupted\n", i+1, runs, seed)
 			break
 		}
-		fmt.Fprintln(o.Out, res.line(o.Runs, kinds))
+		fmt.Fprintln(o.Out, res.line(runs, kinds))
 		if o.Verbose || res.Failed() {
 			res.details(o.Out, o.Verbose)
 		}
 		sum.add(res)
-		if res.Failed() {
-			failed = append(failed, res)
-		}
 	}
 	sum.Took = time.Since(start)
 	fmt.Fprintln(o.Out, sum.Line())
 	sum.Avail.write(o.Out)
-	if len(failed) > 0 {
-		fmt.Fprintln(o.Out, "replay a failing run:")
-		for _, res := range failed {
-			fmt.Fprintf(o.Out, "  %s -seed %d\n", o.Replay, res.Seed)
+	if len(sum.FailedSeeds) > 0 {
+		fmt.Fprintln(o.Out, "replay a failing run (its schedule; add -repeat N to run it N times, as timing decides its outcome):")
+		for _, seed := range sum.FailedSeeds {
+			fmt.Fprintf(o.Out, "  %s -seed %d\n", o.Replay, seed)
 		}
 	}
 	fmt.Fprintf(o.Out, "took %v (%v per run)\n", sum.Took.Round(time.Second), (sum.Took / time.Duration(max(sum.Runs, 1))).Round(100*time.Millisecond))

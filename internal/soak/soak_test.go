@@ -14,7 +14,8 @@ func TestSummaryLine(t *testing.T) {
 	s.add(&Result{Seed: 8})
 	s.add(&Result{Seed: 9, Invariant: true})
 	s.add(&Result{Seed: 10, Broken: []string{"writer w1.1 exited on its own"}})
-	want := "soak engine=sqlite runs=4 passed=1 lost=3 divergent=1 invariant=1 unsettled=1 failed_seeds=7,9,10"
+	s.add(&Result{Seed: 10, Lost: 2}) // -repeat: a seed run again
+	want := "soak engine=sqlite runs=5 passed=1 lost=5 divergent=1 invariant=1 unsettled=1 failed_seeds=7,9,10"
 	if got := s.Line(); got != want {
 		t.Errorf("summary\n got %s\nwant %s", got, want)
 	}

@@ -1,8 +1,8 @@
 // Command soak is tandem's randomized multi-process fault soak; run it
 // through scripts/soak.sh. See package internal/soak.
 //
-//	soak [-engine sqlite|postgres|mariadb] [-runs N] [-seed S] [-writers 2..3] [-goroutines G]
-//	     [-duration D] [-settle D] [-v] [-keep]
+//	soak [-engine sqlite|postgres|mariadb] [-runs N] [-seed S] [-repeat R] [-writers 2..3]
+//	     [-goroutines G] [-duration D] [-settle D] [-v] [-keep]
 //
 // It exits 0 when every run passed, 1 when some failed (printing the
 // command that replays each failing seed), 2 on bad usage or when it
@@ -37,6 +37,7 @@ func run() int {
 	fs.StringVar(&o.Engine, "engine", "sqlite", "the datasources' engine: sqlite, postgres or mariadb")
 	fs.IntVar(&o.Runs, "runs", 40, "number of runs")
 	seed := fs.String("seed", "", "the first run's seed (run i uses seed+i; default: drawn from the clock)")
+	fs.IntVar(&o.Repeat, "repeat", 1, "run each seed this many times in a row")
 	writers := fs.String("writers", "2..3", "writer processes per run: N, or MIN..MAX drawn per run from its seed")
 	fs.IntVar(&o.Goroutines, "goroutines", 2, "per writer: inserting goroutines, and as many transferring (plus one reader)")
 	fs.DurationVar(&o.Duration, "duration", 4*time.Second, "the fault phase of each run")
@@ -65,8 +66,8 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "soak: -seed %q: want a whole number\n", *seed)
 		return 2
 	}
-	if o.Runs < 1 || o.Goroutines < 1 || o.Duration <= 0 || o.Settle <= 0 {
-		fmt.Fprintln(os.Stderr, "soak: -runs and -goroutines must be at least 1, -duration and -settle positive")
+	if o.Runs < 1 || o.Repeat < 1 || o.Goroutines < 1 || o.Duration <= 0 || o.Settle <= 0 {
+		fmt.Fprintln(os.Stderr, "soak: -runs, -repeat and -goroutines must be at least 1, -duration and -settle positive")
 		return 2
 	}
 	if o.Exe, err = os.Executable(); err != nil {
@@ -77,8 +78,8 @@ func run() int {
 	// or a run, as given.
 	o.Replay = fmt.Sprintf("bash scripts/soak.sh -engine %s -runs 1 -writers %s -goroutines %d -duration %v -rate %v -timeout %v -health-interval %v -settle %v -v -keep",
 		o.Engine, *writers, o.Goroutines, o.Duration, o.FaultsPerSecond, o.Timeout, o.HealthInterval, o.Settle)
-	fmt.Printf("soak engine=%s runs=%d seeds=%d..%d writers=%s goroutines=%d duration=%v timeout=%v health_interval=%v\n",
-		o.Engine, o.Runs, o.Seed, o.Seed+uint64(o.Runs)-1, *writers, o.Goroutines, o.Duration, o.Timeout, o.HealthInterval)
+	fmt.Printf("soak engine=%s runs=%d×%d seeds=%d..%d writers=%s goroutines=%d duration=%v timeout=%v health_interval=%v\n",
+		o.Engine, o.Runs, o.Repeat, o.Seed, o.Seed+uint64(o.Runs)-1, *writers, o.Goroutines, o.Duration, o.Timeout, o.HealthInterval)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
