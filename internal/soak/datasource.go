@@ -101,9 +101,9 @@ var lockStatements = map[string][]string{
 	// BEGIN IMMEDIATE takes the file's write lock; the write makes the
 	// transaction a writer's in every respect.
 	"sqlite": {"BEGIN IMMEDIATE", "UPDATE " + jepsen.AccountTable + " SET balance = balance WHERE id = 1"},
-	"postgres": {"BEGIN",
-		"SELECT id FROM " + jepsen.AccountTable + " FOR UPDATE",
-		"LOCK TABLE " + jepsen.UniqueTable + " IN SHARE ROW EXCLUSIVE MODE"},
+	// EXCLUSIVE lets plain reads through and nothing else: no row lock,
+	// no write.
+	"postgres": {"BEGIN", "LOCK TABLE " + jepsen.AccountTable + ", " + jepsen.UniqueTable + " IN EXCLUSIVE MODE"},
 	"mysql": {"BEGIN",
 		"SELECT id FROM " + jepsen.AccountTable + " FOR UPDATE",
 		"SELECT id FROM " + jepsen.UniqueTable + " FOR UPDATE"},
@@ -111,23 +111,42 @@ var lockStatements = map[string][]string{
 
 // lock takes the datasource's write lock (or every row lock) from a
 // connection of its own, waiting for its turn, and returns its release.
+// It is skipped when nobody can reach the database now (its directory
+// away, its server down).
 func (ds *datasource) lock(ctx context.Context) (func() error, error) {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := ds.locker.Conn(lctx)
+	for attempt := 1; ; attempt++ {
+		release, err := ds.tryLock(lctx)
+		switch {
+		case err == nil:
+			return release, nil
+		case ds.unreachable():
+			return nil, errSkipped
+		case attempt == 5 || lctx.Err() != nil:
+			return nil, err
+		}
+		// A deadlock with the writers (MySQL), a connection a restarted
+		// server broke: again.
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (ds *datasource) unreachable() bool {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return ds.away || (ds.server != nil && !ds.server.Running())
+}
+
+func (ds *datasource) tryLock(ctx context.Context) (func() error, error) {
+	conn, err := ds.locker.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", ds.name, err)
 	}
 	for _, q := range lockStatements[ds.driver] {
-		if _, err := conn.ExecContext(lctx, q); err != nil {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
 			conn.ExecContext(context.Background(), "ROLLBACK")
 			conn.Close()
-			ds.mu.Lock()
-			away := ds.away
-			ds.mu.Unlock()
-			if away {
-				return nil, errSkipped // nobody can reach it now
-			}
 			return nil, fmt.Errorf("lock %s: %s: %w", ds.name, q, err)
 		}
 	}
