@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,5 +149,27 @@ func TestCheckFindsLostWritesDivergentRowsAndBrokenTotals(t *testing.T) {
 				t.Errorf("OK() = %v:\n%s", f.OK(), all)
 			}
 		})
+	}
+}
+
+func TestDumpWritesTheRowsTheChecksRead(t *testing.T) {
+	path, _ := checkedPair(t)
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(filepath.Dir(path), "foo.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := filepath.Join(t.TempDir(), "foo.rows")
+	if err := (&datasource{name: "foo", read: db}).dump(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"unique\t1\tw1.1-1\n", "unique\t20\tw1.1-20\n", "account\t8\t100\n", "meta\tnode_id\t"} {
+		if !strings.Contains(string(b), line) {
+			t.Errorf("the dump lacks %q:\n%s", line, b)
+		}
 	}
 }

@@ -175,6 +175,54 @@ func (ds *datasource) bookkeeping(ctx context.Context) (pending, missed int64, e
 	return pending, missed, nil
 }
 
+// dump writes the workloads' rows and tandem's bookkeeping, read
+// directly, to file: a line per row.
+func (ds *datasource) dump(ctx context.Context, file string) error {
+	var b strings.Builder
+	for _, q := range []string{
+		"SELECT 'unique', id, val FROM " + jepsen.UniqueTable + " ORDER BY id",
+		"SELECT 'account', id, balance FROM " + jepsen.AccountTable + " ORDER BY id",
+		"SELECT 'pending', txid, tbl, pk, at FROM " + records.Pending.Name + " ORDER BY txid, seq",
+		"SELECT 'missed', node, tbl, pk, at FROM " + records.Missed.Name + " ORDER BY node, tbl, pk",
+		"SELECT 'conflict', tbl, pk, node_a, row_a, node_b, row_b, resolution FROM " + records.Conflicts.Name + " ORDER BY tbl, pk",
+		"SELECT 'meta', k, v FROM " + records.Meta.Name + " ORDER BY k",
+	} {
+		rows, err := ds.read.QueryContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		cols, _ := rows.Columns()
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return err
+			}
+			for i, v := range vals {
+				if i > 0 {
+					b.WriteByte('\t')
+				}
+				if v.Valid {
+					b.WriteString(v.String)
+				} else {
+					b.WriteString("NULL")
+				}
+			}
+			b.WriteByte('\n')
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(file, []byte(b.String()), 0o644)
+}
+
 // servers are the two database servers of a soak on a server engine, and
 // the proxies tandem reaches them through; every run makes databases of
 // its own on them.

@@ -288,6 +288,18 @@ func (r *run) do(ctx context.Context) error {
 	for i, d := range r.ds {
 		nodes[i] = d.node()
 	}
+	if o.Keep && o.servers != nil {
+		// The servers outlive no soak: keep what the checks read.
+		defer func() {
+			if res.Failed() {
+				for _, d := range r.ds {
+					if err := d.dump(ctx, filepath.Join(r.dir, d.name+".rows")); err != nil {
+						r.notef("dump %s: %v", d.name, err)
+					}
+				}
+			}
+		}()
+	}
 	f, err := Check(ctx, cfg, nodes, Expect{Acked: h.acked, DupAcks: h.dupAcks, BadReads: h.bad, Accounts: accounts, Total: accounts * balance})
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
@@ -449,6 +461,6 @@ func (res *Result) details(w io.Writer, all bool) {
 		}
 	}
 	if res.Dir != "" {
-		fmt.Fprintf(w, "    kept: %s (logs/*.log, logs/*.stderr, tandem.yaml)\n", res.Dir)
+		fmt.Fprintf(w, "    kept: %s (logs/*.log, logs/*.stderr, tandem.yaml; a server's rows in NAME.rows)\n", res.Dir)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"github.com/tandemdb/tandem"
 )
 
+// statusWait bounds each Status call of settle.
+const statusWait = 5 * time.Second
+
 // settle opens a cluster on cfg, as any process would, and polls its
 // status until every datasource is in sync with nothing behind, nothing in
 // doubt and no conflict, and no intent or missed-key record is left in any
@@ -30,10 +33,18 @@ func settle(ctx context.Context, cfg *tandem.Config, ds []*datasource, within ti
 	var last string
 	var same time.Time // since when last has not changed
 	for {
-		st, err := c.Status(ctx)
+		// Status waits for the databases; a hang is reported, not waited out.
+		sctx, scancel := context.WithTimeout(ctx, statusWait)
+		asked := time.Now()
+		st, err := c.Status(sctx)
+		scancel()
 		switch {
-		case err != nil:
+		case err == nil && sctx.Err() != nil:
+			last = fmt.Sprintf("Status took %v (it waits for the databases): %s", time.Since(asked).Round(time.Millisecond), describeStatus(st))
+		case err != nil && ctx.Err() == nil:
 			last = "status: " + err.Error()
+		case err != nil:
+			// The deadline: keep what the last answer said.
 		case !st.Healthy():
 			now := describeStatus(st)
 			if now != last {
