@@ -37,9 +37,10 @@ func settle(ctx context.Context, cfg *tandem.Config, ds []*datasource, within ti
 		sctx, scancel := context.WithTimeout(ctx, statusWait)
 		asked := time.Now()
 		st, err := c.Status(sctx)
+		hung := sctx.Err() == context.DeadlineExceeded
 		scancel()
 		switch {
-		case err == nil && sctx.Err() != nil:
+		case err == nil && hung:
 			last = fmt.Sprintf("Status took %v (it waits for the databases): %s", time.Since(asked).Round(time.Millisecond), describeStatus(st))
 		case err != nil && ctx.Err() == nil:
 			last = "status: " + err.Error()
