@@ -116,7 +116,7 @@ func loseMount(ctx context.Context, r *run, f Fault) (func() error, error) {
 	// of the writers (re)started.
 	what, err := r.startDuringMount(f.Pick)
 	if err != nil {
-		r.notef("lost mount of %s: %s: %v", ds.name, what, err)
+		r.brokenf("lost mount of %s: %s: %v", ds.name, what, err)
 	} else {
 		r.verbosef("    lost mount of %s: %s", ds.name, what)
 	}
