@@ -116,30 +116,65 @@ func Start(t testing.TB, kind Kind) *Server {
 	if err != nil {
 		t.Fatalf("start %s: %v", kind, err)
 	}
-	tmpl, password, err := template(kind, eng, as)
-	if err != nil {
-		t.Fatalf("start %s: %v", kind, err)
-	}
 	dir, err := serverDir(t, as)
 	if err != nil {
 		t.Fatalf("start %s: %v", kind, err)
 	}
-	if err := copyTree(tmpl, filepath.Join(dir, "data")); err != nil {
-		t.Fatalf("start %s: copy the template data directory: %v", kind, err)
+	s, err := start(kind, eng, as, dir)
+	if err != nil {
+		t.Fatalf("start %s: %v", kind, err)
 	}
-	s := &Server{kind: kind, eng: eng, as: as, dir: dir, password: password}
 	t.Cleanup(func() {
 		if err := s.Kill(); err != nil {
 			t.Error(err)
 		}
 	})
+	return s
+}
 
+// Run starts a fresh server of kind, as Start does, for a program that is
+// not a test (a soak): its data, unix socket and log go in dir, which must
+// exist and be short (a socket path holds at most 107 bytes). The caller
+// stops the server (Kill or Stop) and removes dir.
+func Run(kind Kind, dir string) (*Server, error) {
+	eng, err := engineFor(kind)
+	if err != nil {
+		return nil, err
+	}
+	as, err := runAccount()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", kind, err)
+	}
+	if err := as.own(dir); err != nil {
+		return nil, fmt.Errorf("start %s: %w", kind, err)
+	}
+	if err := as.traverse(dir); err != nil {
+		return nil, fmt.Errorf("start %s: %w", kind, err)
+	}
+	s, err := start(kind, eng, as, dir)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", kind, err)
+	}
+	return s, nil
+}
+
+// start copies the template data directory into dir, starts the server on
+// a free port and creates User; on an error nothing is left running.
+func start(kind Kind, eng engine, as account, dir string) (*Server, error) {
+	tmpl, password, err := template(kind, eng, as)
+	if err != nil {
+		return nil, err
+	}
+	if err := copyTree(tmpl, filepath.Join(dir, "data")); err != nil {
+		return nil, fmt.Errorf("copy the template data directory: %w", err)
+	}
+	s := &Server{kind: kind, eng: eng, as: as, dir: dir, password: password}
 	// The port is free when chosen but may be taken before the server binds
 	// it; then try another.
 	for attempt := 1; ; attempt++ {
 		s.port, err = freePort()
 		if err != nil {
-			t.Fatalf("start %s: %v", kind, err)
+			return nil, err
 		}
 		err = s.launch()
 		if err == nil || !errors.Is(err, errPortInUse) || attempt == 5 {
@@ -147,14 +182,15 @@ func Start(t testing.TB, kind Kind) *Server {
 		}
 	}
 	if err != nil {
-		t.Fatalf("start %s: %v", kind, err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := eng.createUser(ctx, s.adminTarget(), User, s.password); err != nil {
-		t.Fatalf("start %s: create user %s: %v\n%s", kind, User, err, s.logTail())
+		s.Kill()
+		return nil, fmt.Errorf("create user %s: %w\n%s", User, err, s.logTail())
 	}
-	return s
+	return s, nil
 }
 
 // Kind returns the kind of the server.
@@ -191,9 +227,17 @@ func (s *Server) CreateDatabase(t testing.TB, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.eng.createDatabase(ctx, s.adminTarget(), name); err != nil {
-		t.Fatalf("create database %s on %s server at %s: %v", name, s.kind, s.Addr(), err)
+	if err := s.EnsureDatabase(ctx, name); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// EnsureDatabase creates database name on the server unless it exists.
+func (s *Server) EnsureDatabase(ctx context.Context, name string) error {
+	if err := s.eng.createDatabase(ctx, s.adminTarget(), name); err != nil {
+		return fmt.Errorf("create database %s on %s server at %s: %w", name, s.kind, s.Addr(), err)
+	}
+	return nil
 }
 
 // Running reports whether the server's process is alive (paused counts as
@@ -273,8 +317,15 @@ func (s *Server) signal(sig syscall.Signal) error {
 // it was killed).
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
+	if err := s.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Relaunch is Restart for a program that is not a test.
+func (s *Server) Relaunch() error {
 	if s.Running() {
-		t.Fatalf("restart %s server at %s: still running", s.kind, s.Addr())
+		return fmt.Errorf("restart %s server at %s: still running", s.kind, s.Addr())
 	}
 	// The port stays the same: clients and proxies hold the address.
 	var err error
@@ -285,8 +336,9 @@ func (s *Server) Restart(t testing.TB) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("restart %s: %v", s.kind, err)
+		return fmt.Errorf("restart %s: %w", s.kind, err)
 	}
+	return nil
 }
 
 // launch starts the server process and waits until it accepts connections

@@ -2,6 +2,7 @@ package dbserver
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -51,7 +52,12 @@ func (l *link) close() {
 // It is closed, with every connection through it, when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	return newPeerProxy(t, target, nil, nil)
+	p, err := listen(target, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
 
 // newPeerProxy is NewProxy that also refuses, and closes on closeRefused,
@@ -59,15 +65,27 @@ func NewProxy(t testing.TB, target string) *Proxy {
 // cuts the links of one member and keeps those between the others.
 func newPeerProxy(t testing.TB, target string, from func(net.Conn) string, refuse func(string) bool) *Proxy {
 	t.Helper()
+	p, err := listen(target, from, refuse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Listen starts a proxy to target on a free loopback port, as NewProxy
+// does, for a program that is not a test; the caller closes it.
+func Listen(target string) (*Proxy, error) { return listen(target, nil, nil) }
+
+func listen(target string, from func(net.Conn) string, refuse func(string) bool) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("proxy to %s: %v", target, err)
+		return nil, fmt.Errorf("proxy to %s: %w", target, err)
 	}
 	p := &Proxy{ln: ln, target: target, links: map[*link]struct{}{}, from: from, refuse: refuse}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.close)
-	return p
+	return p, nil
 }
 
 // Addr returns the proxy's address, "127.0.0.1:port", for clients to dial.
@@ -153,7 +171,8 @@ func (p *Proxy) closeLinks() {
 	}
 }
 
-func (p *Proxy) close() {
+// Close stops the proxy and closes every connection through it.
+func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()

@@ -103,6 +103,18 @@ func removeStaleTemplates() {
 	}
 }
 
+// RemoveTemplates removes this process's template data directories. A
+// program that is not a test calls it once no server of its will start
+// again (a test binary's are removed by the next one).
+func RemoveTemplates() {
+	templates.mu.Lock()
+	defer templates.mu.Unlock()
+	if templates.base != "" {
+		os.RemoveAll(templates.base)
+	}
+	templates.base, templates.made = "", nil
+}
+
 // copyTree copies the directory tree src to dst (which must not exist),
 // keeping modes and, when running as root, owners.
 func copyTree(src, dst string) error {

@@ -3,13 +3,18 @@
 // directly (bypassing tandem), that no acknowledged write was lost and that
 // the workloads' invariants held.
 //
-// Two workloads:
+// Three workloads:
 //
 //   - Set: goroutines insert rows with unique ids and remember which inserts
 //     were acknowledged (Save returned nil) and which failed (the outcome
 //     is unknown: the row may or may not exist). CheckSet: every
 //     acknowledged id is on every database, with the value written, and no
 //     id appears that was never attempted.
+//   - Unique: as Set, but the primary assigns each row's id (an auto id)
+//     and the value is unique; each acknowledgement can be handed to a hook
+//     (a process that may be killed writes them to a file). CompareUnique:
+//     every acknowledged value is on every database, once, under the id
+//     acknowledged, and no id holds different rows on different databases.
 //   - Bank: accounts start with equal balances; goroutines transfer amounts
 //     between two accounts in a tandem transaction (both read inside it),
 //     while readers read every balance through the cluster and note any read
@@ -254,6 +259,20 @@ type Bank struct {
 	// Pause is how long each goroutine waits between operations (default
 	// 0).
 	Pause time.Duration
+	// ReadPause, when set, is how long each reader waits between reads
+	// instead of Pause.
+	ReadPause time.Duration
+	// Backoff is how long a goroutine waits after a failed operation, as
+	// an application's caller would, instead of retrying at once (default
+	// 0).
+	Backoff time.Duration
+	// ReadInTx makes each read of every balance a Cluster.Tx that reads
+	// them with tandem.Find (which locks what it reads) instead of a plain
+	// Find on the cluster.
+	ReadInTx bool
+	// Observe, when set, is called after every transfer and every read,
+	// from the goroutine that made it.
+	Observe func(Op)
 }
 
 func (b Bank) withDefaults() Bank {
@@ -347,6 +366,12 @@ func (b Bank) Start(ctx context.Context, c *tandem.Cluster) *BankRun {
 				start := time.Now()
 				err := transfer(ctx, c, from, to, amount)
 				took := time.Since(start)
+				if b.Observe != nil {
+					b.Observe(Op{Kind: OpTransfer, Start: start, Took: took, Err: err})
+				}
+				if err != nil {
+					r.wait(b.Backoff)
+				}
 				r.mu.Lock()
 				if err != nil {
 					r.h.Failed = append(r.h.Failed, fmt.Errorf("transfer %d from %d to %d: %w", amount, from, to, err))
@@ -364,21 +389,48 @@ func (b Bank) Start(ctx context.Context, c *tandem.Cluster) *BankRun {
 		go func() {
 			defer r.wg.Done()
 			for r.running(ctx) {
-				accts, err := tandem.Find[Account](ctx, c, tandem.OrderBy("id"))
+				start := time.Now()
+				accts, err := readAccounts(ctx, c, b.ReadInTx)
+				took := time.Since(start)
+				bad := ""
+				if err == nil {
+					bad = r.judge(accts)
+				}
 				r.mu.Lock()
 				r.h.Reads++
 				if err != nil {
 					r.h.ReadErrors = append(r.h.ReadErrors, err)
-				} else if bad := r.judge(accts); bad != "" {
+				} else if bad != "" {
 					r.h.BadReads = append(r.h.BadReads, fmt.Sprintf("read %d through the cluster at %s: %s",
 						r.h.Reads, time.Now().Format("15:04:05.000"), bad))
 				}
 				r.mu.Unlock()
-				r.pause()
+				if b.Observe != nil {
+					b.Observe(Op{Kind: OpRead, Start: start, Took: took, Err: err, Problem: bad})
+				}
+				if err != nil {
+					r.wait(b.Backoff)
+				}
+				r.readPause()
 			}
 		}()
 	}
 	return r
+}
+
+// readAccounts reads every account through the cluster, in id order:
+// inside a transaction (which locks them) when inTx.
+func readAccounts(ctx context.Context, c *tandem.Cluster, inTx bool) ([]Account, error) {
+	if !inTx {
+		return tandem.Find[Account](ctx, c, tandem.OrderBy("id"))
+	}
+	var accts []Account
+	err := c.Tx(ctx, func(tx *tandem.Tx) error {
+		var err error
+		accts, err = tandem.Find[Account](ctx, tx, tandem.OrderBy("id"))
+		return err
+	})
+	return accts, err
 }
 
 // transfer moves amount from one account to another in one transaction,
@@ -458,10 +510,20 @@ func formatBalances(bal map[int64]int64) string {
 
 func (r *BankRun) running(ctx context.Context) bool { return running(ctx, r.stop) }
 
-func (r *BankRun) pause() {
-	if r.b.Pause > 0 {
+func (r *BankRun) pause() { r.wait(r.b.Pause) }
+
+func (r *BankRun) readPause() {
+	if r.b.ReadPause > 0 {
+		r.wait(r.b.ReadPause)
+	} else {
+		r.pause()
+	}
+}
+
+func (r *BankRun) wait(d time.Duration) {
+	if d > 0 {
 		select {
-		case <-time.After(r.b.Pause):
+		case <-time.After(d):
 		case <-r.stop:
 		}
 	}
@@ -490,6 +552,8 @@ type Node struct {
 	Set func(ctx context.Context) (map[int64]string, error)
 	// Balances reads every row of AccountTable: id to balance.
 	Balances func(ctx context.Context) (map[int64]int64, error)
+	// Unique reads every row of UniqueTable: id to val.
+	Unique func(ctx context.Context) (map[int64]string, error)
 }
 
 // SQLNode reads db, a handle to one database (of any engine), with plain
@@ -500,6 +564,17 @@ func SQLNode(name string, db *sql.DB) Node {
 		Set: func(ctx context.Context) (map[int64]string, error) {
 			out := map[int64]string{}
 			err := scan(ctx, db, "SELECT id, val FROM "+SetTable, func(rows *sql.Rows) error {
+				var id int64
+				var v string
+				err := rows.Scan(&id, &v)
+				out[id] = v
+				return err
+			})
+			return out, err
+		},
+		Unique: func(ctx context.Context) (map[int64]string, error) {
+			out := map[int64]string{}
+			err := scan(ctx, db, "SELECT id, val FROM "+UniqueTable, func(rows *sql.Rows) error {
 				var id int64
 				var v string
 				err := rows.Scan(&id, &v)
@@ -623,18 +698,29 @@ func CheckBank(t testing.TB, h *BankHistory, nodes ...Node) {
 		}
 		t.Errorf("bank: %s", bad)
 	}
-	for _, n := range nodes {
-		bal, err := n.Balances(ctx)
-		if err != nil {
-			t.Errorf("bank: %s: read %s: %v", n.Name, AccountTable, err)
-			continue
-		}
-		if p := bankProblem(bal, h.Accounts, h.Total); p != "" {
-			t.Errorf("bank: %s: %s", n.Name, p)
-		}
+	for _, p := range BankProblems(ctx, h.Accounts, h.Total, nodes...) {
+		t.Errorf("bank: %s", p)
 	}
 	t.Logf("bank: %d transfers acknowledged, %d failed (slowest acknowledged %v); %d reads, %d failed, %d wrong",
 		h.Transfers, len(h.Failed), h.MaxLatency.Round(time.Millisecond), h.Reads, len(h.ReadErrors), len(h.BadReads))
+}
+
+// BankProblems reads the accounts of every node and describes, one line
+// per node, each whose accounts 1..accounts are not all there, are
+// negative, or do not add up to total; nil when none.
+func BankProblems(ctx context.Context, accounts int, total int64, nodes ...Node) []string {
+	var out []string
+	for _, n := range nodes {
+		bal, err := n.Balances(ctx)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: read %s: %v", n.Name, AccountTable, err))
+			continue
+		}
+		if p := bankProblem(bal, accounts, total); p != "" {
+			out = append(out, fmt.Sprintf("%s: %s", n.Name, p))
+		}
+	}
+	return out
 }
 
 // ids renders a list of ids for a message: sorted, at most 20.

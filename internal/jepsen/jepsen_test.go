@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,5 +140,104 @@ func TestWorkloadsPassTheirChecksOnAHealthyCluster(t *testing.T) {
 		jepsen.SQLiteNode(t, "bar", filepath.Join(dir, "bar.db")),
 	}
 	jepsen.CheckSet(t, sh, nodes...)
+	jepsen.CheckBank(t, bh, nodes...)
+}
+
+func uniqueNode(name string, rows map[int64]string) jepsen.Node {
+	return jepsen.Node{Name: name, Unique: func(context.Context) (map[int64]string, error) { return rows, nil }}
+}
+
+func TestCompareUniqueReportsLostMovedAndDivergentRows(t *testing.T) {
+	acked := map[string]int64{"a": 1, "b": 2, "c": 3}
+	good := map[int64]string{1: "a", 2: "b", 3: "c", 4: "unacknowledged"}
+	for _, tc := range []struct {
+		name      string
+		other     map[int64]string
+		lost      []string
+		divergent []int64
+		problems  []string
+	}{
+		{"identical", map[int64]string{1: "a", 2: "b", 3: "c", 4: "unacknowledged"}, nil, nil, nil},
+		{"missing", map[int64]string{1: "a", 3: "c", 4: "unacknowledged"}, []string{"b"}, []int64{2},
+			[]string{"other: 1 acknowledged values missing: b (id 2)", "id 2 differs between nodes"}},
+		// Both sides assigned id 3: the other holds another write's value there.
+		{"same id, other value", map[int64]string{1: "a", 2: "b", 3: "z", 5: "c", 4: "unacknowledged"}, []string{"c"}, []int64{3, 5},
+			[]string{`other: 1 acknowledged values under another id than acknowledged: c (acknowledged id 3, held under 5, where the node holds "z")`,
+				`id 3 differs between nodes: good: "c", other: "z"`, "id 5 differs"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := jepsen.CompareUnique(context.Background(), acked, uniqueNode("good", good), uniqueNode("other", tc.other))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(rep.Lost) != fmt.Sprint(tc.lost) || fmt.Sprint(rep.Divergent) != fmt.Sprint(tc.divergent) {
+				t.Errorf("lost %v, divergent %v; want %v, %v", rep.Lost, rep.Divergent, tc.lost, tc.divergent)
+			}
+			if len(rep.Problems) != len(tc.problems) {
+				t.Fatalf("problems %q, want %d", rep.Problems, len(tc.problems))
+			}
+			for i, p := range tc.problems {
+				if !strings.Contains(rep.Problems[i], p) {
+					t.Errorf("problem %d %q does not mention %q", i, rep.Problems[i], p)
+				}
+			}
+		})
+	}
+	t.Run("one id acknowledged twice", func(t *testing.T) {
+		rep, err := jepsen.CompareUnique(context.Background(), map[string]int64{"a": 1, "b": 1}, uniqueNode("n", map[int64]string{1: "a"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0], "id 1 acknowledged for 2 values: a, b") || fmt.Sprint(rep.Lost) != "[b]" {
+			t.Errorf("problems %q, lost %v", rep.Problems, rep.Lost)
+		}
+	})
+}
+
+func TestUniqueWorkloadAndReadsInTransactionsPassOnAHealthyCluster(t *testing.T) {
+	c, path := testcluster.New(t, tandem.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	dir := filepath.Dir(path)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var hooked, observed, reads atomic.Int64
+	uniq := jepsen.Unique{Workers: 3, Tag: "w1",
+		Acked:   func(jepsen.UniqueItem) error { hooked.Add(1); return nil },
+		Observe: func(op jepsen.Op) { observed.Add(1) },
+	}
+	bank := jepsen.Bank{Accounts: 4, Balance: 50, Readers: 1, ReadInTx: true,
+		Observe: func(op jepsen.Op) {
+			if op.Kind == jepsen.OpRead && op.Err == nil && op.Problem == "" {
+				reads.Add(1)
+			}
+		},
+	}
+	if err := uniq.Setup(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := bank.Setup(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	ur, br := uniq.Start(ctx, c), bank.Start(ctx, c)
+	for ur.Acked() < 100 || br.Transfers() < 50 || reads.Load() < 5 {
+		if ctx.Err() != nil {
+			t.Fatalf("workloads made no progress: %d inserts, %d transfers, %d reads", ur.Acked(), br.Transfers(), reads.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	uh, bh := ur.Stop(), br.Stop()
+	if len(uh.Failed) > 0 || len(bh.Failed) > 0 || len(bh.ReadErrors) > 0 {
+		t.Errorf("failures on a healthy cluster: %d inserts, %d transfers, %d reads", len(uh.Failed), len(bh.Failed), len(bh.ReadErrors))
+	}
+	if hooked.Load() != int64(len(uh.Acked)) || observed.Load() != int64(len(uh.Acked)+len(uh.Failed)) {
+		t.Errorf("hooks saw %d acknowledgements and %d inserts; the history holds %d and %d", hooked.Load(), observed.Load(), len(uh.Acked), len(uh.Acked)+len(uh.Failed))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nodes := []jepsen.Node{
+		jepsen.SQLiteNode(t, "foo", filepath.Join(dir, "foo.db")),
+		jepsen.SQLiteNode(t, "bar", filepath.Join(dir, "bar.db")),
+	}
+	jepsen.CheckUnique(t, uh, nodes...)
 	jepsen.CheckBank(t, bh, nodes...)
 }
