@@ -21,6 +21,9 @@ import (
 	"syscall"
 	"time"
 
+	_ "github.com/tandemdb/tandem/engine/mysql"
+	_ "github.com/tandemdb/tandem/engine/postgres"
+	_ "github.com/tandemdb/tandem/engine/sqlite"
 	"github.com/tandemdb/tandem/internal/soak"
 )
 
