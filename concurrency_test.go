@@ -298,6 +298,59 @@ func firstDumpDiff(a, b string) string {
 	return "(no line differs)"
 }
 
+// runHammers runs two hammer processes, p1 and p2, on the config at path
+// for d, and meanwhile during (when set); it returns their stats added up,
+// and fails the test for a process that failed or wrote none.
+func runHammers(t *testing.T, path string, d time.Duration, during func()) *hammerStats {
+	t.Helper()
+	dir := filepath.Dir(path)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	names := []string{"p1", "p2"}
+	cmds := make([]*exec.Cmd, len(names))
+	outs := make([]strings.Builder, len(names))
+	for i, name := range names {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperHammer$", "-test.count=1", "-test.timeout=100s")
+		cmd.Env = append(os.Environ(),
+			envHammerConf+"="+path,
+			envHammerName+"="+name,
+			envHammerFor+"="+d.String(),
+			envHammerOut+"="+filepath.Join(dir, name+".json"),
+		)
+		cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[i] = cmd
+	}
+	if during != nil {
+		during()
+	}
+	total := &hammerStats{}
+	for i, cmd := range cmds {
+		err := cmd.Wait()
+		if err != nil {
+			t.Errorf("process %s: %v\n%s", names[i], err, outs[i].String())
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, names[i]+".json"))
+		if err != nil {
+			t.Errorf("process %s wrote no stats: %v\n%s", names[i], err, outs[i].String())
+			continue
+		}
+		var st hammerStats
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("process %s: %s", names[i], &st)
+		for _, s := range st.Samples {
+			t.Logf("process %s: error: %s", names[i], s)
+		}
+		total.add(&st)
+	}
+	return total
+}
+
 // migrateHammer creates the hammer's tables through a short-lived cluster.
 func migrateHammer(t *testing.T, path string) {
 	t.Helper()
@@ -344,47 +397,7 @@ func TestTwoProcessesHammeringOverlappingRowsLeaveIdenticalFiles(t *testing.T) {
 	dir := filepath.Dir(path)
 	migrateHammer(t, path)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	names := []string{"p1", "p2"}
-	cmds := make([]*exec.Cmd, len(names))
-	outs := make([]strings.Builder, len(names))
-	for i, name := range names {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperHammer$", "-test.count=1", "-test.timeout=100s")
-		cmd.Env = append(os.Environ(),
-			envHammerConf+"="+path,
-			envHammerName+"="+name,
-			envHammerFor+"=3s",
-			envHammerOut+"="+filepath.Join(dir, name+".json"),
-		)
-		cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[i] = cmd
-	}
-	total := &hammerStats{}
-	for i, cmd := range cmds {
-		err := cmd.Wait()
-		if err != nil {
-			t.Errorf("process %s: %v\n%s", names[i], err, outs[i].String())
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, names[i]+".json"))
-		if err != nil {
-			t.Errorf("process %s wrote no stats: %v\n%s", names[i], err, outs[i].String())
-			continue
-		}
-		var st hammerStats
-		if err := json.Unmarshal(data, &st); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("process %s: %s", names[i], &st)
-		for _, s := range st.Samples {
-			t.Logf("process %s: error: %s", names[i], s)
-		}
-		total.add(&st)
-	}
+	total := runHammers(t, path, 3*time.Second, nil)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -485,44 +498,14 @@ func TestProcessesBlockedBehindALockedDatabaseNeverSplit(t *testing.T) {
 			migrateHammer(t, path)
 			gen := witnessGen(t, path)
 
-			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-			defer cancel()
-			names := []string{"p1", "p2"}
-			cmds := make([]*exec.Cmd, len(names))
-			outs := make([]strings.Builder, len(names))
-			for i, name := range names {
-				cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperHammer$", "-test.count=1", "-test.timeout=100s")
-				cmd.Env = append(os.Environ(),
-					envHammerConf+"="+path,
-					envHammerName+"="+name,
-					envHammerFor+"=5s",
-					envHammerOut+"="+filepath.Join(dir, name+".json"),
-				)
-				cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				cmds[i] = cmd
-			}
-			time.Sleep(time.Second)
-			release := faultHoldLock(t, filepath.Join(dir, locked+".db"))
-			time.Sleep(2500 * time.Millisecond)
-			release()
-			total := &hammerStats{}
-			for i, cmd := range cmds {
-				if err := cmd.Wait(); err != nil {
-					t.Fatalf("process %s: %v\n%s", names[i], err, outs[i].String())
-				}
-				data, err := os.ReadFile(filepath.Join(dir, names[i]+".json"))
-				if err != nil {
-					t.Fatalf("process %s wrote no stats: %v\n%s", names[i], err, outs[i].String())
-				}
-				var st hammerStats
-				if err := json.Unmarshal(data, &st); err != nil {
-					t.Fatal(err)
-				}
-				t.Logf("process %s: %s", names[i], &st)
-				total.add(&st)
+			total := runHammers(t, path, 5*time.Second, func() {
+				time.Sleep(time.Second)
+				release := faultHoldLock(t, filepath.Join(dir, locked+".db"))
+				time.Sleep(2500 * time.Millisecond)
+				release()
+			})
+			if t.Failed() {
+				t.FailNow()
 			}
 			t.Logf("total: %s", total)
 			if total.Other > 0 {
