@@ -1,0 +1,101 @@
+package tandem_test
+
+// The arbiters a cluster's view lives in, seen through a cluster: the
+// processes must share one config, and an etcd cluster holds the view
+// across machines.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandemdb/tandem"
+	_ "github.com/tandemdb/tandem/arbiter/etcd"
+	"github.com/tandemdb/tandem/internal/dbserver"
+	"github.com/tandemdb/tandem/internal/testcluster"
+)
+
+// A process whose config ranks the datasources otherwise than the view
+// the others share is refused, with both orders named; nothing is written.
+func TestProcessWithAnotherRankingIsRefused(t *testing.T) {
+	path := testcluster.Config(t) // foo, bar
+	c := testcluster.Open(t, path, faultQuietLogs())
+	if err := c.Migrate(context.Background(), &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(path)
+	other := filepath.Join(dir, "other.yaml")
+	cfg := "primary: bar\ndatasources:\n  - {name: foo, driver: sqlite, dsn: foo.db}\n  - {name: bar, driver: sqlite, dsn: bar.db}\n"
+	if err := os.WriteFile(other, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := tandem.LoadConfig(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tandem.Open(context.Background(), loaded, faultQuietLogs())
+	if !errors.Is(err, tandem.ErrConfig) || !strings.Contains(err.Error(), "ranks bar, foo") || !strings.Contains(err.Error(), "ranks foo, bar") {
+		t.Fatalf("Open with the datasources ranked otherwise: %v; want ErrConfig naming both orders", err)
+	}
+	if got := faultRows(t, filepath.Join(dir, "bar.db")); len(got) != 0 {
+		t.Errorf("bar.db holds %v after a refused Open", got)
+	}
+}
+
+// With the view in a 3-member etcd cluster: the primary's lost mount hands
+// the writes to bar through etcd; a member killed meanwhile changes
+// nothing for the writers; foo returns, catches up and takes the writes
+// back.
+func TestEtcdArbiterFailsOverAndSurvivesAMemberLoss(t *testing.T) {
+	etcd := dbserver.StartEtcd(t, 3)
+	dir := t.TempDir()
+	eps := `"` + strings.Join(etcd.Endpoints(), `", "`) + `"`
+	arb := fmt.Sprintf("arbiter: {kind: etcd, endpoints: [%s], key: /tandem/test, request_timeout: 2s}\n", eps)
+	path, lose, restore := foMounted(t, dir, "tandem.yaml", arb)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*foPatience)
+	defer cancel()
+	c := foOpen(t, path, "the cluster")
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(st.Arbiter, "etcd ") || st.Failover != "automatic, through the arbiter" {
+		t.Fatalf("status: arbiter %q, failover %q; want etcd, automatic", st.Arbiter, st.Failover)
+	}
+	id := int64(0)
+	save := func(what string, n int) {
+		t.Helper()
+		for range n {
+			id++
+			if err := c.Save(ctx, &FaultItem{ID: id, Name: what}); err != nil {
+				t.Fatalf("save %d %s: %v", id, what, err)
+			}
+		}
+	}
+	save("before", 10)
+	lose["foo"]()
+	foWait(t, c, "bar the primary", func(st *tandem.Status) bool { return st.Primary == "bar" })
+	save("foo lost", 10)
+	if err := etcd.Member(0).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	save("foo lost, an etcd member killed", 10)
+	restore["foo"]()
+	foWait(t, c, "foo caught up and the primary again", func(st *tandem.Status) bool { return foInSync(st) && st.Primary == "foo" })
+	save("after", 10)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(faultRows(t, filepath.Join(dir, "foo.db"))); got != int(id) {
+		t.Errorf("foo.db holds %d rows, want %d", got, id)
+	}
+	faultSameDumps(t, dir)
+	faultNoRecords(t, dir)
+}
