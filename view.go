@@ -359,10 +359,17 @@ func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, fir
 			if err := c.sameRanking(cur); err != nil {
 				return err
 			}
+			// Installing waits for this process's writes, which may wait
+			// for the locks the session holds: release them first.
+			s.rollback()
 			c.install(cur)
 			return fmt.Errorf("%s: %w", why, errViewChanged)
 		}
-	} else if err := c.swapInDatabases(ctx, s, lock, nv.primary, v.rec, rec); err != nil {
+	} else if stored, err := c.swapInDatabases(ctx, s, lock, nv.primary, v.rec, rec); err != nil {
+		if stored != nil {
+			s.rollback()
+			c.install(*stored)
+		}
 		return fmt.Errorf("%s: %w", why, err)
 	}
 	if err := s.commit(first...); err != nil {
@@ -379,27 +386,30 @@ func (c *Cluster) changeBy(ctx context.Context, why string, byOperator bool, fir
 // primary's database, inside the session, the stored view must still be
 // cur. The new view is written to every other locked database too, so that
 // a process that starts while the primary is unreachable still finds it.
-func (c *Cluster) swapInDatabases(ctx context.Context, s *session, lock []*Node, primary *Node, cur, next arbiter.View) error {
+//
+// When the stored view is not cur it returns errViewChanged with the view
+// stored, which the caller installs once it has released the session.
+func (c *Cluster) swapInDatabases(ctx context.Context, s *session, lock []*Node, primary *Node, cur, next arbiter.View) (*arbiter.View, error) {
 	stored, ok, err := readView(ctx, primary, s.txs[primary])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ok && stored.Generation != cur.Generation || !ok && cur.Generation != 0 && primary.name == cur.Primary {
 		if ok {
-			c.install(stored)
+			return &stored, errViewChanged
 		}
-		return errViewChanged
+		return nil, errViewChanged
 	}
 	data, err := json.Marshal(next)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, n := range lock {
 		if err := n.records.SetMeta(ctx, s.txs[n], records.View, string(data)); err != nil {
-			return fmt.Errorf("store the view on %s: %w", n.name, err)
+			return nil, fmt.Errorf("store the view on %s: %w", n.name, err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // exclude leaves n out of the writes: every write records the keys it
