@@ -283,10 +283,11 @@ var errNoArbiter = errors.New("no arbiter: the primary changes only by `tandem p
 
 // change changes the view by compare-and-swap: next returns the view to
 // install in place of cur (its generation is set here, above cur's and
-// every database's), or ok false when no
-// change is needed. Every reachable database is locked meanwhile, so no write of any process is half way through
-// it, and takes the new generation in the same transactions: writes under
-// the old view then fail on them and run again under the new one.
+// every database's), or ok false when no change is needed. Every reachable
+// database is locked meanwhile, so no write of any process is half way
+// through it, and takes the new generation in the same transactions:
+// writes under the old view then fail on them and run again under the new
+// one.
 //
 // It must not be called while holding the gate (a write in progress).
 func (c *Cluster) change(ctx context.Context, why string, next func(cur arbiter.View) (arbiter.View, bool)) error {
