@@ -556,33 +556,28 @@ type Node struct {
 	Unique func(ctx context.Context) (map[int64]string, error)
 }
 
+// idVals returns a reader of table's id and val columns, through db.
+func idVals(db *sql.DB, table string) func(ctx context.Context) (map[int64]string, error) {
+	return func(ctx context.Context) (map[int64]string, error) {
+		out := map[int64]string{}
+		err := scan(ctx, db, "SELECT id, val FROM "+table, func(rows *sql.Rows) error {
+			var id int64
+			var v string
+			err := rows.Scan(&id, &v)
+			out[id] = v
+			return err
+		})
+		return out, err
+	}
+}
+
 // SQLNode reads db, a handle to one database (of any engine), with plain
 // SELECTs. name identifies it in messages.
 func SQLNode(name string, db *sql.DB) Node {
 	return Node{
-		Name: name,
-		Set: func(ctx context.Context) (map[int64]string, error) {
-			out := map[int64]string{}
-			err := scan(ctx, db, "SELECT id, val FROM "+SetTable, func(rows *sql.Rows) error {
-				var id int64
-				var v string
-				err := rows.Scan(&id, &v)
-				out[id] = v
-				return err
-			})
-			return out, err
-		},
-		Unique: func(ctx context.Context) (map[int64]string, error) {
-			out := map[int64]string{}
-			err := scan(ctx, db, "SELECT id, val FROM "+UniqueTable, func(rows *sql.Rows) error {
-				var id int64
-				var v string
-				err := rows.Scan(&id, &v)
-				out[id] = v
-				return err
-			})
-			return out, err
-		},
+		Name:   name,
+		Set:    idVals(db, SetTable),
+		Unique: idVals(db, UniqueTable),
 		Balances: func(ctx context.Context) (map[int64]int64, error) {
 			out := map[int64]int64{}
 			err := scan(ctx, db, "SELECT id, balance FROM "+AccountTable, func(rows *sql.Rows) error {
