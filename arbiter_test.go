@@ -99,3 +99,73 @@ func TestEtcdArbiterFailsOverAndSurvivesAMemberLoss(t *testing.T) {
 	faultSameDumps(t, dir)
 	faultNoRecords(t, dir)
 }
+
+// Without an arbiter the view lives in the primary's database: a lost
+// secondary is still left out and caught up, but the primary's loss stops
+// writes until an operator promotes another datasource.
+func TestWithoutAnArbiterOnlyPromoteChangesThePrimary(t *testing.T) {
+	dir := t.TempDir()
+	path, lose, restore := foMounted(t, dir, "tandem.yaml", "arbiter: none\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*foPatience)
+	defer cancel()
+	c := foOpen(t, path, "the cluster")
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.Failover, "only by `tandem promote`") {
+		t.Fatalf("status: failover %q, want only by tandem promote", st.Failover)
+	}
+	id := int64(0)
+	save := func(what string) error {
+		id++
+		return c.Save(ctx, &FaultItem{ID: id, Name: what})
+	}
+	// A lost secondary: left out, writes go on, it catches up.
+	lose["bar"]()
+	foWait(t, c, "bar left out", func(st *tandem.Status) bool { return foNode(st, "bar").LeftOut })
+	for range 5 {
+		if err := save("bar lost"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restore["bar"]()
+	foWait(t, c, "bar back in sync", foInSync)
+
+	// The primary lost: writes stop, naming the way out.
+	lose["foo"]()
+	foWait(t, c, "foo down", func(st *tandem.Status) bool { return foNode(st, "foo").State == tandem.StateDown })
+	err = save("refused")
+	if !errors.Is(err, tandem.ErrNodeDown) || !strings.Contains(err.Error(), "tandem promote") {
+		t.Fatalf("save with the primary lost and no arbiter: %v; want ErrNodeDown naming tandem promote", err)
+	}
+	id-- // not written
+	if st, _ := c.Status(ctx); st == nil || st.Primary != "foo" {
+		t.Fatalf("the primary changed without an operator: %+v", st)
+	}
+	// The operator promotes bar: writes go on.
+	if err := c.Promote(ctx, "bar", false); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := save("bar promoted"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restore["foo"]()
+	st = foWait(t, c, "foo back in sync", foInSync)
+	if st.Primary != "bar" {
+		t.Errorf("primary %q after foo returned; want bar: without an arbiter only promote changes it", st.Primary)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(faultRows(t, filepath.Join(dir, "foo.db"))); got != int(id) {
+		t.Errorf("foo.db holds %d rows, want %d", got, id)
+	}
+	faultSameDumps(t, dir)
+	faultNoRecords(t, dir)
+}
