@@ -288,7 +288,6 @@ func (e *secondaryFailure) Unwrap() error { return e.err }
 // record the keys of those that failed to commit (lost). The write is
 // acknowledged once the lost ones are left out of the view.
 type partialCommit struct {
-	txid string
 	lost []*Node
 	errs []error
 }
@@ -765,7 +764,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		c.failed(ctx, p, fmt.Errorf("commit on primary: %w", perr))
 		return fmt.Errorf("%w: committed on %s, not on the primary %s: %v", ErrOutcomeUnknown, nodeNames(committed), p.name, perr)
 	}
-	return &partialCommit{txid: in.TxID, lost: lost, errs: lostErrs}
+	return &partialCommit{lost: lost, errs: lostErrs}
 }
 
 // commit commits the primary and the secondaries of ok concurrently. It
