@@ -55,17 +55,9 @@ func TestEtcdArbiterFailsOverAndSurvivesAMemberLoss(t *testing.T) {
 	dir := t.TempDir()
 	eps := `"` + strings.Join(etcd.Endpoints(), `", "`) + `"`
 	arb := fmt.Sprintf("arbiter: {kind: etcd, endpoints: [%s], key: /tandem/test, request_timeout: 2s}\n", eps)
-	path, lose, restore := foMounted(t, dir, "tandem.yaml", arb)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*foPatience)
 	defer cancel()
-	c := foOpen(t, path, "the cluster")
-	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, st, lose, restore := arbCluster(ctx, t, dir, arb)
 	if !strings.HasPrefix(st.Arbiter, "etcd ") || st.Failover != "automatic, through the arbiter" {
 		t.Fatalf("status: arbiter %q, failover %q; want etcd, automatic", st.Arbiter, st.Failover)
 	}
@@ -105,17 +97,9 @@ func TestEtcdArbiterFailsOverAndSurvivesAMemberLoss(t *testing.T) {
 // writes until an operator promotes another datasource.
 func TestWithoutAnArbiterOnlyPromoteChangesThePrimary(t *testing.T) {
 	dir := t.TempDir()
-	path, lose, restore := foMounted(t, dir, "tandem.yaml", "arbiter: none\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*foPatience)
 	defer cancel()
-	c := foOpen(t, path, "the cluster")
-	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, st, lose, restore := arbCluster(ctx, t, dir, "arbiter: none\n")
 	if !strings.Contains(st.Failover, "only by `tandem promote`") {
 		t.Fatalf("status: failover %q, want only by tandem promote", st.Failover)
 	}
@@ -138,7 +122,7 @@ func TestWithoutAnArbiterOnlyPromoteChangesThePrimary(t *testing.T) {
 	// The primary lost: writes stop, naming the way out.
 	lose["foo"]()
 	foWait(t, c, "foo down", func(st *tandem.Status) bool { return foNode(st, "foo").State == tandem.StateDown })
-	err = save("refused")
+	err := save("refused")
 	if !errors.Is(err, tandem.ErrNodeDown) || !strings.Contains(err.Error(), "tandem promote") {
 		t.Fatalf("save with the primary lost and no arbiter: %v; want ErrNodeDown naming tandem promote", err)
 	}
@@ -168,4 +152,21 @@ func TestWithoutAnArbiterOnlyPromoteChangesThePrimary(t *testing.T) {
 	}
 	faultSameDumps(t, dir)
 	faultNoRecords(t, dir)
+}
+
+// arbCluster opens a cluster of foo and bar behind mounts in dir
+// (foMounted) with the arbiter YAML arb, migrates FaultItem and returns
+// its first status.
+func arbCluster(ctx context.Context, t *testing.T, dir, arb string) (*tandem.Cluster, *tandem.Status, map[string]func(), map[string]func()) {
+	t.Helper()
+	path, lose, restore := foMounted(t, dir, "tandem.yaml", arb)
+	c := foOpen(t, path, "the cluster")
+	if err := c.Migrate(ctx, &FaultItem{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, st, lose, restore
 }
