@@ -40,7 +40,8 @@ var (
 	ErrBusy = errors.New("datasource busy")
 	// ErrOutcomeUnknown: the write may have been committed on some
 	// databases; tandem could not learn which. Read before retrying a write
-	// that must not happen twice. The databases converge either way.
+	// that must not happen twice. The databases converge either way. A
+	// Save of a new row keeps the id the write used, so it can be read.
 	ErrOutcomeUnknown = errors.New("write outcome unknown")
 )
 

@@ -200,6 +200,9 @@ func TestServers(t *testing.T) {
 			t.Run("SecondaryKilledMidStream", func(t *testing.T) { srvSecondaryKilled(t, p) })
 			t.Run("SecondaryHungWritersWaitOnlyTheTimeout", func(t *testing.T) { srvSecondaryHung(t, p) })
 			t.Run("ConnectionCutByProxy", func(t *testing.T) { srvConnectionCut(t, p) })
+			if p.commit != tandem.CommitTwoPhase {
+				t.Run("SecondaryLostAtCommitKeepsTheNewID", func(t *testing.T) { srvSecondaryLostAtCommit(t, p) })
+			}
 			t.Run("PrimaryKilledSecondaryTakesOver", func(t *testing.T) { srvPrimaryKilled(t, p) })
 			t.Run("PrimaryHungSecondaryTakesOver", func(t *testing.T) { srvPrimaryHung(t, p) })
 			t.Run("AddressTakenOverWritesOnceThenCatchesUp", func(t *testing.T) { srvAddressTakeover(t, p) })
@@ -534,6 +537,51 @@ func srvConnectionCut(t *testing.T, p srvPair) {
 	set, bank := setRun.Stop(), bankRun.Stop()
 	foNoFailures(t, set, bank)
 	srvSettle(t, s, set, bank)
+}
+
+// srvSecondaryLostAtCommit: the secondary's connection is cut after the
+// primary committed a new row and before the secondary commits it. The Save
+// is acknowledged once bar is left out of the view, and it must report the
+// id the row has (an earlier version reset it to 0, as for a write that did
+// not commit, and acknowledged it so).
+func srvSecondaryLostAtCommit(t *testing.T, p srvPair) {
+	s := srvOpen(t, p, true)
+	ctx := context.Background()
+	if err := s.c.Migrate(ctx, &SrvItem{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Save(ctx, &SrvItem{Code: "before", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	hooked := 0
+	tandem.SetCommitHook(s.c, func(string) {
+		if hooked++; hooked == 1 {
+			s.barProxy.Cut()
+		}
+	})
+	it := &SrvItem{Code: "cut", At: time.Now()}
+	if err := s.c.Save(ctx, it); err != nil {
+		t.Fatalf("save with bar lost at its commit: %v (foo committed it; once bar is left out it is acknowledged)", err)
+	}
+	if hooked != 1 {
+		t.Fatalf("the commit hook ran %d times, want 1", hooked)
+	}
+	if it.ID == 0 {
+		t.Fatal("save acknowledged with the id reset to 0")
+	}
+	var code string
+	if err := s.fooDB.QueryRow("SELECT code FROM srv_item WHERE id = "+fmt.Sprint(it.ID)).Scan(&code); err != nil || code != "cut" {
+		t.Fatalf("foo's row %d: code %q, %v; want the row saved", it.ID, code, err)
+	}
+	if st, err := s.c.Status(ctx); err != nil || !foNode(st, "bar").LeftOut {
+		t.Errorf("bar is not left out of the view after the acknowledged save (status error %v)", err)
+	}
+	s.barProxy.Restore()
+	foWait(t, s.c, "bar caught up", func(st *tandem.Status) bool { return foInSync(st) })
+	if err := s.barDB.QueryRow("SELECT code FROM srv_item WHERE id = "+fmt.Sprint(it.ID)).Scan(&code); err != nil || code != "cut" {
+		t.Fatalf("bar's row %d after catch-up: code %q, %v", it.ID, code, err)
+	}
+	s.identical(t)
 }
 
 func srvPrimaryKilled(t *testing.T, p srvPair) {

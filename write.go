@@ -80,8 +80,8 @@ type Tx struct {
 	ops     []op
 	now     time.Time
 	done    bool
-	// ids are the auto-id fields this Tx set; they are reset to zero if
-	// it does not commit, so a retried Save inserts anew.
+	// ids are the auto-id fields this Tx set; they are reset to zero when
+	// it is known not to have committed, so a retried Save inserts anew.
 	ids []reflect.Value
 	// broken is the error of a statement that may have ended the
 	// primary's transaction (SQLite rolls it back on I/O errors and
@@ -341,7 +341,11 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 	}
 	tx.done = true
 	err = c.mirror(ctx, tx)
-	committed = err == nil
+	// Committed on the primary, acknowledged once the others are left
+	// out (partialCommit), or perhaps committed (ErrOutcomeUnknown): the
+	// ids stay, the ones the rows have or may have.
+	var pc *partialCommit
+	committed = err == nil || errors.As(err, &pc) || errors.Is(err, ErrOutcomeUnknown)
 	return err
 }
 
