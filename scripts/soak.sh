@@ -5,7 +5,8 @@
 # servers also servers killed and paused and connections cut), heals them,
 # lets the cluster settle and checks every database directly.
 #
-#   bash scripts/soak.sh [-engine sqlite|postgres|mariadb] [-runs N] [-seed S]
+#   bash scripts/soak.sh [-engine sqlite|postgres|mariadb] [-arbiter witness|etcd|none]
+#                        [-runs N] [-seed S]
 #                        [-repeat R] [-writers 2..3] [-goroutines G]
 #                        [-duration 4s] [-settle 30s] [-v] [-keep]
 #
@@ -15,8 +16,14 @@
 # seed R times. Exit status: 0 when every run passed, 1 when one failed, 2
 # on bad usage.
 #
+# -arbiter etcd starts a 3-member etcd cluster on loopback ports for the
+# soak (each run keeps its view under a key of its own) and also draws
+# its members killed and cut off from each other. The default arbiter is
+# the config's: a witness for SQLite, none for servers (a lost primary
+# then stops writes until it returns).
+#
 # postgres and mariadb need the servers' packages (postgresql,
-# mariadb-server); scripts/test.sh installs them.
+# mariadb-server), etcd needs etcd-server; scripts/test.sh installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null; then

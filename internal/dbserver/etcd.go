@@ -83,46 +83,68 @@ type EtcdMember struct {
 	logStart int64    // where the output of proc begins in the log
 }
 
-// StartEtcd starts a new etcd cluster of n members for the test (3 is the
-// smallest that survives the loss of a member) and waits until every member
-// answers its health check: a leader is elected and each member serves a
-// linearizable read. Every member is killed and its files removed when the
-// test ends. StartEtcd skips the test, as RequireEtcd does, when etcd is
-// missing.
+// StartEtcd starts a new etcd cluster of n members for the test, as
+// [RunEtcd] does in a temporary directory of the test, and kills every
+// member and removes its files when the test ends. It skips the test, as
+// RequireEtcd does, when etcd is missing.
 func StartEtcd(t testing.TB, n int) *EtcdCluster {
 	t.Helper()
 	RequireEtcd(t)
-	if n < 1 {
-		t.Fatalf("start etcd: a cluster of %d members", n)
+	c, err := RunEtcd(t.TempDir(), n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	bin, _ := findEtcd()
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// RunEtcd starts a new etcd cluster of n members (3 is the smallest that
+// survives the loss of a member), each in a directory of its own under
+// dir, for a program that is not a test, and waits until every member
+// answers its health check: a leader is elected and each member serves a
+// linearizable read. The caller closes it.
+func RunEtcd(dir string, n int) (_ *EtcdCluster, err error) {
+	if n < 1 {
+		return nil, fmt.Errorf("start etcd: a cluster of %d members", n)
+	}
+	bin, err := findEtcd()
+	if err != nil {
+		return nil, err
+	}
 	c := &EtcdCluster{bin: bin, token: "tandem-test-" + rand.Text(), isolated: map[string]bool{}}
+	defer func() {
+		if err != nil {
+			c.Close()
+			err = fmt.Errorf("start etcd: %w", err)
+		}
+	}()
 	c.members = make([]*EtcdMember, n)
 	for i := range c.members {
-		m := &EtcdMember{cluster: c, name: "m" + strconv.Itoa(i), dir: t.TempDir()}
+		m := &EtcdMember{cluster: c, name: "m" + strconv.Itoa(i), dir: filepath.Join(dir, "etcd-m"+strconv.Itoa(i))}
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			return nil, err
+		}
 		if err := m.choosePorts(); err != nil {
-			t.Fatalf("start etcd: %v", err)
+			return nil, err
 		}
 		c.members[i] = m
 	}
 	// Once the members are known: a proxy asks for them at once.
 	for _, m := range c.members {
-		m.peer = newPeerProxy(t, m.peerAddr(), c.dialerName, func(from string) bool {
+		m.peer, err = listen(m.peerAddr(), c.dialerName, func(from string) bool {
 			return c.cutOff(from, m.name)
 		})
-	}
-	// Registered after the proxies' cleanups, so it runs before them.
-	t.Cleanup(func() {
-		for _, m := range c.members {
-			if err := m.Kill(); err != nil {
-				t.Error(err)
-			}
+		if err != nil {
+			return nil, err
 		}
-	})
-
+	}
 	for _, m := range c.members {
 		if err := m.launch(); err != nil {
-			t.Fatalf("start etcd: %v", err)
+			return nil, err
 		}
 	}
 	for _, m := range c.members {
@@ -135,26 +157,54 @@ func StartEtcd(t testing.TB, n int) *EtcdCluster {
 				break
 			}
 			if !errors.Is(err, errPortInUse) || attempt == 5 {
-				t.Fatalf("start etcd: %v", err)
+				return nil, err
 			}
 			if err := m.choosePorts(); err != nil {
-				t.Fatalf("start etcd: %v", err)
+				return nil, err
 			}
 			m.peer.Redirect(m.peerAddr())
 			if err := m.launch(); err != nil {
-				t.Fatalf("start etcd: %v", err)
+				return nil, err
 			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	if err := c.WaitHealthy(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close kills every member and closes the peer proxies. The members'
+// directories stay.
+func (c *EtcdCluster) Close() error {
+	var errs []error
 	for _, m := range c.members {
-		if err := m.waitHealthy(ctx); err != nil {
-			t.Fatalf("start etcd: %v", err)
+		if m == nil {
+			continue
+		}
+		errs = append(errs, m.Kill())
+		if m.peer != nil {
+			m.peer.Close()
 		}
 	}
-	return c
+	return errors.Join(errs...)
 }
+
+// WaitHealthy waits until every member answers its health check (a
+// leader, and a linearizable read served), or ctx ends.
+func (c *EtcdCluster) WaitHealthy(ctx context.Context) error {
+	for _, m := range c.members {
+		if err := m.waitHealthy(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Members returns the number of members.
+func (c *EtcdCluster) Members() int { return len(c.members) }
 
 // Endpoints returns every member's client address, "127.0.0.1:port", in
 // member order, for a client (go.etcd.io/etcd/client/v3's Config.Endpoints).
@@ -272,15 +322,23 @@ func (c *EtcdCluster) setIsolated(name string, isolated bool) {
 	}
 }
 
-// Restart starts the member again after Kill, on its data directory and
-// ports, and waits until it listens on them. Whether it then serves
-// requests depends on the cluster: a member serves once it has reached a
-// quorum (it joins through the cluster's log), so Restart does not wait for
-// that.
+// Restart starts the member again after Kill, as Relaunch does, and fails
+// the test when it cannot.
 func (m *EtcdMember) Restart(t testing.TB) {
 	t.Helper()
+	if err := m.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Relaunch starts the member again after Kill, on its data directory and
+// ports, and waits until it listens on them. Whether it then serves
+// requests depends on the cluster: a member serves once it has reached a
+// quorum (it joins through the cluster's log), so Relaunch does not wait
+// for that.
+func (m *EtcdMember) Relaunch() error {
 	if m.Running() {
-		t.Fatalf("restart etcd member %s: still running", m.name)
+		return fmt.Errorf("restart etcd member %s: still running", m.name)
 	}
 	var err error
 	for attempt := 1; attempt <= 5; attempt++ {
@@ -293,8 +351,9 @@ func (m *EtcdMember) Restart(t testing.TB) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("restart etcd member %s: %v", m.name, err)
+		return fmt.Errorf("restart etcd member %s: %w", m.name, err)
 	}
+	return nil
 }
 
 // choosePorts picks free client and peer ports for the member.

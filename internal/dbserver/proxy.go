@@ -17,7 +17,9 @@ type Proxy struct {
 	ln net.Listener
 	wg sync.WaitGroup // the accept loop and every connection's goroutines
 
-	// Set by newPeerProxy: who dialed a connection (the name of a process
+	// Set for an etcd cluster's peer proxies (RunEtcd), so that it cuts
+	// the links of one member and keeps those between the others: who
+	// dialed a connection (the name of a process
 	// of a cluster, "" when unknown) and whether that dialer is cut off now.
 	// from is slow (it reads /proc), refuse must be quick: it is asked with
 	// mu held.
@@ -60,23 +62,13 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
-// newPeerProxy is NewProxy that also refuses, and closes on closeRefused,
-// the connections whose dialer from names and refuse refuses: so a cluster
-// cuts the links of one member and keeps those between the others.
-func newPeerProxy(t testing.TB, target string, from func(net.Conn) string, refuse func(string) bool) *Proxy {
-	t.Helper()
-	p, err := listen(target, from, refuse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
-
 // Listen starts a proxy to target on a free loopback port, as NewProxy
 // does, for a program that is not a test; the caller closes it.
 func Listen(target string) (*Proxy, error) { return listen(target, nil, nil) }
 
+// listen starts a proxy to target; when from and refuse are given it also
+// refuses, and closes on closeRefused, the connections whose dialer from
+// names and refuse refuses.
 func listen(target string, from func(net.Conn) string, refuse func(string) bool) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

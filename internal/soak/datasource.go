@@ -322,10 +322,10 @@ func makeDatasources(ctx context.Context, engine, dir, db string, srv *servers) 
 	return out, nil
 }
 
-// writeConfig writes the run's tandem config.
-func writeConfig(path string, ds []*datasource, timeout, health time.Duration) error {
+// writeConfig writes the run's tandem config; arbiter is its arbiter entry.
+func writeConfig(path string, ds []*datasource, arbiter string, timeout, health time.Duration) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "primary: %s\ntimeout: %v\nhealth_interval: %v\ndatasources:\n", ds[0].name, timeout, health)
+	fmt.Fprintf(&b, "primary: %s\ntimeout: %v\nhealth_interval: %v\n%sdatasources:\n", ds[0].name, timeout, health, arbiter)
 	for _, d := range ds {
 		fmt.Fprintf(&b, "  - name: %s\n    driver: %s\n    dsn: %q\n", d.name, d.driver, d.dsn)
 	}

@@ -15,7 +15,9 @@ import (
 type Kind struct {
 	Name string
 	// Engines are the engines it applies to; nil: every engine.
-	Engines          []string
+	Engines []string
+	// Arbiters are the arbiters it applies to; nil: every arbiter.
+	Arbiters         []string
 	Target           Target
 	MinHold, MaxHold time.Duration
 	// Weight is how often it is drawn, relative to the other kinds.
@@ -30,8 +32,8 @@ type Kind struct {
 var errSkipped = errors.New("skipped")
 
 // AllKinds is every kind of fault the soak knows, in the order the summary
-// lists them. Another kind (an etcd member killed or cut off) is one more
-// entry: a Target, and an Inject that returns its heal.
+// lists them. Another kind is one more entry: a Target, and an Inject that
+// returns its heal.
 func AllKinds() []Kind {
 	servers := []string{"postgres", "mariadb"}
 	return []Kind{
@@ -58,14 +60,21 @@ func AllKinds() []Kind {
 		// The proxy between tandem and the server cuts every connection and
 		// refuses new ones.
 		{Name: "cut", Engines: servers, Target: OnDatasource, MinHold: 200 * time.Millisecond, MaxHold: 3 * time.Second, Weight: 2, Inject: cutProxy},
+		// An etcd member SIGKILLed, restarted after the hold. Overlapping
+		// kills take the quorum away: the view cannot change meanwhile.
+		{Name: "kill-arbiter", Arbiters: []string{"etcd"}, Target: OnArbiter, MinHold: 500 * time.Millisecond, MaxHold: 3 * time.Second, Weight: 2, Inject: killArbiter},
+		// An etcd member cut off from the other members (it still serves
+		// its clients, stale), rejoined after the hold.
+		{Name: "isolate-arbiter", Arbiters: []string{"etcd"}, Target: OnArbiter, MinHold: 500 * time.Millisecond, MaxHold: 3 * time.Second, Weight: 2, Inject: isolateArbiter},
 	}
 }
 
-// KindsFor returns the kinds of fault that apply to engine.
-func KindsFor(engine string) []Kind {
+// KindsFor returns the kinds of fault that apply to engine with arbiter
+// (the arbiter's kind: witness, etcd, none).
+func KindsFor(engine, arbiter string) []Kind {
 	var out []Kind
 	for _, k := range AllKinds() {
-		if k.Engines == nil || slices.Contains(k.Engines, engine) {
+		if (k.Engines == nil || slices.Contains(k.Engines, engine)) && (k.Arbiters == nil || slices.Contains(k.Arbiters, arbiter)) {
 			out = append(out, k)
 		}
 	}
@@ -169,6 +178,44 @@ func cutProxy(ctx context.Context, r *run, f Fault) (func() error, error) {
 	return func() error { ds.proxy.Restore(); return nil }, nil
 }
 
+func killArbiter(ctx context.Context, r *run, f Fault) (func() error, error) {
+	m := r.opts.etcd.member(f.Target)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.m.Running() {
+		return nil, errSkipped
+	}
+	if err := m.m.Kill(); err != nil {
+		return nil, err
+	}
+	return func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.m.Running() {
+			return nil
+		}
+		return m.m.Relaunch()
+	}, nil
+}
+
+func isolateArbiter(ctx context.Context, r *run, f Fault) (func() error, error) {
+	m := r.opts.etcd.member(f.Target)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.isolated {
+		return nil, errSkipped
+	}
+	m.isolated = true
+	m.m.Isolate()
+	return func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.isolated = false
+		m.m.Rejoin()
+		return nil
+	}, nil
+}
+
 // healAll undoes whatever faults may be left (a heal that failed, a run
 // cut short): every server running and resumed, every proxy restored,
 // every directory back, every writer continued.
@@ -194,6 +241,11 @@ func (r *run) healAll() {
 	}
 	for _, w := range r.writerList() {
 		w.signal(syscall.SIGCONT)
+	}
+	if r.opts.etcd != nil {
+		if err := r.opts.etcd.heal(); err != nil {
+			r.notef("heal: %v", err)
+		}
 	}
 }
 

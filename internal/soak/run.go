@@ -158,7 +158,7 @@ func runWriters(seed uint64, min, max int) int {
 func runOnce(ctx context.Context, o Options, index int, seed uint64) *Result {
 	start := time.Now()
 	res := &Result{Index: index, Seed: seed}
-	r := &run{opts: o, seed: seed, res: res, kinds: KindsFor(o.Engine)}
+	r := &run{opts: o, seed: seed, res: res, kinds: KindsFor(o.Engine, o.Arbiter)}
 	r.nWriters = runWriters(seed, o.MinWriters, o.MaxWriters)
 	res.Writers = r.nWriters
 	defer func() { res.Took = time.Since(start) }()
@@ -198,7 +198,8 @@ func (r *run) do(ctx context.Context) error {
 	if r.ds, err = makeDatasources(ctx, o.Engine, r.dir, fmt.Sprintf("soak_%d", r.seed), o.servers); err != nil {
 		return err
 	}
-	if err := writeConfig(r.cfgPath, r.ds, o.Timeout, o.HealthInterval); err != nil {
+	arbiter := o.arbiterConfig(fmt.Sprintf("/tandem/soak/%s/run-%d", filepath.Base(r.dir), r.res.Index))
+	if err := writeConfig(r.cfgPath, r.ds, arbiter, o.Timeout, o.HealthInterval); err != nil {
 		return err
 	}
 	cfg, err := tandem.LoadConfig(r.cfgPath)
@@ -218,7 +219,11 @@ func (r *run) do(ctx context.Context) error {
 	for i, d := range r.ds {
 		names[i] = d.name
 	}
-	res.Faults = Draw(r.seed, r.kinds, Plan{Datasources: names, Writers: r.nWriters, Duration: o.Duration, PerSecond: o.FaultsPerSecond})
+	plan := Plan{Datasources: names, Writers: r.nWriters, Duration: o.Duration, PerSecond: o.FaultsPerSecond}
+	if o.etcd != nil {
+		plan.ArbiterMembers = o.etcd.names()
+	}
+	res.Faults = Draw(r.seed, r.kinds, plan)
 
 	// Writers, each ready before the faults begin.
 	var readies []chan struct{}

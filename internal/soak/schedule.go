@@ -18,6 +18,8 @@ const (
 	OnDatasource Target = iota
 	// OnWriter: one of the writer processes.
 	OnWriter
+	// OnArbiter: one of the etcd arbiter's members (m0, m1, m2).
+	OnArbiter
 )
 
 // Fault is one fault of a run's schedule: what, where, when and for how
@@ -25,7 +27,7 @@ const (
 // its schedule (not its outcome: the processes' timing differs).
 type Fault struct {
 	Kind   string
-	Target string        // a datasource's name, or a writer's ("w2")
+	Target string        // a datasource's name, a writer's ("w2") or an etcd member's ("m1")
 	At     time.Duration // from the start of the fault phase
 	Hold   time.Duration // how long it lasts (for a killed writer: until its restart)
 	// Pick is a random number for the kind's own choices (a lost mount:
@@ -39,9 +41,11 @@ func (f Fault) String() string {
 
 // Plan is what a schedule is drawn for.
 type Plan struct {
-	Datasources []string      // in configured order
-	Writers     int           // writer processes at the start
-	Duration    time.Duration // of the fault phase
+	Datasources []string // in configured order
+	Writers     int      // writer processes at the start
+	// ArbiterMembers are the etcd arbiter's members (none without one).
+	ArbiterMembers []string
+	Duration       time.Duration // of the fault phase
 	// PerSecond is the mean number of faults drawn per second of the
 	// fault phase.
 	PerSecond float64
@@ -80,6 +84,8 @@ func Draw(seed uint64, kinds []Kind, plan Plan) []Fault {
 			f.Target = plan.Datasources[rng.IntN(len(plan.Datasources))]
 		case OnWriter:
 			f.Target = writerName(rng.IntN(max(plan.Writers, 1)))
+		case OnArbiter:
+			f.Target = plan.ArbiterMembers[rng.IntN(len(plan.ArbiterMembers))]
 		}
 		f.Hold = k.MinHold
 		if k.MaxHold > k.MinHold {

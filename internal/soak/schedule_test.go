@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-var testPlan = Plan{Datasources: []string{"foo", "bar"}, Writers: 3, Duration: 5 * time.Second, PerSecond: 1.5}
+var testPlan = Plan{Datasources: []string{"foo", "bar"}, Writers: 3, ArbiterMembers: []string{"m0", "m1", "m2"}, Duration: 5 * time.Second, PerSecond: 1.5}
 
 func TestDrawGivesTheSameScheduleForTheSameSeed(t *testing.T) {
-	kinds := KindsFor("sqlite")
+	kinds := KindsFor("sqlite", "witness")
 	for seed := range uint64(50) {
 		a, b := Draw(seed, kinds, testPlan), Draw(seed, kinds, testPlan)
 		if !slices.Equal(a, b) {
@@ -27,7 +27,7 @@ func TestDrawGivesTheSameScheduleForTheSameSeed(t *testing.T) {
 func TestDrawHitsThePrimaryAsOftenAsTheSecondary(t *testing.T) {
 	hits := map[string]int{}
 	for seed := range uint64(2000) {
-		for _, f := range Draw(seed, KindsFor("sqlite"), testPlan) {
+		for _, f := range Draw(seed, KindsFor("sqlite", "witness"), testPlan) {
 			if f.Kind == "lock" || f.Kind == "lost-mount" {
 				hits[f.Target]++
 			}
@@ -42,12 +42,12 @@ func TestDrawHitsThePrimaryAsOftenAsTheSecondary(t *testing.T) {
 func TestDrawKeepsEveryFaultWithinThePhaseItsKindAndItsTargets(t *testing.T) {
 	for _, engine := range Engines {
 		kinds := map[string]Kind{}
-		for _, k := range KindsFor(engine) {
+		for _, k := range KindsFor(engine, "etcd") {
 			kinds[k.Name] = k
 		}
 		drawn := map[string]int{}
 		for seed := range uint64(500) {
-			faults := Draw(seed, KindsFor(engine), testPlan)
+			faults := Draw(seed, KindsFor(engine, "etcd"), testPlan)
 			if !slices.IsSortedFunc(faults, func(a, b Fault) int { return int(a.At - b.At) }) {
 				t.Errorf("%s seed %d: faults not in order of start: %v", engine, seed, faults)
 			}
@@ -64,6 +64,8 @@ func TestDrawKeepsEveryFaultWithinThePhaseItsKindAndItsTargets(t *testing.T) {
 					t.Errorf("%s seed %d: %v targets no datasource", engine, seed, f)
 				case k.Target == OnWriter && !slices.Contains([]string{"w1", "w2", "w3"}, f.Target):
 					t.Errorf("%s seed %d: %v targets no writer", engine, seed, f)
+				case k.Target == OnArbiter && !slices.Contains(testPlan.ArbiterMembers, f.Target):
+					t.Errorf("%s seed %d: %v targets no arbiter member", engine, seed, f)
 				}
 				drawn[f.Kind]++
 			}
@@ -77,20 +79,25 @@ func TestDrawKeepsEveryFaultWithinThePhaseItsKindAndItsTargets(t *testing.T) {
 }
 
 func TestKindsForEachEngine(t *testing.T) {
-	names := func(engine string) []string {
+	names := func(engine, arbiter string) []string {
 		var out []string
-		for _, k := range KindsFor(engine) {
+		for _, k := range KindsFor(engine, arbiter) {
 			out = append(out, k.Name)
 		}
 		return out
 	}
-	for engine, want := range map[string][]string{
-		"sqlite":   {"lock", "kill-writer", "stop-writer", "lost-mount"},
-		"postgres": {"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut"},
-		"mariadb":  {"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut"},
+	for _, c := range []struct {
+		engine, arbiter string
+		want            []string
+	}{
+		{"sqlite", "witness", []string{"lock", "kill-writer", "stop-writer", "lost-mount"}},
+		{"sqlite", "etcd", []string{"lock", "kill-writer", "stop-writer", "lost-mount", "kill-arbiter", "isolate-arbiter"}},
+		{"postgres", "none", []string{"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut"}},
+		{"mariadb", "witness", []string{"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut"}},
+		{"postgres", "etcd", []string{"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut", "kill-arbiter", "isolate-arbiter"}},
 	} {
-		if got := names(engine); !slices.Equal(got, want) {
-			t.Errorf("%s: kinds %v, want %v", engine, got, want)
+		if got := names(c.engine, c.arbiter); !slices.Equal(got, c.want) {
+			t.Errorf("%s with %s: kinds %v, want %v", c.engine, c.arbiter, got, c.want)
 		}
 	}
 	for _, k := range AllKinds() {
@@ -102,7 +109,7 @@ func TestKindsForEachEngine(t *testing.T) {
 
 func TestTally(t *testing.T) {
 	faults := []Fault{{Kind: "lock"}, {Kind: "kill-writer"}, {Kind: "lock"}}
-	if got, want := tally(faults, KindsFor("sqlite")), "lock×2 kill-writer×1"; got != want {
+	if got, want := tally(faults, KindsFor("sqlite", "witness")), "lock×2 kill-writer×1"; got != want {
 		t.Errorf("tally %q, want %q", got, want)
 	}
 }

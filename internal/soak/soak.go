@@ -27,7 +27,10 @@ import (
 // Options configure a soak.
 type Options struct {
 	Engine string // sqlite, postgres or mariadb
-	Runs   int
+	// Arbiter is the runs' arbiter: witness, etcd (a 3-member cluster the
+	// soak starts) or none; "": the engine's default.
+	Arbiter string
+	Runs    int
 	// Seed is the first run's seed; run i uses Seed+i.
 	Seed uint64
 	// Repeat runs each seed this many times in a row (default 1): a
@@ -60,11 +63,13 @@ type Options struct {
 	Out    io.Writer
 
 	servers *servers
+	etcd    *etcdArbiter
 }
 
 // Summary is what a soak found.
 type Summary struct {
 	Engine      string
+	Arbiter     string
 	Runs        int
 	Passed      int
 	Lost        int // acknowledged writes missing from some database, over all runs
@@ -79,14 +84,14 @@ type Summary struct {
 
 // Line is the summary on one line:
 //
-//	soak engine=sqlite runs=40 passed=32 lost=84 divergent=5 invariant=3 unsettled=2 failed_seeds=7,19
+//	soak engine=sqlite arbiter=witness runs=40 passed=32 lost=84 divergent=5 invariant=3 unsettled=2 failed_seeds=7,19
 func (s *Summary) Line() string {
 	seeds := make([]string, len(s.FailedSeeds))
 	for i, seed := range s.FailedSeeds {
 		seeds[i] = strconv.FormatUint(seed, 10)
 	}
-	return fmt.Sprintf("soak engine=%s runs=%d passed=%d lost=%d divergent=%d invariant=%d unsettled=%d failed_seeds=%s",
-		s.Engine, s.Runs, s.Passed, s.Lost, s.Divergent, s.Invariant, s.Unsettled, strings.Join(seeds, ","))
+	return fmt.Sprintf("soak engine=%s arbiter=%s runs=%d passed=%d lost=%d divergent=%d invariant=%d unsettled=%d failed_seeds=%s",
+		s.Engine, s.Arbiter, s.Runs, s.Passed, s.Lost, s.Divergent, s.Invariant, s.Unsettled, strings.Join(seeds, ","))
 }
 
 func (s *Summary) add(res *Result) {
@@ -121,21 +126,37 @@ func Soak(ctx context.Context, o Options) (*Summary, error) {
 	if !slices.Contains(Engines, o.Engine) {
 		return nil, fmt.Errorf("unknown engine %q (known: %s)", o.Engine, strings.Join(Engines, ", "))
 	}
+	if o.Arbiter == "" {
+		o.Arbiter = DefaultArbiter(o.Engine)
+	}
+	if !slices.Contains(Arbiters, o.Arbiter) {
+		return nil, fmt.Errorf("unknown arbiter %q (known: %s)", o.Arbiter, strings.Join(Arbiters, ", "))
+	}
 	start := time.Now()
-	kinds := KindsFor(o.Engine)
-	sum := &Summary{Engine: o.Engine, Avail: newAvailability(kinds)}
-	if o.Engine != "sqlite" {
+	kinds := KindsFor(o.Engine, o.Arbiter)
+	sum := &Summary{Engine: o.Engine, Arbiter: o.Arbiter, Avail: newAvailability(kinds)}
+	if o.Engine != "sqlite" || o.Arbiter == "etcd" {
 		dir, err := os.MkdirTemp(o.TempDir, "soak-servers-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := startServers(o.Engine, dir)
-		if err != nil {
-			return nil, err
+		if o.Engine != "sqlite" {
+			srv, err := startServers(o.Engine, dir)
+			if err != nil {
+				return nil, err
+			}
+			defer srv.close()
+			o.servers = srv
 		}
-		defer srv.close()
-		o.servers = srv
+		if o.Arbiter == "etcd" {
+			e, err := startEtcd(dir)
+			if err != nil {
+				return nil, err
+			}
+			defer e.close()
+			o.etcd = e
+		}
 	}
 	repeat := max(o.Repeat, 1)
 	runs := o.Runs * repeat

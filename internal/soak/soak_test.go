@@ -8,14 +8,14 @@ import (
 )
 
 func TestSummaryLine(t *testing.T) {
-	kinds := KindsFor("sqlite")
-	s := &Summary{Engine: "sqlite", Avail: newAvailability(kinds)}
+	kinds := KindsFor("sqlite", "witness")
+	s := &Summary{Engine: "sqlite", Arbiter: "witness", Avail: newAvailability(kinds)}
 	s.add(&Result{Seed: 7, Lost: 3, Divergent: true, Unsettled: true})
 	s.add(&Result{Seed: 8})
 	s.add(&Result{Seed: 9, Invariant: true})
 	s.add(&Result{Seed: 10, Broken: []string{"writer w1.1 exited on its own"}})
 	s.add(&Result{Seed: 10, Lost: 2}) // -repeat: a seed run again
-	want := "soak engine=sqlite runs=5 passed=1 lost=5 divergent=1 invariant=1 unsettled=1 failed_seeds=7,9,10"
+	want := "soak engine=sqlite arbiter=witness runs=5 passed=1 lost=5 divergent=1 invariant=1 unsettled=1 failed_seeds=7,9,10"
 	if got := s.Line(); got != want {
 		t.Errorf("summary\n got %s\nwant %s", got, want)
 	}
@@ -42,7 +42,7 @@ func TestAvailabilityCountsWritesOverlappingEachFault(t *testing.T) {
 			{kind: "insert", start: at(1000), end: at(1010), err: "x"},   // no fault
 		},
 	}
-	a := newAvailability(KindsFor("sqlite"))
+	a := newAvailability(KindsFor("sqlite", "witness"))
 	a.add(res)
 	for key, want := range map[string]availRow{
 		"lock@foo":    {drawn: 1, injected: 1, writes: 3, refused: 1, slowest: 100 * time.Millisecond},

@@ -1,7 +1,7 @@
 // Command soak is tandem's randomized multi-process fault soak; run it
 // through scripts/soak.sh. See package internal/soak.
 //
-//	soak [-engine sqlite|postgres|mariadb] [-runs N] [-seed S] [-repeat R] [-writers 2..3]
+//	soak [-engine sqlite|postgres|mariadb] [-arbiter witness|etcd|none] [-runs N] [-seed S] [-repeat R] [-writers 2..3]
 //	     [-goroutines G] [-duration D] [-settle D] [-v] [-keep]
 //
 // It exits 0 when every run passed, 1 when some failed (printing the
@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	_ "github.com/tandemdb/tandem/arbiter/etcd"
 	_ "github.com/tandemdb/tandem/engine/mysql"
 	_ "github.com/tandemdb/tandem/engine/postgres"
 	_ "github.com/tandemdb/tandem/engine/sqlite"
@@ -38,6 +39,7 @@ func run() int {
 	o := soak.Options{Out: os.Stdout, Tail: time.Second}
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.StringVar(&o.Engine, "engine", "sqlite", "the datasources' engine: sqlite, postgres or mariadb")
+	fs.StringVar(&o.Arbiter, "arbiter", "", "the runs' arbiter: witness, etcd (3 members the soak starts) or none (default: witness for sqlite, none for servers)")
 	fs.IntVar(&o.Runs, "runs", 40, "number of runs")
 	seed := fs.String("seed", "", "the first run's seed (run i uses seed+i; default: drawn from the clock)")
 	fs.IntVar(&o.Repeat, "repeat", 1, "run each seed this many times in a row")
@@ -77,12 +79,15 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
 		return 2
 	}
+	if o.Arbiter == "" {
+		o.Arbiter = soak.DefaultArbiter(o.Engine)
+	}
 	// The command that replays a run: every flag that shapes a schedule
 	// or a run, as given.
-	o.Replay = fmt.Sprintf("bash scripts/soak.sh -engine %s -runs 1 -writers %s -goroutines %d -duration %v -rate %v -timeout %v -health-interval %v -settle %v -v -keep",
-		o.Engine, *writers, o.Goroutines, o.Duration, o.FaultsPerSecond, o.Timeout, o.HealthInterval, o.Settle)
-	fmt.Printf("soak engine=%s runs=%d×%d seeds=%d..%d writers=%s goroutines=%d duration=%v timeout=%v health_interval=%v\n",
-		o.Engine, o.Runs, o.Repeat, o.Seed, o.Seed+uint64(o.Runs)-1, *writers, o.Goroutines, o.Duration, o.Timeout, o.HealthInterval)
+	o.Replay = fmt.Sprintf("bash scripts/soak.sh -engine %s -arbiter %s -runs 1 -writers %s -goroutines %d -duration %v -rate %v -timeout %v -health-interval %v -settle %v -v -keep",
+		o.Engine, o.Arbiter, *writers, o.Goroutines, o.Duration, o.FaultsPerSecond, o.Timeout, o.HealthInterval, o.Settle)
+	fmt.Printf("soak engine=%s arbiter=%s runs=%d×%d seeds=%d..%d writers=%s goroutines=%d duration=%v timeout=%v health_interval=%v\n",
+		o.Engine, o.Arbiter, o.Runs, o.Repeat, o.Seed, o.Seed+uint64(o.Runs)-1, *writers, o.Goroutines, o.Duration, o.Timeout, o.HealthInterval)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
