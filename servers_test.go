@@ -570,7 +570,7 @@ func srvSecondaryLostAtCommit(t *testing.T, p srvPair) {
 		t.Fatal("save acknowledged with the id reset to 0")
 	}
 	var code string
-	if err := s.fooDB.QueryRow("SELECT code FROM srv_item WHERE id = "+fmt.Sprint(it.ID)).Scan(&code); err != nil || code != "cut" {
+	if err := s.fooDB.QueryRow("SELECT code FROM srv_item WHERE id = " + fmt.Sprint(it.ID)).Scan(&code); err != nil || code != "cut" {
 		t.Fatalf("foo's row %d: code %q, %v; want the row saved", it.ID, code, err)
 	}
 	if st, err := s.c.Status(ctx); err != nil || !foNode(st, "bar").LeftOut {
@@ -578,7 +578,7 @@ func srvSecondaryLostAtCommit(t *testing.T, p srvPair) {
 	}
 	s.barProxy.Restore()
 	foWait(t, s.c, "bar caught up", func(st *tandem.Status) bool { return foInSync(st) })
-	if err := s.barDB.QueryRow("SELECT code FROM srv_item WHERE id = "+fmt.Sprint(it.ID)).Scan(&code); err != nil || code != "cut" {
+	if err := s.barDB.QueryRow("SELECT code FROM srv_item WHERE id = " + fmt.Sprint(it.ID)).Scan(&code); err != nil || code != "cut" {
 		t.Fatalf("bar's row %d after catch-up: code %q, %v", it.ID, code, err)
 	}
 	s.identical(t)
