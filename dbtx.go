@@ -7,6 +7,7 @@ package tandem
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -18,8 +19,10 @@ type dbTx struct {
 	n    *Node
 	ctx  context.Context // the transaction's: cancelling it abandons the transaction
 	conn *sql.Conn
-	stop context.CancelFunc
-	once sync.Once
+	// cancel ends ctx, with the cause a statement it ends reports (nil:
+	// the transaction ended normally).
+	cancel context.CancelCauseFunc
+	once   sync.Once
 	// guard bounds each statement and the commit on a server (engine.Locker):
 	// one that gets no answer within it abandons the transaction, so a
 	// server that hangs mid-transaction cannot hold a write for ever. It
@@ -95,7 +98,8 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
 		}
 	}
-	tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := func() { cancel(nil) }
 	timer := time.AfterFunc(wait, stop)
 	tx, err := conn.BeginTx(tctx, nil)
 	if !timer.Stop() {
@@ -129,7 +133,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 			return nil, fmt.Errorf("begin on %s: take tandem's lock: %w", n.name, err)
 		}
 	}
-	t := &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, stop: stop}
+	t := &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, cancel: cancel}
 	if n.caps.Locker != nil {
 		t.guard = lockWait * wait
 	}
@@ -143,7 +147,22 @@ func (t *dbTx) guarded() func() bool {
 	if t.guard == 0 {
 		return func() bool { return true }
 	}
-	return time.AfterFunc(t.guard, t.stop).Stop
+	return time.AfterFunc(t.guard, func() {
+		t.cancel(fmt.Errorf("%s: %w (%v)", t.n.name, errTimeout, t.guard))
+	}).Stop
+}
+
+// explain says why a statement failed when t's own context ended it (its
+// guard ran out, or the transaction was given up) while the caller's ctx
+// did not: the driver says only "context canceled".
+func (t *dbTx) explain(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if cause := context.Cause(t.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	}
+	return err
 }
 
 // bound returns ctx, also cancelled when t's context is: the driver
@@ -164,9 +183,10 @@ func (t *dbTx) ExecContext(ctx context.Context, query string, args ...any) (sql.
 		ctx = context.WithoutCancel(ctx)
 	}
 	defer t.guarded()()
-	ctx, done := t.bound(ctx)
+	sctx, done := t.bound(ctx)
 	defer done()
-	return t.Tx.ExecContext(ctx, query, args...)
+	res, err := t.Tx.ExecContext(sctx, query, args...)
+	return res, t.explain(ctx, err)
 }
 
 // QueryContext runs a query under t's guard until its first answer; its
@@ -176,8 +196,9 @@ func (t *dbTx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 		ctx = context.WithoutCancel(ctx)
 	}
 	defer t.guarded()()
-	ctx, _ = t.bound(ctx) // released when t's context ends
-	return t.Tx.QueryContext(ctx, query, args...)
+	sctx, _ := t.bound(ctx) // released when t's context ends
+	rows, err := t.Tx.QueryContext(sctx, query, args...)
+	return rows, t.explain(ctx, err)
 }
 
 // QueryRowContext runs a query under t's guard until its first answer.
@@ -193,7 +214,7 @@ func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *
 // Commit commits and releases the connection.
 func (t *dbTx) Commit() error {
 	done := t.guarded()
-	err := t.Tx.Commit()
+	err := t.explain(context.Background(), t.Tx.Commit())
 	done()
 	t.end()
 	return err
@@ -210,13 +231,13 @@ func (t *dbTx) Rollback() error {
 // statement in progress is interrupted where the driver can, and the
 // transaction is rolled back when the database answers again.
 func (t *dbTx) abandon() {
-	t.stop()
+	t.cancel(fmt.Errorf("%s: %w: the transaction was given up", t.n.name, errTimeout))
 	go t.Rollback()
 }
 
 func (t *dbTx) end() {
 	t.once.Do(func() {
-		t.stop()
+		t.cancel(nil)
 		t.conn.Close()
 	})
 }
