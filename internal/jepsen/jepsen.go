@@ -435,15 +435,22 @@ func readAccounts(ctx context.Context, c *tandem.Cluster, inTx bool) ([]Account,
 
 // transfer moves amount from one account to another in one transaction,
 // reading both inside it; it moves nothing when from has less than amount.
+// It reads (and so locks, on engines that lock rows) the lower id first,
+// as a careful application does: transfers locking in random order only
+// wait for the server's deadlock detection (a second on PostgreSQL).
 func transfer(ctx context.Context, c *tandem.Cluster, from, to, amount int64) error {
 	return c.Tx(ctx, func(tx *tandem.Tx) error {
-		a, err := tandem.Get[Account](ctx, tx, from)
+		first, err := tandem.Get[Account](ctx, tx, min(from, to))
 		if err != nil {
 			return err
 		}
-		b, err := tandem.Get[Account](ctx, tx, to)
+		second, err := tandem.Get[Account](ctx, tx, max(from, to))
 		if err != nil {
 			return err
+		}
+		a, b := first, second
+		if from > to {
+			a, b = second, first
 		}
 		if a.Balance < amount {
 			return nil
