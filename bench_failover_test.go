@@ -18,6 +18,8 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver"
 
 	"github.com/tandemdb/tandem"
+	_ "github.com/tandemdb/tandem/arbiter/etcd"
+	"github.com/tandemdb/tandem/internal/dbserver"
 	"github.com/tandemdb/tandem/internal/testcluster"
 )
 
@@ -281,4 +283,52 @@ func tableHash(b *testing.B, db *sql.DB) string {
 		b.Fatal(err)
 	}
 	return fmt.Sprintf("%d rows, sha256 %s", n, hex.EncodeToString(h.Sum(nil))[:16])
+}
+
+// BenchmarkSaveView measures what the one view costs a Save on the SQLite
+// pair: the fence (each write reads every database's view generation) and
+// the arbiter, which a write does not consult (only a change of the view
+// does). Modes: view=nofence (the fence skipped, tandem.SetNoFence: the
+// baseline), view=none, view=witness, view=etcd (a 3-member etcd cluster
+// on loopback ports), at 1 and 8 goroutines.
+//
+// Compare with: bash bench/save.sh view
+func BenchmarkSaveView(b *testing.B) {
+	etcd := dbserver.StartEtcd(b, 3)
+	for _, goroutines := range []int{1, 8} {
+		for _, mode := range []string{"nofence", "none", "witness", "etcd"} { // nofence first: benchstat's baseline
+			b.Run(fmt.Sprintf("view=%s/goroutines=%d", mode, goroutines), func(b *testing.B) {
+				path := testcluster.Config(b)
+				cfg := testcluster.LoadConfig(b, path)
+				switch mode {
+				case "nofence", "none":
+					cfg.Arbiter = tandem.ArbiterConfig{Kind: "none"}
+				case "witness":
+					cfg.Arbiter = tandem.ArbiterConfig{Kind: "witness"}
+				case "etcd":
+					key := fmt.Sprintf("/tandem/bench/%s", filepath.Base(filepath.Dir(path)))
+					cfg.Arbiter = tandem.ArbiterConfig{Kind: "etcd", Fields: map[string]any{"endpoints": anySlice(etcd.Endpoints()), "key": key}}
+				}
+				ctx := context.Background()
+				c, err := tandem.Open(ctx, cfg, faultQuietLogs())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				tandem.SetNoFence(c, mode == "nofence")
+				if err := c.Migrate(ctx, &benchItem{}); err != nil {
+					b.Fatal(err)
+				}
+				runSaves(b, goroutines, func(ctx context.Context, it *benchItem) error { return c.Save(ctx, it) })
+			})
+		}
+	}
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }

@@ -28,6 +28,10 @@ func SetSweepAfter(c *Cluster, d time.Duration) { c.sweepAfter = d }
 // records either: benchmarks of healthy clusters measure their cost.
 func SetNoIntent(c *Cluster, off bool) { c.noIntent = off }
 
+// SetNoFence makes c's writes skip the fence (the read of each database's
+// view generation): benchmarks measure its cost.
+func SetNoFence(c *Cluster, off bool) { c.noFence = off }
+
 // MarkDown marks the datasource called name down, as a failed write would
 // once a read on a connection of its own failed too, and leaves it out of
 // the view.

@@ -118,6 +118,9 @@ type Cluster struct {
 
 	// noIntent (benchmarks only) writes no intent records.
 	noIntent bool
+	// noFence (benchmarks only) skips the fence of every write: they
+	// measure what it costs.
+	noFence bool
 
 	// commitHook, when set (tests only), runs between the primary's commit
 	// and the secondaries' commits, which then run one after the other.
