@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandemdb/tandem/arbiter"
 	"github.com/tandemdb/tandem/internal/records"
+	"github.com/tandemdb/tandem/internal/rows"
 )
 
 // Catch-up: a database that missed writes receives the current rows of the
@@ -25,6 +26,37 @@ import (
 // catchUpBatch is how many keys one batch copies: small enough that the
 // writers it holds up wait milliseconds.
 const catchUpBatch = 500
+
+// refusals are the keys a catch-up pass could not copy: a database refused
+// the row for a constraint (a unique value another row holds there).
+type refusals struct {
+	n     int64
+	first error
+}
+
+func (r *refusals) add(err error) {
+	if r.n++; r.first == nil {
+		r.first = err
+	}
+}
+
+// copiesRefused publishes what a catch-up pass of x could not copy, for
+// Status and the metrics, and sends EventCopyRefused when keys begin to be
+// refused (or the reason changes).
+func (c *Cluster) copiesRefused(x *Node, r refusals) {
+	msg := ""
+	if r.first != nil {
+		msg = r.first.Error()
+	}
+	x.mu.Lock()
+	was := x.live.refusedErr
+	x.live.refused, x.live.refusedErr = r.n, msg
+	x.mu.Unlock()
+	if r.n > 0 && msg != was {
+		c.log.Warn("catch-up cannot copy some keys", "node", x.name, "keys", r.n, "first", msg)
+		c.event(EventCopyRefused, x.name, "catch-up of %s cannot copy %d keys; the first: %s", x.name, r.n, msg)
+	}
+}
 
 // joinBehind is how many keys a database may still miss when it asks to
 // rejoin the writes: they are copied while every database is locked, so
@@ -87,11 +119,12 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 
 	start := time.Now()
 	var copied int
+	var refused refusals
 	for _, phase := range []bool{false, true} {
 		var cursor records.Key
 		for {
 			sctx, cancel := c.stepContext(ctx)
-			n, next, err := c.catchUpStep(sctx, x, phase, cursor)
+			n, next, err := c.catchUpStep(sctx, x, phase, cursor, &refused)
 			cancel()
 			c.catchUpProgress(x, n, err)
 			copied += n
@@ -104,6 +137,7 @@ func (c *Cluster) CatchUp(ctx context.Context, name string) error {
 			cursor = *next
 		}
 	}
+	c.copiesRefused(x, refused)
 	sctx, cancel := c.stepContext(ctx)
 	done, err := c.finishCatchUp(sctx, x)
 	cancel()
@@ -138,7 +172,7 @@ func (c *Cluster) stepContext(ctx context.Context) (context.Context, context.Can
 // that x misses from the primary to x; with reverse true, keys that x holds
 // and the databases being written miss, from x to them. It returns how many
 // keys it copied and where the next batch starts (nil: the pass is over).
-func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from records.Key) (int, *records.Key, error) {
+func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from records.Key, refused *refusals) (int, *records.Key, error) {
 	v, release, err := c.acquire()
 	if err != nil {
 		return 0, nil, err
@@ -157,7 +191,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 		return 0, nil, err
 	}
 	defer s.rollback()
-	copied, next, err := c.copyMissed(ctx, s, v, x, reverse, from)
+	copied, next, err := c.copyMissed(ctx, s, v, x, reverse, from, refused)
 	if err != nil || copied == 0 && next == nil {
 		return 0, nil, err
 	}
@@ -174,7 +208,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 
 // copyMissed copies, inside s, one batch of the keys catchUpStep copies,
 // and deletes their records; the caller commits s, the receivers first.
-func (c *Cluster) copyMissed(ctx context.Context, s *session, v *view, x *Node, reverse bool, from records.Key) (int, *records.Key, error) {
+func (c *Cluster) copyMissed(ctx context.Context, s *session, v *view, x *Node, reverse bool, from records.Key, refused *refusals) (int, *records.Key, error) {
 	p := v.primary
 	ptx := s.txs[p]
 
@@ -211,6 +245,20 @@ func (c *Cluster) copyMissed(ctx context.Context, s *session, v *view, x *Node, 
 	if holds[x], err = x.records.HasAnyMissed(ctx, s.txs[x], names(v.write)); err != nil {
 		return 0, nil, err
 	}
+	src, dsts := p, []*Node{x}
+	if reverse {
+		src, dsts = x, v.write
+	}
+	// The rows to copy, by table, written together once read: a batch
+	// converges where rows written one by one would refuse each other
+	// (a unique value moved between them).
+	type batch struct {
+		td      *rows.Def
+		recs    []records.Key
+		changes []rows.Change
+	}
+	var tables []*batch
+	byTable := map[string]*batch{}
 	copied := 0
 	for _, r := range recs {
 		if open[r] {
@@ -249,24 +297,48 @@ func (c *Cluster) copyMissed(ctx context.Context, s *session, v *view, x *Node, 
 				}()
 			}
 		} else {
-			src, dsts := p, []*Node{x}
-			if reverse {
-				src, dsts = x, v.write
-			}
 			row, err := src.readRow(ctx, s.txs[src], td, key)
 			if err != nil {
 				return copied, nil, err
 			}
-			for _, d := range dsts {
-				if err := d.writeRow(ctx, s.txs[d], td, key, row); err != nil {
-					return copied, nil, err
-				}
+			b := byTable[r.Table]
+			if b == nil {
+				b = &batch{td: td}
+				byTable[r.Table] = b
+				tables = append(tables, b)
 			}
+			b.recs = append(b.recs, r)
+			b.changes = append(b.changes, rows.Change{Key: key, Row: row})
+			continue
 		}
 		if err := c.forget(ctx, s, v, x, r, holds); err != nil {
 			return copied, nil, err
 		}
 		copied++
+	}
+	for _, b := range tables {
+		stuck := map[int]error{}
+		for _, d := range dsts {
+			ref, err := d.applyRows(ctx, s.txs[d], b.td, b.changes)
+			if err != nil {
+				return copied, nil, err
+			}
+			for i, err := range ref {
+				stuck[i] = fmt.Errorf("%s: %w", d.name, err)
+			}
+		}
+		for i, r := range b.recs {
+			if err, ok := stuck[i]; ok {
+				// Its record stays: a later pass copies it once the row
+				// that holds its value is copied too (or repaired).
+				refused.add(fmt.Errorf("%s %s: %w", r.Table, r.PK, err))
+				continue
+			}
+			if err := c.forget(ctx, s, v, x, r, holds); err != nil {
+				return copied, nil, err
+			}
+			copied++
+		}
 	}
 	if len(recs) < catchUpBatch {
 		return copied, nil, nil
@@ -315,7 +387,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		// so that a steady stream of writes cannot keep it out for ever.
 		var from records.Key
 		for copied := 0; ; {
-			n, next, err := c.copyMissed(ctx, s, v, x, false, from)
+			n, next, err := c.copyMissed(ctx, s, v, x, false, from, &refusals{})
 			if err != nil {
 				return err
 			}

@@ -50,6 +50,11 @@ const (
 	// EventPromoted: an operator promoted an outdated datasource (tandem
 	// promote --force).
 	EventPromoted = "promoted"
+	// EventCopyRefused: catch-up of the datasource cannot copy some keys:
+	// a database refuses the row for a constraint (a unique value that a
+	// row outside what it copies holds there). Status's CopyRefused counts
+	// them; catch-up tries them again every round.
+	EventCopyRefused = "copy refused"
 )
 
 // maxEvents is how many events a Cluster keeps.

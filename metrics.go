@@ -129,6 +129,7 @@ func (c *Cluster) Metrics() Metrics {
 //	tandem_node_up{node}               gauge    1 unless Status says down
 //	tandem_node_in_sync{node}          gauge    1 when Status says in sync
 //	tandem_rows_behind{node}           gauge    NodeStatus.Behind: keys it missed
+//	tandem_copy_refused{node}          gauge    NodeStatus.CopyRefused
 //	tandem_conflicts_unresolved        gauge    Status.Conflicts
 //	tandem_primary{node}               gauge    1 for the primary
 //
@@ -176,6 +177,8 @@ func (c *Cluster) WritePrometheus(ctx context.Context, w io.Writer) error {
 		func(i int) int64 { return bit(st.Nodes[i].State == StateInSync) })
 	perNode("tandem_rows_behind", "gauge", "Keys the datasource missed, as recorded on the reachable datasources.",
 		func(i int) int64 { return st.Nodes[i].Behind })
+	perNode("tandem_copy_refused", "gauge", "Keys the last catch-up could not copy: a database refused the row for a constraint.",
+		func(i int) int64 { return st.Nodes[i].CopyRefused })
 	promHeader(&b, "tandem_conflicts_unresolved", "gauge", "Unresolved conflicts (keys both sides of a split brain changed).")
 	b.WriteString("tandem_conflicts_unresolved " + strconv.FormatInt(st.Conflicts, 10) + "\n")
 	perNode("tandem_primary", "gauge", "1 for the primary (the datasource that takes writes first and serves reads).",

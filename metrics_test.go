@@ -259,12 +259,14 @@ func TestMetricsCountEachWrite(t *testing.T) {
 		`tandem_node_in_sync{node="bar"}`:         1,
 		`tandem_rows_behind{node="foo"}`:          0,
 		`tandem_rows_behind{node="bar"}`:          0,
+		`tandem_copy_refused{node="foo"}`:         0,
+		`tandem_copy_refused{node="bar"}`:         0,
 		`tandem_conflicts_unresolved`:             0,
 		`tandem_primary{node="foo"}`:              1,
 		`tandem_primary{node="bar"}`:              0,
 	})
-	if len(got) != 8*2+1 {
-		t.Errorf("%d samples, want 17 (8 metrics of 2 nodes, 1 of the cluster):\n%s", len(got), text)
+	if len(got) != 9*2+1 {
+		t.Errorf("%d samples, want 19 (9 metrics of 2 nodes, 1 of the cluster):\n%s", len(got), text)
 	}
 	// The order is fixed: by metric, then node in configured order.
 	var names []string
@@ -273,7 +275,7 @@ func TestMetricsCountEachWrite(t *testing.T) {
 			names = append(names, strings.Fields(name)[0])
 		}
 	}
-	order := "tandem_writes_total tandem_write_failures_total tandem_writes_skipped_total tandem_catchup_rows_total tandem_node_up tandem_node_in_sync tandem_rows_behind tandem_conflicts_unresolved tandem_primary"
+	order := "tandem_writes_total tandem_write_failures_total tandem_writes_skipped_total tandem_catchup_rows_total tandem_node_up tandem_node_in_sync tandem_rows_behind tandem_copy_refused tandem_conflicts_unresolved tandem_primary"
 	if strings.Join(names, " ") != order {
 		t.Errorf("metrics in order %v, want %s", names, order)
 	}

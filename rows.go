@@ -33,6 +33,16 @@ func (n *Node) readRow(ctx context.Context, q rows.RowQuerier, td *rows.Def, key
 	return row, nil
 }
 
+// applyRows makes n's rows of td equal changes (rows.Apply), and returns
+// the changes it could not make and why.
+func (n *Node) applyRows(ctx context.Context, tx engine.Execer, td *rows.Def, changes []rows.Change) (map[int]error, error) {
+	refused, err := rows.Apply(ctx, n.eng, tx, td, changes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.name, err)
+	}
+	return refused, nil
+}
+
 // writeRow makes n's row of td with key equal row: an upsert of the whole
 // row, or a delete when row is nil.
 func (n *Node) writeRow(ctx context.Context, tx engine.Execer, td *rows.Def, key, row []any) error {

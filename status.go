@@ -46,6 +46,13 @@ type NodeStatus struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// StructureMatches is false when the structure differs from the primary's.
 	StructureMatches bool `json:"structure_matches"`
+	// CopyRefused counts the keys the last catch-up of this datasource, or
+	// the last repair of writes in doubt, could not copy (a database
+	// refused the row for a constraint), and CopyError says why for the
+	// first of them. Both try them again every round; repair the row that
+	// holds the value.
+	CopyRefused int64  `json:"copy_refused,omitempty"`
+	CopyError   string `json:"copy_error,omitempty"`
 	// InDoubt counts intent records older than InDoubtAfter: writes whose
 	// process may have died between commits, which the health loop repairs.
 	InDoubt int64 `json:"in_doubt"`
@@ -74,14 +81,14 @@ type Status struct {
 	Failover string `json:"failover"`
 }
 
-// Healthy reports whether every datasource is in sync, nothing is in doubt
-// and no conflict waits.
+// Healthy reports whether every datasource is in sync, nothing is in doubt,
+// no copy is refused and no conflict waits.
 func (s *Status) Healthy() bool {
 	if !s.StructureMatch || s.Conflicts > 0 || s.Primary == "" {
 		return false
 	}
 	for _, n := range s.Nodes {
-		if n.State != StateInSync || n.InDoubt > 0 {
+		if n.State != StateInSync || n.InDoubt > 0 || n.CopyRefused > 0 {
 			return false
 		}
 	}
@@ -185,6 +192,10 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		default:
 			ns.State = StateInSync
 		}
+		ns.CopyRefused, ns.CopyError = live.refused+live.sweepRefused, live.refusedErr
+		if ns.CopyError == "" {
+			ns.CopyError = live.sweepErr
+		}
 		out.Conflicts = max(out.Conflicts, live.conflicts)
 		out.Nodes = append(out.Nodes, ns)
 	}
@@ -221,6 +232,8 @@ func (s *Status) WriteTable(w io.Writer) error {
 			note = "same database as " + n.SameAs + ": written once"
 		case note == "" && n.Conflicts > 0 && !n.Primary:
 			note = fmt.Sprintf("waits for %d unresolved conflicts: tandem conflicts", n.Conflicts)
+		case note == "" && n.CopyRefused > 0:
+			note = fmt.Sprintf("catch-up cannot copy %d keys (tandem verify names them): %s", n.CopyRefused, n.CopyError)
 		case note == "" && n.Outdated != "":
 			note = n.Outdated
 		case note == "" && n.LastError != "" && n.LastErrorAt != nil:

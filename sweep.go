@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem/internal/records"
+	"github.com/tandemdb/tandem/internal/rows"
 )
 
 // sweep repairs writes left in doubt: intent records older than
@@ -53,7 +54,9 @@ func (c *Cluster) sweep(ctx context.Context) error {
 			}
 		}
 	}
+	refused := map[*Node]*refusals{}
 	if len(doubts) == 0 {
+		c.sweepRefused(v.write, refused)
 		return nil
 	}
 	s, err := c.lockAll(ctx, v)
@@ -84,6 +87,10 @@ func (c *Cluster) sweep(ctx context.Context) error {
 			return err
 		}
 		in := &records.Intent{TxID: d.txid, At: time.Now().UnixMilli()}
+		// The write's rows, by table, copied together: within one
+		// transaction unique values may move between its rows.
+		var tables []string
+		batches := map[string][]rows.Change{}
 		for _, k := range keys {
 			td := defs[k.Table]
 			if td == nil {
@@ -97,14 +104,18 @@ func (c *Cluster) sweep(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for _, w := range v.write {
-				if w != src {
-					if err := w.writeRow(ctx, s.txs[w], td, key, row); err != nil {
-						return err
-					}
-				}
+			if batches[k.Table] == nil {
+				tables = append(tables, k.Table)
 			}
+			batches[k.Table] = append(batches[k.Table], rows.Change{Key: key, Row: row})
 			in.Keys = append(in.Keys, k)
+		}
+		whole, err := c.copyWhole(ctx, s, v, src, defs, tables, batches, refused)
+		if err != nil {
+			return err
+		}
+		if !whole {
+			continue // its record stays; the next sweep tries again
 		}
 		for _, w := range v.write {
 			if err := w.records.RecordMissed(ctx, s.txs[w], in, names(v.skip)); err != nil {
@@ -116,7 +127,81 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		}
 		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", src.name)
 	}
-	return s.commit(v.write[1:]...)
+	if err := s.commit(v.write[1:]...); err != nil {
+		return err
+	}
+	c.sweepRefused(v.write, refused)
+	return nil
+}
+
+// sweepRefused publishes, for each database of nodes, the rows of writes
+// in doubt the last sweep could not copy to it (see copyWhole).
+func (c *Cluster) sweepRefused(nodes []*Node, refused map[*Node]*refusals) {
+	for _, n := range nodes {
+		r := refused[n]
+		if r == nil {
+			r = &refusals{}
+		}
+		msg := ""
+		if r.first != nil {
+			msg = r.first.Error()
+		}
+		n.mu.Lock()
+		was := n.live.sweepErr
+		n.live.sweepRefused, n.live.sweepErr = r.n, msg
+		n.mu.Unlock()
+		if r.n > 0 && msg != was {
+			c.log.Warn("a write in doubt cannot be repaired: a database refuses its rows", "node", n.name, "err", msg)
+			c.event(EventCopyRefused, n.name, "the repair of writes in doubt cannot copy %d keys to %s; the first: %s", r.n, n.name, msg)
+		}
+	}
+}
+
+// copyWhole copies a write in doubt's rows from src to every other database
+// of v.write, all of them or none: when a database refuses a row (a unique
+// value that a row outside the write holds there), what was copied is
+// undone, the refusal is added to refused (by the database that refused),
+// and it reports false.
+func (c *Cluster) copyWhole(ctx context.Context, s *session, v *view, src *Node, defs map[string]*rows.Def, tables []string, batches map[string][]rows.Change, refused map[*Node]*refusals) (bool, error) {
+	var targets []*Node
+	for _, w := range v.write {
+		if w != src {
+			targets = append(targets, w)
+		}
+	}
+	for _, w := range targets {
+		if _, err := s.txs[w].ExecContext(ctx, "SAVEPOINT tandem_doubt"); err != nil {
+			return false, fmt.Errorf("%s: savepoint: %w", w.name, err)
+		}
+	}
+	whole := true
+	for _, table := range tables {
+		for _, w := range targets {
+			ref, err := w.applyRows(ctx, s.txs[w], defs[table], batches[table])
+			if err != nil {
+				return false, err
+			}
+			if len(ref) > 0 {
+				whole = false
+				if refused[w] == nil {
+					refused[w] = &refusals{}
+				}
+				for i := range ref {
+					refused[w].add(fmt.Errorf("%s", rows.RefusedError(defs[table], batches[table], map[int]error{i: ref[i]})))
+				}
+			}
+		}
+	}
+	end := "RELEASE SAVEPOINT tandem_doubt"
+	if !whole {
+		end = "ROLLBACK TO SAVEPOINT tandem_doubt"
+	}
+	for _, w := range targets {
+		if _, err := s.txs[w].ExecContext(ctx, end); err != nil {
+			return false, fmt.Errorf("%s: %s: %w", w.name, end, err)
+		}
+	}
+	return whole, nil
 }
 
 // missesKeys reports whether a database of v.write other than n records

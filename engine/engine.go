@@ -203,6 +203,11 @@ type Engine interface {
 
 	// LimitClause renders LIMIT/OFFSET; limit < 0 means none.
 	LimitClause(limit, offset int) string
+
+	// Constraint reports whether err is a constraint violation (a unique
+	// value taken, a foreign key, NOT NULL, CHECK): the statement was
+	// refused for the values it wrote, not for the database's state.
+	Constraint(err error) bool
 }
 
 // FileEngine is implemented by engines whose databases are files. tandem

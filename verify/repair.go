@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/internal/rows"
 )
 
 // Repair makes datasource To hold exactly the rows of datasource From: it
@@ -134,26 +135,32 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 	defer dst.closeStmts()
 	defer src.closeStmts()
 	texts := c.def.Statements(to.eng) // upsert: every column in the reference's order; delete: by key
-	changed := 0
+	// The changes, made together once all are read: rows written one by
+	// one may refuse each other (a unique value moved between them).
+	type change struct {
+		ch         RowChange
+		args, keys []any // the upsert's (nil for a delete), the delete's
+	}
+	var changes []change
 	for _, d := range diffs {
 		want, err := src.rowByKey(ctx, d.Key.Values)
 		if err != nil {
-			return changed, err
+			return 0, err
 		}
 		have, err := dst.rowByKey(ctx, d.Key.Values)
 		if err != nil {
-			return changed, err
+			return 0, err
 		}
 		ch := RowChange{Datasource: to.name, Table: c.table.name, Key: d.Key}
-		var args []any
+		var args, keys []any
+		for i, p := range c.pk {
+			keys = append(keys, dst.bind(p, d.Key.Values[i]))
+		}
 		switch {
 		case want == nil && have == nil:
 			continue
 		case want == nil:
 			ch.Kind = ChangeDelete
-			for i, p := range c.pk {
-				args = append(args, dst.bind(p, d.Key.Values[i]))
-			}
 		default:
 			if have == nil {
 				ch.Kind = ChangeInsert
@@ -169,21 +176,37 @@ func (c *tableCmp) repairBatch(ctx context.Context, diffs []RowDiff, opts Repair
 		if opts.Change != nil {
 			opts.Change(ch)
 		}
-		changed++
-		if opts.DryRun {
-			continue
-		}
-		text := texts.Upsert
-		if ch.Kind == ChangeDelete {
-			text = texts.Delete
-		}
-		if _, err := tx.ExecContext(ctx, text, args...); err != nil {
-			return changed - 1, fmt.Errorf("%s %s: %s", ch.Kind, ch.Key, to.eng.Redact(err.Error()))
-		}
+		changes = append(changes, change{ch, args, keys})
 	}
 	if opts.DryRun {
-		return changed, nil
+		return len(changes), nil
 	}
+	deletes := make([]bool, len(changes))
+	for i, ch := range changes {
+		deletes[i] = ch.args == nil
+	}
+	refused, err := rows.Converge(ctx, tx, to.eng.Constraint, deletes, func(i int, del bool) error {
+		ch := changes[i]
+		if del || ch.args == nil {
+			_, err := tx.ExecContext(ctx, texts.Delete, ch.keys...)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, texts.Upsert, ch.args...)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %s", c.table.name, to.eng.Redact(err.Error()))
+	}
+	if len(refused) > 0 {
+		var msgs []string
+		for i, ch := range changes {
+			if err, ok := refused[i]; ok {
+				msgs = append(msgs, fmt.Sprintf("%s %s: %s", ch.ch.Kind, ch.ch.Key, to.eng.Redact(err.Error())))
+			}
+		}
+		return 0, fmt.Errorf("%d of %d changes refused, none made: %s", len(refused), len(changes), strings.Join(msgs, "; "))
+	}
+	changed := len(changes)
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit: %s", to.eng.Redact(err.Error()))
 	}

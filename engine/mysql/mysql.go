@@ -231,6 +231,14 @@ func (Engine) Retryable(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1213 || string(me.SQLState[:]) == "40001")
 }
 
+// Constraint implements engine.Engine: SQLSTATE class 23 (a duplicate
+// entry, a foreign key, a NULL refused: 1062, 1451, 1452, 1048) and
+// MariaDB's failed CHECK (4025, SQLSTATE 23000 too).
+func (Engine) Constraint(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && string(me.SQLState[:2]) == "23"
+}
+
 // Quote implements engine.Engine.
 func (Engine) Quote(ident string) string {
 	return "`" + strings.ReplaceAll(ident, "`", "``") + "`"

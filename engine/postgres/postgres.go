@@ -256,6 +256,13 @@ func (Engine) Retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
+// Constraint implements engine.Engine: SQLSTATE class 23, integrity
+// constraint violation.
+func (Engine) Constraint(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "23")
+}
+
 // SyncAuto implements engine.AutoSyncer: the identity sequence moves past
 // the largest id, and never back.
 func (e Engine) SyncAuto(ctx context.Context, q engine.Execer, t *engine.Table) error {

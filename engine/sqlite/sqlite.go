@@ -41,6 +41,9 @@ func (Engine) StatementOnly(err error) bool {
 	return errors.As(err, &e) && e.Code() == sqlite3.CONSTRAINT
 }
 
+// Constraint implements engine.Engine.
+func (e Engine) Constraint(err error) bool { return e.StatementOnly(err) }
+
 // init registers the engine under its name, so that a program that imports
 // this package can open datasources with driver "sqlite".
 func init() { engine.Register("sqlite", Engine{}) }
