@@ -407,6 +407,11 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		if !ok {
 			return errNotYet
 		}
+		if ok, err := c.undoWritesThePrimaryLacks(ctx, s, v, x); err != nil {
+			return err
+		} else if !ok {
+			return errNotYet
+		}
 		for _, n := range all {
 			if err := n.records.DeleteMeta(ctx, s.txs[n], records.Outdated); err != nil {
 				return err
@@ -427,6 +432,82 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	x.live.outdated = ""
 	x.mu.Unlock()
 	c.catchUpEnd(x, true)
+	return true, nil
+}
+
+// undoWritesThePrimaryLacks makes x's rows of every write in doubt x holds
+// and the primary does not equal the primary's, and deletes those intent
+// records, before x rejoins the writes: such a write committed on x alone
+// (a commit a hung or killed server carried out after tandem gave up on
+// it, while x was left out) and was never acknowledged; the primary's rows
+// are the truth (see sweep). Once x takes part in the writes it could
+// become the primary, and a sweep would then complete the write from x in
+// part over rows the interim primary wrote. It reports false when x
+// refuses a row (a constraint), which the status shows.
+func (c *Cluster) undoWritesThePrimaryLacks(ctx context.Context, s *session, v *view, x *Node) (bool, error) {
+	p := v.primary
+	if p == nil || p == x {
+		return true, nil
+	}
+	ids, err := x.records.StaleIntents(ctx, s.txs[x], time.Now().Add(time.Hour).UnixMilli(), 1<<20)
+	if err != nil {
+		return false, fmt.Errorf("read intent records on %s: %w", x.name, err)
+	}
+	var defs map[string]*rows.Def
+	for _, id := range ids {
+		if held, err := p.records.HoldsIntent(ctx, s.txs[p], id); err != nil {
+			return false, err
+		} else if held {
+			continue // the sweep completes it from the primary
+		}
+		keys, err := x.records.IntentKeys(ctx, s.txs[x], id)
+		if err != nil {
+			return false, err
+		}
+		if defs == nil {
+			if defs, err = p.tableDefs(ctx, s.txs[p]); err != nil {
+				return false, err
+			}
+		}
+		var tables []string
+		batches := map[string][]rows.Change{}
+		for _, k := range keys {
+			td := defs[k.Table]
+			if td == nil {
+				return false, fmt.Errorf("table %s, named by intent %s on %s, is not in %s", k.Table, id, x.name, p.name)
+			}
+			key, err := td.DecodeKey(k.PK)
+			if err != nil {
+				return false, err
+			}
+			row, err := p.readRow(ctx, s.txs[p], td, key)
+			if err != nil {
+				return false, err
+			}
+			if batches[k.Table] == nil {
+				tables = append(tables, k.Table)
+			}
+			batches[k.Table] = append(batches[k.Table], rows.Change{Key: key, Row: row})
+		}
+		var refused refusals
+		for _, table := range tables {
+			ref, err := x.applyRows(ctx, s.txs[x], defs[table], batches[table])
+			if err != nil {
+				return false, err
+			}
+			if len(ref) > 0 {
+				refused.add(rows.RefusedError(defs[table], batches[table], ref))
+			}
+		}
+		if refused.n > 0 {
+			c.copiesRefused(x, refused)
+			return false, nil
+		}
+		if err := x.records.DeleteIntent(ctx, s.txs[x], id); err != nil {
+			return false, err
+		}
+		c.log.Info("undid a write the primary lacks before the datasource rejoins", "node", x.name, "txid", id, "keys", len(keys), "primary", p.name)
+	}
 	return true, nil
 }
 

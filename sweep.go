@@ -11,19 +11,22 @@ import (
 
 // sweep repairs writes left in doubt: intent records older than
 // c.sweepAfter belong to writes whose process died between commits, or
-// failed to clear them. The current rows of their keys are copied, under
-// the locks of every written database, from the primary (or, if only a
-// secondary holds the record, from that secondary: the primary failed to
-// commit the write) to the others, and the records deleted.
+// failed to clear them. Under the locks of every written database, the
+// primary's current rows of their keys are copied to the others, whole
+// (a savepoint per write), and the records deleted.
 //
-// A secondary that holds the only record but is still catching up (another
-// written database records keys it missed) is left for a later sweep. Its
-// record may belong to a commit that reached it after the write had been
-// recorded as missed there (a COMMIT that a hung or killed server carried
-// out after tandem gave up on it): the rows it holds for those keys are
-// then older than the primary's, and copying them would overwrite newer
-// writes. Once catch-up has copied the keys it missed, its rows are the
-// primary's or newer, and the copy is right.
+// The primary's rows, whichever database holds the record: every write
+// reaches the primary first, and every later write of those keys read and
+// wrote the primary's rows. A write the primary holds is so completed
+// everywhere (with whatever later writes made of its rows); a write the
+// primary lacks (committed on a secondary only before a crash, or by a
+// hung server after tandem gave up on it) was never acknowledged, and is
+// undone everywhere. Copying a secondary's rows instead could apply a
+// transaction in part: its rows that later writes changed would keep the
+// later values, the others its own (a bank total off by the transfer).
+//
+// A primary that misses keys (another written database records some) is
+// not the truth yet: the sweep waits for catch-up.
 func (c *Cluster) sweep(ctx context.Context) error {
 	v, release, err := c.acquire()
 	if err != nil {
@@ -69,20 +72,15 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if behind, err := c.missesKeys(ctx, s, v, p); err != nil {
+		return err
+	} else if behind {
+		c.log.Debug("writes in doubt wait for the primary's catch-up", "primary", p.name, "writes", len(doubts))
+		return nil
+	}
+	src := p
 	for _, d := range doubts {
-		src := p
-		if has, err := p.records.HoldsIntent(ctx, s.txs[p], d.txid); err != nil {
-			return err
-		} else if !has {
-			src = d.holder
-			if behind, err := c.missesKeys(ctx, s, v, src); err != nil {
-				return err
-			} else if behind {
-				c.log.Debug("a write in doubt waits for catch-up", "txid", d.txid, "holder", src.name)
-				continue
-			}
-		}
-		keys, err := src.records.IntentKeys(ctx, s.txs[src], d.txid)
+		keys, err := d.holder.records.IntentKeys(ctx, s.txs[d.holder], d.txid)
 		if err != nil {
 			return err
 		}
