@@ -28,6 +28,10 @@ func SetSweepAfter(c *Cluster, d time.Duration) { c.sweepAfter = d }
 // records either: benchmarks of healthy clusters measure their cost.
 func SetNoIntent(c *Cluster, off bool) { c.noIntent = off }
 
+// SetBeforeCommit makes c call hook just before each write's commits are
+// sent (nil: no hook).
+func SetBeforeCommit(c *Cluster, hook func()) { c.beforeCommit = hook }
+
 // SetNoFence makes c's writes skip the fence (the read of each database's
 // view generation): benchmarks measure its cost.
 func SetNoFence(c *Cluster, off bool) { c.noFence = off }

@@ -203,6 +203,7 @@ func TestServers(t *testing.T) {
 			t.Run("ConnectionCutByProxy", func(t *testing.T) { srvConnectionCut(t, p) })
 			if p.commit != tandem.CommitTwoPhase {
 				t.Run("SecondaryLostAtCommitKeepsTheNewID", func(t *testing.T) { srvSecondaryLostAtCommit(t, p) })
+				t.Run("CommitUnansweredIsOutcomeUnknownAndEndsWhole", func(t *testing.T) { srvCommitUnanswered(t, p) })
 			}
 			t.Run("PrimaryKilledSecondaryTakesOver", func(t *testing.T) { srvPrimaryKilled(t, p) })
 			t.Run("PrimaryHungSecondaryTakesOver", func(t *testing.T) { srvPrimaryHung(t, p) })
@@ -576,6 +577,67 @@ func srvCatchUpMovedUnique(t *testing.T, p srvPair) {
 	if n := foNode(st, "bar"); n.CopyRefused != 0 {
 		t.Errorf("bar: %d copies refused (%s)", n.CopyRefused, n.CopyError)
 	}
+	s.identical(t)
+}
+
+// srvCommitUnanswered: both servers hang as a Save's commits are sent. No
+// database confirms the commit: the Save returns ErrOutcomeUnknown (an
+// earlier version returned ErrNotCommitted, which says it may be retried)
+// and keeps the id it used. Once the servers answer again (each may carry
+// its commit out then), the row is on both databases or on neither.
+func srvCommitUnanswered(t *testing.T, p srvPair) {
+	s := srvOpen(t, p, false)
+	ctx := context.Background()
+	if err := s.c.Migrate(ctx, &SrvItem{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Save(ctx, &SrvItem{Code: "before", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	paused := false
+	tandem.SetBeforeCommit(s.c, func() {
+		if !paused {
+			paused = true
+			for _, srv := range []*dbserver.Server{p.foo.server, p.bar.server} {
+				if err := srv.Pause(); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	it := &SrvItem{Code: "unanswered", At: time.Now()}
+	err := s.c.Save(ctx, it)
+	tandem.SetBeforeCommit(s.c, nil)
+	for _, srv := range []*dbserver.Server{p.foo.server, p.bar.server} {
+		if err := srv.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !paused {
+		t.Fatal("the hook did not run")
+	}
+	if !errors.Is(err, tandem.ErrOutcomeUnknown) || errors.Is(err, tandem.ErrNotCommitted) {
+		t.Fatalf("save whose commit no database answered: %v; want ErrOutcomeUnknown", err)
+	}
+	if it.ID == 0 {
+		t.Fatal("the id the write used was reset")
+	}
+	foWait(t, s.c, "in sync with foo the primary", func(st *tandem.Status) bool { return foInSync(st) && st.Primary == "foo" })
+	foUntil(t, "no intent record left", func() bool {
+		return srvCount(t, s.fooDB, "_tandem_pending") == 0 && srvCount(t, s.barDB, "_tandem_pending") == 0
+	})
+	q := "SELECT COUNT(*) FROM srv_item WHERE id = " + fmt.Sprint(it.ID)
+	var onFoo, onBar int
+	if err := s.fooDB.QueryRow(q).Scan(&onFoo); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.barDB.QueryRow(q).Scan(&onBar); err != nil {
+		t.Fatal(err)
+	}
+	if onFoo != onBar {
+		t.Fatalf("row %d: %d on foo, %d on bar; want it whole or absent", it.ID, onFoo, onBar)
+	}
+	t.Logf("the unanswered write ended %s", map[bool]string{true: "committed everywhere", false: "absent everywhere"}[onFoo == 1])
 	s.identical(t)
 }
 

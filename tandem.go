@@ -125,6 +125,9 @@ type Cluster struct {
 	// commitHook, when set (tests only), runs between the primary's commit
 	// and the secondaries' commits, which then run one after the other.
 	commitHook func(txid string)
+	// beforeCommit, when set (tests only), runs just before a write's
+	// commits are sent.
+	beforeCommit func()
 }
 
 // Option configures Open.

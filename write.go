@@ -309,6 +309,18 @@ func (c *Cluster) leaveOut(ctx context.Context, pc *partialCommit) error {
 	return nil
 }
 
+// refusedCommit reports whether err, returned by a commit on n, says that
+// the database refused it: then nothing was committed. A SQLite file
+// answers every commit; a server refuses one for a constraint checked at
+// commit or a serialization failure, and any other error (no answer, a
+// connection lost) leaves the outcome unknown.
+func (n *Node) refusedCommit(err error) bool {
+	if n.caps.Locker == nil {
+		return true
+	}
+	return n.eng.Constraint(err) || n.retryable(err)
+}
+
 // maxRetries bounds how often a write that lost a deadlock runs again.
 const maxRetries = 10
 
@@ -747,6 +759,13 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		return nil
 	case len(committed) == 0:
 		c.failed(ctx, p, fmt.Errorf("commit on primary: %w", perr))
+		if !p.refusedCommit(perr) {
+			// A server that did not answer the commit (or whose answer was
+			// lost) may carry it out later: the write then ends whole
+			// everywhere or absent everywhere (sweep,
+			// undoWritesThePrimaryLacks), but which, nobody knows yet.
+			return fmt.Errorf("%w: no database confirmed the commit (%s: %v); it may still take effect", ErrOutcomeUnknown, p.name, perr)
+		}
 		return fmt.Errorf("%w: commit on %s: %w", ErrNotCommitted, p.name, perr)
 	}
 	// Committed somewhere: the write is durable there, with its intent
@@ -775,6 +794,9 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 // returns the primary's error, the secondaries that committed and those
 // that failed or did not answer within Config.Timeout (marked down).
 func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, committed, lost []*Node, lostErrs []error) {
+	if c.beforeCommit != nil {
+		c.beforeCommit()
+	}
 	if c.twoPhase {
 		return c.commitTwoPhase(tx, ok, txid)
 	}
