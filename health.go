@@ -242,7 +242,12 @@ func (c *Cluster) refresh(ctx context.Context, reopen bool) {
 // records for other nodes, and its unresolved conflicts.
 func (n *Node) probe(ctx context.Context) probe {
 	p := probe{holds: map[string]int64{}, conflicts: map[string]int64{}}
-	db := n.conn().Read
+	conn := n.conn()
+	if conn == nil {
+		p.err = fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
+		return p
+	}
+	db := conn.Read
 	// A server's address can be taken over by another server (a failover
 	// that moves an IP): the datasource then reaches a database that is
 	// not its own. Until it reaches its own again, it counts as down, so
@@ -254,7 +259,8 @@ func (n *Node) probe(ctx context.Context) probe {
 			return p
 		}
 		if id != want {
-			p.err = n.cluster.otherDatabase(n, id)
+			n.takenOver(want)
+			p.err = n.cluster.otherDatabase(n, id, want)
 			return p
 		}
 	}
@@ -278,14 +284,14 @@ func (n *Node) probe(ctx context.Context) probe {
 
 // otherDatabase describes a datasource that reaches the database of node
 // identity id instead of its own.
-func (c *Cluster) otherDatabase(n *Node, id string) error {
+func (c *Cluster) otherDatabase(n *Node, id, own string) error {
 	for _, o := range c.nodes {
 		if o != n && o.ID() == id {
 			return fmt.Errorf("%w: %s reaches the database of %s (node id %s), not its own (%s): was its address taken over?",
-				ErrNodeDown, n.name, o.name, id, n.ID())
+				ErrNodeDown, n.name, o.name, id, own)
 		}
 	}
-	return fmt.Errorf("%w: %s reaches another database (node id %q), not its own (%s)", ErrNodeDown, n.name, id, n.ID())
+	return fmt.Errorf("%w: %s reaches another database (node id %q), not its own (%s)", ErrNodeDown, n.name, id, own)
 }
 
 // decide asks for the view to change where what the checks found calls
@@ -462,7 +468,8 @@ func (n *Node) probeRead(ctx context.Context) error {
 		return err
 	}
 	if want := n.ID(); want != "" && id != want {
-		return n.cluster.otherDatabase(n, id)
+		n.takenOver(want)
+		return n.cluster.otherDatabase(n, id, want)
 	}
 	return nil
 }

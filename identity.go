@@ -3,7 +3,11 @@ package tandem
 // Which datasources are one database: two names of one file, found before
 // anything is opened, and two addresses of one server, found by the node
 // identity each database carries and proved by a token written through one
-// and read through the other.
+// and read through the other. And which are not, though they reach one
+// database now: every database remembers the identity of each
+// datasource's database (memberKey), so a datasource whose address was
+// taken over by another's database before this process started is known
+// for what it is.
 
 import (
 	"context"
@@ -70,4 +74,70 @@ func sameDatabase(ctx context.Context, a, b *Node) (bool, error) {
 		err = errDel
 	}
 	return got == token, err
+}
+
+// memberKey is the Meta key under which every database remembers the
+// identity of datasource name's database.
+func memberKey(name string) string { return "member:" + name }
+
+// findTakeovers undoes the aliases of datasources that the databases
+// remember as databases of their own: such a datasource's address reaches
+// another database now (an IP or a link taken over). It is down, so writes
+// reach the database once and record the keys it misses, and it is opened
+// again only where its own identity answers, then caught up.
+func (c *Cluster) findTakeovers(ctx context.Context) {
+	for _, b := range c.nodes {
+		a := b.sameAs
+		if a == nil || a.conn() == nil {
+			continue
+		}
+		own, err := a.records.Meta(ctx, a.conn().Read, memberKey(b.name))
+		if err != nil || own == "" || own == a.ID() {
+			continue // never distinct, as far as the databases remember
+		}
+		shared := b.conn() == a.conn()
+		b.sameAs = nil
+		b.mu.Lock()
+		b.id, b.own = "", own
+		b.mu.Unlock()
+		if shared {
+			b.connp.Store(nil)
+		} else {
+			b.takenOver(own)
+		}
+		err = c.otherDatabase(b, a.ID(), own)
+		b.markDown(err)
+		c.log.Warn("datasource reaches another datasource's database: left out until its own answers", "node", b.name, "reaches", a.name, "err", err)
+	}
+}
+
+// rememberMembers records, in every database, the identity of every
+// datasource's database, once all are open and distinct: what
+// findTakeovers reads. It is best effort (a database busy for longer than
+// the timeout keeps what it remembered).
+func (c *Cluster) rememberMembers(ctx context.Context) {
+	ids := map[string]string{}
+	seen := map[string]bool{}
+	for _, n := range c.nodes {
+		id := n.ID()
+		if n.sameAs != nil || n.conn() == nil || n.state().down != nil || id == "" || seen[id] {
+			return
+		}
+		seen[id] = true
+		ids[n.name] = id
+	}
+	for _, n := range c.nodes {
+		for name, id := range ids {
+			mctx, cancel := context.WithTimeout(ctx, c.timeout)
+			have, err := n.records.Meta(mctx, n.conn().Read, memberKey(name))
+			if err == nil && have != id {
+				err = n.records.SetMeta(mctx, n.conn().Write, memberKey(name), id)
+			}
+			cancel()
+			if err != nil {
+				c.log.Debug("remembering the cluster's identities", "node", n.name, "err", err)
+				return
+			}
+		}
+	}
 }

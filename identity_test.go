@@ -461,3 +461,131 @@ func TestOpenRecognisesTwoPathsToOneFileWhileOthersProbeIt(t *testing.T) {
 		t.Errorf("an Open did not recognise one file: %s", wrong[0])
 	}
 }
+
+// TestAddressTakenOverBeforeStartIsNotAnAlias: foo and bar are in sync; a
+// process starts while bar's address (a symbolic link here, an IP on
+// servers) reaches foo's database. The databases remember bar's own
+// identity, so bar is not "the same database as foo, written once" but
+// down: writes reach foo and record what bar misses. When the link points
+// back to bar's own file, bar is opened again and caught up. An earlier
+// version decided the alias once, at Open: it wrote every later row to
+// foo only, and a second process found bar in sync and healthy while it
+// lacked them.
+func TestAddressTakenOverBeforeStartIsNotAnAlias(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	point := func(target string) { // bar.db → target, atomically
+		tmp := filepath.Join(dir, "bar.db.new")
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "bar.db")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bar-own.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	point("bar-own.db")
+	path := writeDatasources(t, dir, "foo", "foo.db", "bar", "bar.db")
+
+	first := testcluster.Open(t, path, discardLogs())
+	if err := first.Migrate(ctx, &Gauge{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Save(ctx, &Gauge{ID: 1, Reading: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	point("foo.db") // bar's address taken over by foo's database
+	c := testcluster.Open(t, path, discardLogs())
+	if ns := statusOf(t, c, "bar"); ns.SameAs != "" || ns.State != tandem.StateDown || !strings.Contains(ns.Error, "reaches the database of foo") {
+		t.Fatalf("bar while its address reaches foo's file: same as %q, state %s, error %q; want down, reaching foo's database", ns.SameAs, ns.State, ns.Error)
+	}
+	for id := int64(2); id <= 4; id++ {
+		if err := c.Save(ctx, &Gauge{ID: id, Reading: id}); err != nil {
+			t.Fatalf("save %d: %v", id, err)
+		}
+	}
+	// Another process started now sees bar behind, not in sync.
+	other := testcluster.Open(t, path, discardLogs())
+	if ns := statusOf(t, other, "bar"); ns.State == tandem.StateInSync {
+		t.Errorf("another process finds bar in sync while it lacks rows 2-4: %+v", ns)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	point("bar-own.db") // the address points back
+	foWait(t, c, "bar caught up on its own file", foInSync)
+	for id := int64(5); id <= 7; id++ {
+		if err := c.Save(ctx, &Gauge{ID: id, Reading: id}); err != nil {
+			t.Fatalf("save %d: %v", id, err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	foo, own := testcluster.Dump(t, filepath.Join(dir, "foo.db")), testcluster.Dump(t, filepath.Join(dir, "bar-own.db"))
+	if foo != own {
+		t.Errorf("foo.db and bar's own file differ:\n%s", firstDumpDiff(foo, own))
+	}
+	if n := testcluster.Count(t, filepath.Join(dir, "bar-own.db"), "gauge"); n != 7 {
+		t.Errorf("bar's own file holds %d gauges, want 7", n)
+	}
+}
+
+// TestAddressTakenOverWhileRunning: bar's address is taken over by foo's
+// database while the process runs, then points back. bar is down meanwhile
+// (writes reach foo once and record what bar misses), its connections,
+// which kept reaching whatever they had opened, are closed, and it is
+// opened again on its own file and caught up.
+func TestAddressTakenOverWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	point := func(target string) {
+		tmp := filepath.Join(dir, "bar.db.new")
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "bar.db")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bar-own.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	point("bar-own.db")
+	path := writeDatasources(t, dir, "foo", "foo.db", "bar", "bar.db")
+	c := testcluster.Open(t, path, discardLogs())
+	if err := c.Migrate(ctx, &Gauge{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(ctx, &Gauge{ID: 1, Reading: 1}); err != nil {
+		t.Fatal(err)
+	}
+	point("foo.db")
+	foWait(t, c, "bar down", func(st *tandem.Status) bool {
+		return foNode(st, "bar").State == tandem.StateDown && strings.Contains(foNode(st, "bar").Error, "reaches the database of foo")
+	})
+	for id := int64(2); id <= 4; id++ {
+		if err := c.Save(ctx, &Gauge{ID: id, Reading: id}); err != nil {
+			t.Fatalf("save %d: %v", id, err)
+		}
+	}
+	point("bar-own.db")
+	foWait(t, c, "bar caught up on its own file", foInSync)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	foo, own := testcluster.Dump(t, filepath.Join(dir, "foo.db")), testcluster.Dump(t, filepath.Join(dir, "bar-own.db"))
+	if foo != own {
+		t.Errorf("foo.db and bar's own file differ:\n%s", firstDumpDiff(foo, own))
+	}
+	if n := testcluster.Count(t, filepath.Join(dir, "bar-own.db"), "gauge"); n != 4 {
+		t.Errorf("bar's own file holds %d gauges, want 4", n)
+	}
+}

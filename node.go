@@ -23,6 +23,11 @@ type Node struct {
 	dsn     string                      // never logged: may hold a password; use eng.Redact
 	connp   atomic.Pointer[engine.Conn] // nil until opened
 	id      string                      // node identity stored in the database; set before connp
+	// own is the identity this datasource's own database carries, once
+	// its address was found reaching another database (a taken-over
+	// address): it is reopened only where that identity answers. Guarded
+	// by mu.
+	own string
 
 	// sameAs is the earlier datasource that reaches the same database;
 	// writes go to that one only.
@@ -215,10 +220,33 @@ func (n *Node) open(ctx context.Context) error {
 		}
 	}
 	n.mu.Lock()
+	own := n.own
+	n.mu.Unlock()
+	if own != "" && id != own {
+		conn.Close()
+		return n.cluster.otherDatabase(n, id, own)
+	}
+	n.mu.Lock()
 	n.id = id
 	n.mu.Unlock()
 	n.connp.Store(conn)
 	return nil
+}
+
+// takenOver notes that n's address reaches another database than its own,
+// whose identity is own: n's connections are closed (a pool keeps reaching
+// whatever its connections reached), and n is opened again only where own
+// answers.
+func (n *Node) takenOver(own string) {
+	if n.sameAs != nil {
+		return // an alias shares its database's connection
+	}
+	n.mu.Lock()
+	n.own = own
+	n.mu.Unlock()
+	if conn := n.connp.Swap(nil); conn != nil {
+		go conn.Close() // writes still using it fail; n is down
+	}
 }
 
 // conn returns n's open database, or nil when it has not been opened.

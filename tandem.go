@@ -224,6 +224,7 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		}
 	}
 	c.findAliases(ctx)
+	c.findTakeovers(ctx)
 	if err := c.checkStructure(ctx); err != nil {
 		c.log.Warn("structure check failed", "err", err)
 	}
@@ -243,6 +244,7 @@ func Open(ctx context.Context, cfg *Config, opts ...Option) (*Cluster, error) {
 		}
 	}
 	c.log.Debug("cluster view", "view", c.view.Load().String())
+	c.rememberMembers(ctx)
 	c.clear = newClearer(c)
 	if c.background {
 		go c.health()
