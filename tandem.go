@@ -128,6 +128,10 @@ type Cluster struct {
 	// beforeCommit, when set (tests only), runs just before a write's
 	// commits are sent.
 	beforeCommit func()
+	// failPrimaryCommit, when set (tests only), makes the primary's
+	// commit of a write fail with the error it returns (the transaction
+	// rolled back), while the secondaries commit.
+	failPrimaryCommit func() error
 }
 
 // Option configures Open.

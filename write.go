@@ -768,24 +768,31 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		}
 		return fmt.Errorf("%w: commit on %s: %w", ErrNotCommitted, p.name, perr)
 	}
-	// Committed somewhere: the write is durable there, with its intent
-	// record. Turn that into missed-key records for the databases that
-	// failed to commit (if this fails, the sweeper does it later).
 	if perr != nil {
-		lost = append(lost, p)
+		// The primary failed to commit what a secondary committed: until
+		// the view changes, no one can say the write took effect. Its
+		// intent records stay, a write in doubt: the sweep makes every
+		// database's rows of its keys the primary's (complete if the
+		// primary, or a secondary that takes over, holds it; absent if
+		// not). Recording that the primary missed its keys, as an
+		// earlier version did, made the secondary's rows look newer than
+		// the primary's: catch-up then listed the keys later writes
+		// changed as conflicts, or copied the others, applying the write
+		// in part.
+		c.log.Warn("write committed on secondaries, not on the primary: in doubt until the sweep", "txid", in.TxID,
+			"committed", nodeNames(committed), "primary", p.name, "err", perr)
+		c.failed(ctx, p, fmt.Errorf("commit on primary: %w", perr))
+		return fmt.Errorf("%w: committed on %s, not on the primary %s: %v", ErrOutcomeUnknown, nodeNames(committed), p.name, perr)
 	}
+	// Committed on the primary, with its intent record. Turn that into
+	// missed-key records for the databases that failed to commit (if this
+	// fails, the sweeper does it later).
 	c.log.Warn("write committed on some datasources only; the others catch up", "txid", in.TxID,
 		"committed", nodeNames(committed), "failed", nodeNames(lost))
 	for _, n := range committed {
 		if err := n.settleIntent(context.WithoutCancel(ctx), c.timeout, in, lost); err != nil {
 			c.log.Warn("recording missed keys after a failed commit", "node", n.name, "err", err)
 		}
-	}
-	if perr != nil {
-		// The primary failed to commit what a secondary committed: until
-		// the view changes, no one can say the write took effect.
-		c.failed(ctx, p, fmt.Errorf("commit on primary: %w", perr))
-		return fmt.Errorf("%w: committed on %s, not on the primary %s: %v", ErrOutcomeUnknown, nodeNames(committed), p.name, perr)
 	}
 	return &partialCommit{lost: lost, errs: lostErrs}
 }
@@ -802,7 +809,7 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 	}
 	hook := c.serialCommit || c.commitHook != nil
 	if hook {
-		if perr = tx.tx.Commit(); perr != nil {
+		if perr = c.commitPrimary(tx); perr != nil {
 			// Nothing committed yet: fail cleanly everywhere.
 			for _, s := range ok {
 				s.tx.Rollback()
@@ -815,10 +822,21 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 	}
 	wait := c.onSecondaries(ok, func(s *secondary) error { return s.tx.Commit() })
 	if !hook {
-		perr = tx.tx.Commit()
+		perr = c.commitPrimary(tx)
 	}
 	committed = wait("commit", &lost, &lostErrs)
 	return perr, committed, lost, lostErrs
+}
+
+// commitPrimary commits the primary's transaction of tx.
+func (c *Cluster) commitPrimary(tx *Tx) error {
+	if c.failPrimaryCommit != nil {
+		if err := c.failPrimaryCommit(); err != nil {
+			tx.tx.Rollback()
+			return err
+		}
+	}
+	return tx.tx.Commit()
 }
 
 // onSecondaries starts f on every secondary of ok concurrently. The
