@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/crash"
 	"github.com/tandemdb/tandem/internal/records"
 	"github.com/tandemdb/tandem/internal/value"
 )
@@ -807,6 +808,11 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 	if c.twoPhase {
 		return c.commitTwoPhase(tx, ok, txid)
 	}
+	if len(ok) > 0 {
+		if order, between := crash.Take(); between != nil {
+			return c.commitInOrder(tx, ok, order, between)
+		}
+	}
 	hook := c.serialCommit || c.commitHook != nil
 	if hook {
 		if perr = c.commitPrimary(tx); perr != nil {
@@ -825,6 +831,37 @@ func (c *Cluster) commit(tx *Tx, ok []*secondary, txid string) (perr error, comm
 		perr = c.commitPrimary(tx)
 	}
 	committed = wait("commit", &lost, &lostErrs)
+	return perr, committed, lost, lostErrs
+}
+
+// commitInOrder commits serially in order, calling between after the first
+// side's commits (package crash: a fault harness kills the process there).
+func (c *Cluster) commitInOrder(tx *Tx, ok []*secondary, order crash.Order, between func()) (perr error, committed, lost []*Node, lostErrs []error) {
+	secondaries := func() {
+		for _, s := range ok {
+			if err := s.tx.Commit(); err != nil {
+				err = fmt.Errorf("commit on %s: %w", s.n.name, err)
+				s.n.markDown(err)
+				lost, lostErrs = append(lost, s.n), append(lostErrs, err)
+				continue
+			}
+			committed = append(committed, s.n)
+		}
+	}
+	if order == crash.SecondariesFirst {
+		secondaries()
+		between()
+		perr = c.commitPrimary(tx)
+		return perr, committed, lost, lostErrs
+	}
+	if perr = c.commitPrimary(tx); perr != nil {
+		for _, s := range ok {
+			s.tx.Rollback()
+		}
+		return perr, nil, nil, nil
+	}
+	between()
+	secondaries()
 	return perr, committed, lost, lostErrs
 }
 
