@@ -46,6 +46,11 @@ func AllKinds() []Kind {
 		// so that some land between a write's commits), restarted after
 		// the hold.
 		{Name: "kill-writer", Target: OnWriter, MinHold: 50 * time.Millisecond, MaxHold: time.Second, Weight: 4, Inject: killWriter},
+		// A writer process killed between the commits of one write, in an
+		// order drawn from the fault's Pick: the primary committed and the
+		// secondaries not, or the other way round (package crash). It is
+		// restarted after the hold (killed then if no write committed).
+		{Name: "crash-commit", Target: OnWriter, MinHold: 200 * time.Millisecond, MaxHold: time.Second, Weight: 3, Inject: crashCommit},
 		// SIGSTOP of a writer process, SIGCONT after the hold: a process
 		// that stops in the middle of a write, holding its locks.
 		{Name: "stop-writer", Target: OnWriter, MinHold: 200 * time.Millisecond, MaxHold: 3 * time.Second, Weight: 2, Inject: stopWriter},
@@ -93,6 +98,33 @@ func killWriter(ctx context.Context, r *run, f Fault) (func() error, error) {
 		return nil, err
 	}
 	return func() error { return w.restartIf(inc) }, nil
+}
+
+func crashCommit(ctx context.Context, r *run, f Fault) (func() error, error) {
+	w := r.writer(f.Target)
+	sig, order := syscall.SIGUSR1, "primary first"
+	if f.Pick%2 == 1 {
+		sig, order = syscall.SIGUSR2, "secondaries first"
+	}
+	inc, err := w.armCrash(sig)
+	if err != nil {
+		return nil, err
+	}
+	r.verbosef("    crash-commit of %s armed: %s", w.name, order)
+	return func() error {
+		w.mu.Lock()
+		alive := w.inc == inc && w.runningLocked()
+		w.mu.Unlock()
+		if alive { // it committed nothing meanwhile
+			r.notef("crash-commit of %s (%s): no write reached its commits; killed at the heal", w.name, order)
+			if _, err := w.kill(); err != nil && !errors.Is(err, errSkipped) {
+				return err
+			}
+		} else {
+			r.notef("crash-commit of %s (%s): died between the commits of a write", w.name, order)
+		}
+		return w.restartIf(inc)
+	}, nil
 }
 
 func stopWriter(ctx context.Context, r *run, f Fault) (func() error, error) {

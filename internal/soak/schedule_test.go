@@ -90,11 +90,11 @@ func TestKindsForEachEngine(t *testing.T) {
 		engine, arbiter string
 		want            []string
 	}{
-		{"sqlite", "witness", []string{"lock", "kill-writer", "stop-writer", "lost-mount"}},
-		{"sqlite", "etcd", []string{"lock", "kill-writer", "stop-writer", "lost-mount", "kill-arbiter", "isolate-arbiter"}},
-		{"postgres", "none", []string{"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut"}},
-		{"mariadb", "witness", []string{"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut"}},
-		{"postgres", "etcd", []string{"lock", "kill-writer", "stop-writer", "kill-server", "pause-server", "cut", "kill-arbiter", "isolate-arbiter"}},
+		{"sqlite", "witness", []string{"lock", "kill-writer", "crash-commit", "stop-writer", "lost-mount"}},
+		{"sqlite", "etcd", []string{"lock", "kill-writer", "crash-commit", "stop-writer", "lost-mount", "kill-arbiter", "isolate-arbiter"}},
+		{"postgres", "none", []string{"lock", "kill-writer", "crash-commit", "stop-writer", "kill-server", "pause-server", "cut"}},
+		{"mariadb", "witness", []string{"lock", "kill-writer", "crash-commit", "stop-writer", "kill-server", "pause-server", "cut"}},
+		{"postgres", "etcd", []string{"lock", "kill-writer", "crash-commit", "stop-writer", "kill-server", "pause-server", "cut", "kill-arbiter", "isolate-arbiter"}},
 	} {
 		if got := names(c.engine, c.arbiter); !slices.Equal(got, c.want) {
 			t.Errorf("%s with %s: kinds %v, want %v", c.engine, c.arbiter, got, c.want)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/internal/crash"
 	"github.com/tandemdb/tandem/internal/jepsen"
 )
 
@@ -52,6 +53,24 @@ func WriterMain(args []string) int {
 }
 
 func runWriter(cfgPath, logDir, name string, goroutines, nAccounts int, bal int64) error {
+	// The crash-commit fault: SIGUSR1 (primary first) or SIGUSR2 (the
+	// secondaries first) arms package crash, which makes this process's
+	// next write commit in that order and kill the process between the
+	// two sides.
+	armed := make(chan os.Signal, 1)
+	signal.Notify(armed, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for sig := range armed {
+			order := crash.PrimaryFirst
+			if sig == syscall.SIGUSR2 {
+				order = crash.SecondariesFirst
+			}
+			crash.Arm(order, func() {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // nothing else may commit while the signal lands
+			})
+		}
+	}()
 	parent := os.Getppid()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)

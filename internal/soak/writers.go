@@ -134,6 +134,19 @@ func (w *writerProc) kill() (int, error) {
 	return inc, nil
 }
 
+// armCrash sends sig (SIGUSR1 or SIGUSR2: see runWriter) to the running
+// incarnation, which kills itself between the commits of its next write;
+// it returns the incarnation, or errSkipped when none runs.
+func (w *writerProc) armCrash(sig syscall.Signal) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.runningLocked() {
+		return 0, errSkipped
+	}
+	w.expected = true
+	return w.inc, w.cmd.Process.Signal(sig)
+}
+
 // restartIf starts a new incarnation if inc is still the latest and is
 // not running (nothing restarted it meanwhile).
 func (w *writerProc) restartIf(inc int) error {
