@@ -11,6 +11,8 @@ package tandem
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/tandemdb/tandem/engine"
@@ -77,8 +79,14 @@ func sameDatabase(ctx context.Context, a, b *Node) (bool, error) {
 }
 
 // memberKey is the Meta key under which every database remembers the
-// identity of datasource name's database.
-func memberKey(name string) string { return "member:" + name }
+// identity of n's database: a digest of n's name and DSN, so that a config
+// that points the datasource elsewhere starts anew, the key fits the
+// column whatever the name's length, and the DSN (which may hold a
+// password) is not stored.
+func memberKey(n *Node) string {
+	sum := sha256.Sum256([]byte(n.name + "\x00" + n.dsn))
+	return "member:" + hex.EncodeToString(sum[:8])
+}
 
 // findTakeovers undoes the aliases of datasources that the databases
 // remember as databases of their own: such a datasource's address reaches
@@ -91,7 +99,7 @@ func (c *Cluster) findTakeovers(ctx context.Context) {
 		if a == nil || a.conn() == nil {
 			continue
 		}
-		own, err := a.records.Meta(ctx, a.conn().Read, memberKey(b.name))
+		own, err := a.records.Meta(ctx, a.conn().Read, memberKey(b))
 		if err != nil || own == "" || own == a.ID() {
 			continue // never distinct, as far as the databases remember
 		}
@@ -116,7 +124,6 @@ func (c *Cluster) findTakeovers(ctx context.Context) {
 // findTakeovers reads. It is best effort (a database busy for longer than
 // the timeout keeps what it remembered).
 func (c *Cluster) rememberMembers(ctx context.Context) {
-	ids := map[string]string{}
 	seen := map[string]bool{}
 	for _, n := range c.nodes {
 		id := n.ID()
@@ -124,14 +131,13 @@ func (c *Cluster) rememberMembers(ctx context.Context) {
 			return
 		}
 		seen[id] = true
-		ids[n.name] = id
 	}
 	for _, n := range c.nodes {
-		for name, id := range ids {
+		for _, m := range c.nodes {
 			mctx, cancel := context.WithTimeout(ctx, c.timeout)
-			have, err := n.records.Meta(mctx, n.conn().Read, memberKey(name))
-			if err == nil && have != id {
-				err = n.records.SetMeta(mctx, n.conn().Write, memberKey(name), id)
+			have, err := n.records.Meta(mctx, n.conn().Read, memberKey(m))
+			if err == nil && have != m.ID() {
+				err = n.records.SetMeta(mctx, n.conn().Write, memberKey(m), m.ID())
 			}
 			cancel()
 			if err != nil {
