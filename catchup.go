@@ -40,22 +40,36 @@ func (r *refusals) add(err error) {
 	}
 }
 
-// copiesRefused publishes what a catch-up pass of x could not copy, for
-// Status and the metrics, and sends EventCopyRefused when keys begin to be
-// refused (or the reason changes).
-func (c *Cluster) copiesRefused(x *Node, r refusals) {
+// refusedState is what Status shows of the keys one kind of copy (catch-up,
+// the repair of writes in doubt) could not make to or from a node.
+type refusedState struct {
+	n   int64
+	err string // why, for the first of them
+}
+
+// noteRefused publishes r, what the copy called what last could not copy
+// to or from n, in the slot of n's live state that slot selects, for Status
+// and the metrics, and sends EventCopyRefused when keys begin to be refused
+// (or the reason changes).
+func (c *Cluster) noteRefused(n *Node, slot func(*liveState) *refusedState, r refusals, what string) {
 	msg := ""
 	if r.first != nil {
 		msg = r.first.Error()
 	}
-	x.mu.Lock()
-	was := x.live.refusedErr
-	x.live.refused, x.live.refusedErr = r.n, msg
-	x.mu.Unlock()
+	n.mu.Lock()
+	s := slot(&n.live)
+	was := s.err
+	*s = refusedState{n: r.n, err: msg}
+	n.mu.Unlock()
 	if r.n > 0 && msg != was {
-		c.log.Warn("catch-up cannot copy some keys", "node", x.name, "keys", r.n, "first", msg)
-		c.event(EventCopyRefused, x.name, "catch-up of %s cannot copy %d keys; the first: %s", x.name, r.n, msg)
+		c.log.Warn(what+" cannot copy some keys", "node", n.name, "keys", r.n, "first", msg)
+		c.event(EventCopyRefused, n.name, "%s of %s cannot copy %d keys; the first: %s", what, n.name, r.n, msg)
 	}
+}
+
+// copiesRefused publishes what a catch-up pass of x could not copy.
+func (c *Cluster) copiesRefused(x *Node, r refusals) {
+	c.noteRefused(x, func(l *liveState) *refusedState { return &l.refused }, r, "catch-up")
 }
 
 // joinBehind is how many keys a database may still miss when it asks to

@@ -48,6 +48,18 @@ func healthPair(t *testing.T, ctx context.Context) (*Cluster, *Config, string) {
 	return c, cfg, dir
 }
 
+// healthFile opens dir/name with plain database/sql, closed at the end of
+// the test: the state a crash leaves is written through it.
+func healthFile(t *testing.T, dir, name string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, name)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestSweepCopiesThePrimarysRowsOverAZombieCommit builds the state a
 // "zombie" commit leaves: a write W was recorded on foo, the primary, as
 // missed by bar (bar's commit had failed, as far as tandem knew), and foo
@@ -60,15 +72,7 @@ func TestSweepCopiesThePrimarysRowsOverAZombieCommit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, _, dir := healthPair(t, ctx)
-	open := func(name string) *sql.DB {
-		db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, name)+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	foo, bar := open("foo.db"), open("bar.db")
+	foo, bar := healthFile(t, dir, "foo.db"), healthFile(t, dir, "bar.db")
 	count := func(db *sql.DB, table string) int {
 		t.Helper()
 		var n int

@@ -462,19 +462,13 @@ func TestOpenRecognisesTwoPathsToOneFileWhileOthersProbeIt(t *testing.T) {
 	}
 }
 
-// TestAddressTakenOverBeforeStartIsNotAnAlias: foo and bar are in sync; a
-// process starts while bar's address (a symbolic link here, an IP on
-// servers) reaches foo's database. The databases remember bar's own
-// identity, so bar is not "the same database as foo, written once" but
-// down: writes reach foo and record what bar misses. When the link points
-// back to bar's own file, bar is opened again and caught up. An earlier
-// version decided the alias once, at Open: it wrote every later row to
-// foo only, and a second process found bar in sync and healthy while it
-// lacked them.
-func TestAddressTakenOverBeforeStartIsNotAnAlias(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	point := func(target string) { // bar.db → target, atomically
+// takeoverPair writes a config of foo (foo.db) and bar (bar.db, a symbolic
+// link to bar-own.db, an empty file) in a new directory; point retargets
+// the link, atomically, as a taken-over address does.
+func takeoverPair(t *testing.T) (dir, path string, point func(target string)) {
+	t.Helper()
+	dir = t.TempDir()
+	point = func(target string) {
 		tmp := filepath.Join(dir, "bar.db.new")
 		if err := os.Symlink(target, tmp); err != nil {
 			t.Fatal(err)
@@ -487,7 +481,21 @@ func TestAddressTakenOverBeforeStartIsNotAnAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	point("bar-own.db")
-	path := writeDatasources(t, dir, "foo", "foo.db", "bar", "bar.db")
+	return dir, writeDatasources(t, dir, "foo", "foo.db", "bar", "bar.db"), point
+}
+
+// TestAddressTakenOverBeforeStartIsNotAnAlias: foo and bar are in sync; a
+// process starts while bar's address (a symbolic link here, an IP on
+// servers) reaches foo's database. The databases remember bar's own
+// identity, so bar is not "the same database as foo, written once" but
+// down: writes reach foo and record what bar misses. When the link points
+// back to bar's own file, bar is opened again and caught up. An earlier
+// version decided the alias once, at Open: it wrote every later row to
+// foo only, and a second process found bar in sync and healthy while it
+// lacked them.
+func TestAddressTakenOverBeforeStartIsNotAnAlias(t *testing.T) {
+	ctx := context.Background()
+	dir, path, point := takeoverPair(t)
 
 	first := testcluster.Open(t, path, discardLogs())
 	if err := first.Migrate(ctx, &Gauge{}); err != nil {
@@ -545,21 +553,7 @@ func TestAddressTakenOverBeforeStartIsNotAnAlias(t *testing.T) {
 // opened again on its own file and caught up.
 func TestAddressTakenOverWhileRunning(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	point := func(target string) {
-		tmp := filepath.Join(dir, "bar.db.new")
-		if err := os.Symlink(target, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "bar.db")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bar-own.db"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	point("bar-own.db")
-	path := writeDatasources(t, dir, "foo", "foo.db", "bar", "bar.db")
+	dir, path, point := takeoverPair(t)
 	c := testcluster.Open(t, path, discardLogs())
 	if err := c.Migrate(ctx, &Gauge{}); err != nil {
 		t.Fatal(err)

@@ -60,14 +60,12 @@ type liveState struct {
 	holds      map[string]int64    // those keys, by the name of the node that missed them
 	conflicts  int64               // unresolved conflicts recorded in this node
 	catching   bool                // a catch-up of this node is running
-	refused    int64               // keys the last catch-up pass could not copy to or from it
-	refusedErr string              // why, for the first of them
-	// sweepRefused counts the keys of writes in doubt the last sweep could
-	// not copy to it, sweepErr why for the first.
-	sweepRefused int64
-	sweepErr     string
-	lastErr      string // the last error seen, for status
-	lastErrAt    time.Time
+	// refused: the keys the last catch-up pass could not copy to or from
+	// it; sweepRefused: those of writes in doubt the last sweep could not
+	// copy to it.
+	refused, sweepRefused refusedState
+	lastErr               string // the last error seen, for status
+	lastErrAt             time.Time
 }
 
 // Name is the datasource's configured name.

@@ -192,9 +192,9 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		default:
 			ns.State = StateInSync
 		}
-		ns.CopyRefused, ns.CopyError = live.refused+live.sweepRefused, live.refusedErr
+		ns.CopyRefused, ns.CopyError = live.refused.n+live.sweepRefused.n, live.refused.err
 		if ns.CopyError == "" {
-			ns.CopyError = live.sweepErr
+			ns.CopyError = live.sweepRefused.err
 		}
 		out.Conflicts = max(out.Conflicts, live.conflicts)
 		out.Nodes = append(out.Nodes, ns)

@@ -140,18 +140,7 @@ func (c *Cluster) sweepRefused(nodes []*Node, refused map[*Node]*refusals) {
 		if r == nil {
 			r = &refusals{}
 		}
-		msg := ""
-		if r.first != nil {
-			msg = r.first.Error()
-		}
-		n.mu.Lock()
-		was := n.live.sweepErr
-		n.live.sweepRefused, n.live.sweepErr = r.n, msg
-		n.mu.Unlock()
-		if r.n > 0 && msg != was {
-			c.log.Warn("a write in doubt cannot be repaired: a database refuses its rows", "node", n.name, "err", msg)
-			c.event(EventCopyRefused, n.name, "the repair of writes in doubt cannot copy %d keys to %s; the first: %s", r.n, n.name, msg)
-		}
+		c.noteRefused(n, func(l *liveState) *refusedState { return &l.sweepRefused }, *r, "the repair of writes in doubt")
 	}
 }
 

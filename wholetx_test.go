@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +27,7 @@ func wholePair(t *testing.T, ctx context.Context) (c *Cluster, foo, bar *sql.DB)
 			t.Fatal(err)
 		}
 	}
-	open := func(name string) *sql.DB {
-		db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, name)+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	foo, bar = open("foo.db"), open("bar.db")
+	foo, bar = healthFile(t, dir, "foo.db"), healthFile(t, dir, "bar.db")
 	for wholeCount(t, foo, "_tandem_pending")+wholeCount(t, bar, "_tandem_pending") > 0 { // the clearer's
 		if ctx.Err() != nil {
 			t.Fatal("the saves' intent records were not cleared")
@@ -97,10 +88,18 @@ func wholeHalfCommitted(t *testing.T, bar *sql.DB) {
 	}
 }
 
-// move moves amount from account a to account b in one Tx, reading both.
+// wholeMove moves amount from account a to account b in one Tx, reading
+// both, and fails the test if it fails.
 func wholeMove(t *testing.T, ctx context.Context, c *Cluster, a, b, amount int64) {
 	t.Helper()
-	err := c.Tx(ctx, func(tx *Tx) error {
+	if err := wholeTransfer(ctx, c, a, b, amount); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wholeTransfer moves amount from account a to account b in one Tx.
+func wholeTransfer(ctx context.Context, c *Cluster, a, b, amount int64) error {
+	return c.Tx(ctx, func(tx *Tx) error {
 		from, err := Get[sweepItem](ctx, tx, a)
 		if err != nil {
 			return err
@@ -116,9 +115,6 @@ func wholeMove(t *testing.T, ctx context.Context, c *Cluster, a, b, amount int64
 		}
 		return tx.Save(ctx, to)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestSweepLeavesNoTransactionHalfApplied: W committed on bar only, then
@@ -210,23 +206,7 @@ func TestPrimaryCommitFailedWhereASecondaryCommittedEndsWhole(t *testing.T) {
 		}
 		return nil
 	}
-	err := c.Tx(ctx, func(tx *Tx) error {
-		a, err := Get[sweepItem](ctx, tx, int64(1))
-		if err != nil {
-			return err
-		}
-		b, err := Get[sweepItem](ctx, tx, int64(2))
-		if err != nil {
-			return err
-		}
-		a.V -= 10
-		b.V += 10
-		if err := tx.Save(ctx, a); err != nil {
-			return err
-		}
-		return tx.Save(ctx, b)
-	})
-	if !errors.Is(err, ErrOutcomeUnknown) {
+	if err := wholeTransfer(ctx, c, 1, 2, 10); !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("W with the primary's commit failed: %v, want ErrOutcomeUnknown", err)
 	}
 	if got := wholeBalances(t, bar); got != "1=90 2=110 3=100 total=300" {

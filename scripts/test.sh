@@ -115,11 +115,14 @@ go run ./cmd/tandem verify --config "$demo/tandem-demo/tandem.yaml" >/dev/null
 rm -rf "$demo"
 
 # A short randomized multi-process fault soak (scripts/soak.sh): writer
-# processes on a SQLite pair and on a PostgreSQL pair, faults drawn from
-# fixed seeds, every database checked directly. It fails on any lost
-# acknowledged write, divergence, broken invariant or unsettled run.
+# processes on a SQLite pair (witness), on a PostgreSQL pair (witness) and
+# on a PostgreSQL pair whose view a 3-member etcd cluster holds (its
+# members killed and cut off too), faults drawn from fixed seeds, every
+# database checked directly. It fails on any lost acknowledged write,
+# divergence, broken invariant or unsettled run.
 echo "== soak"
-bash scripts/soak.sh -engine sqlite -runs 5 -seed 100 | tail -n 12
-bash scripts/soak.sh -engine postgres -runs 2 -seed 200 | tail -n 12
+bash scripts/soak.sh -engine sqlite -runs 5 -seed 100 | tail -n 14
+bash scripts/soak.sh -engine postgres -arbiter witness -runs 2 -seed 200 | tail -n 14
+bash scripts/soak.sh -engine postgres -arbiter etcd -runs 2 -seed 300 | tail -n 14
 
 echo "$passed passed, 0 failed, $skipped skipped"
