@@ -421,7 +421,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		if !ok {
 			return errNotYet
 		}
-		if ok, err := c.undoWritesThePrimaryLacks(ctx, s, v, x); err != nil {
+		if ok, err := c.settleDoubtsOnRejoin(ctx, s, v, x); err != nil {
 			return err
 		} else if !ok {
 			return errNotYet
@@ -449,32 +449,42 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	return true, nil
 }
 
-// undoWritesThePrimaryLacks makes x's rows of every write in doubt x holds
-// and the primary does not equal the primary's, and deletes those intent
-// records, before x rejoins the writes: such a write committed on x alone
-// (a commit a hung or killed server carried out after tandem gave up on
-// it, while x was left out) and was never acknowledged; the primary's rows
-// are the truth (see sweep). Once x takes part in the writes it could
-// become the primary, and a sweep would then complete the write from x in
-// part over rows the interim primary wrote. It reports false when x
-// refuses a row (a constraint), which the status shows.
-func (c *Cluster) undoWritesThePrimaryLacks(ctx context.Context, s *session, v *view, x *Node) (bool, error) {
+// settleDoubtsOnRejoin makes x's rows of every write in doubt, on x or on
+// the primary, equal the primary's before x rejoins the writes; the primary's
+// rows are the truth (see sweep).
+//
+// A write in doubt that x holds and the primary does not committed on x
+// alone (a commit a hung or killed server carried out after tandem gave up
+// on it, while x was left out) and was never acknowledged: x's rows of it
+// are undone and its record deleted. Once x takes part in the writes it
+// could become the primary, and a sweep would then complete the write from
+// x, in part, over rows the interim primary wrote.
+//
+// A write in doubt the primary holds may be one x never saw: committed on
+// the primary while it was a secondary whose commit failed on the old
+// primary, no database recorded that x missed it, and later writes built
+// on it. x gets the primary's rows of its keys (the record stays, for the
+// sweep), else a later primary lacking it would undo it, in part.
+//
+// It reports false when x refuses a row (a constraint), which the status
+// shows.
+func (c *Cluster) settleDoubtsOnRejoin(ctx context.Context, s *session, v *view, x *Node) (bool, error) {
 	p := v.primary
 	if p == nil || p == x {
 		return true, nil
 	}
-	ids, err := x.records.StaleIntents(ctx, s.txs[x], time.Now().Add(time.Hour).UnixMilli(), 1<<20)
+	future := time.Now().Add(time.Hour).UnixMilli() // every record, whatever its age
+	mine, err := x.records.StaleIntents(ctx, s.txs[x], future, 1<<20)
 	if err != nil {
 		return false, fmt.Errorf("read intent records on %s: %w", x.name, err)
 	}
+	theirs, err := p.records.StaleIntents(ctx, s.txs[p], future, 1<<20)
+	if err != nil {
+		return false, fmt.Errorf("read intent records on %s: %w", p.name, err)
+	}
 	var defs map[string]*rows.Def
-	for _, id := range ids {
-		if held, err := p.records.HoldsIntent(ctx, s.txs[p], id); err != nil {
-			return false, err
-		} else if held {
-			continue // the sweep completes it from the primary
-		}
-		keys, err := x.records.IntentKeys(ctx, s.txs[x], id)
+	settle := func(holder *Node, id string) (bool, error) {
+		keys, err := holder.records.IntentKeys(ctx, s.txs[holder], id)
 		if err != nil {
 			return false, err
 		}
@@ -488,7 +498,7 @@ func (c *Cluster) undoWritesThePrimaryLacks(ctx context.Context, s *session, v *
 		for _, k := range keys {
 			td := defs[k.Table]
 			if td == nil {
-				return false, fmt.Errorf("table %s, named by intent %s on %s, is not in %s", k.Table, id, x.name, p.name)
+				return false, fmt.Errorf("table %s, named by intent %s on %s, is not in %s", k.Table, id, holder.name, p.name)
 			}
 			key, err := td.DecodeKey(k.PK)
 			if err != nil {
@@ -517,10 +527,26 @@ func (c *Cluster) undoWritesThePrimaryLacks(ctx context.Context, s *session, v *
 			c.copiesRefused(x, refused)
 			return false, nil
 		}
+		return true, nil
+	}
+	held := map[string]bool{}
+	for _, id := range theirs {
+		held[id] = true
+		if ok, err := settle(p, id); err != nil || !ok {
+			return ok, err
+		}
+	}
+	for _, id := range mine {
+		if held[id] {
+			continue // x now has the primary's rows of it; the sweep ends it
+		}
+		if ok, err := settle(x, id); err != nil || !ok {
+			return ok, err
+		}
 		if err := x.records.DeleteIntent(ctx, s.txs[x], id); err != nil {
 			return false, err
 		}
-		c.log.Info("undid a write the primary lacks before the datasource rejoins", "node", x.name, "txid", id, "keys", len(keys), "primary", p.name)
+		c.log.Info("undid a write the primary lacks before the datasource rejoins", "node", x.name, "txid", id, "primary", p.name)
 	}
 	return true, nil
 }

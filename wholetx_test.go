@@ -236,3 +236,66 @@ func TestPrimaryCommitFailedWhereASecondaryCommittedEndsWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestRejoiningDatabaseGetsAWriteTheInterimPrimaryHolds: W ("move 10 from
+// account 1 to account 2") commits on bar while foo's commit fails; foo is
+// then lost and bar takes over, holding W in doubt. A transfer through bar
+// builds on W (5 from account 1 to account 3). foo returns and catches up
+// the keys recorded as missed (1 and 3), but nobody recorded that it
+// missed W. Before it rejoins, it must get bar's rows of W's keys: else,
+// once foo is the primary again, the sweep undoes W on bar where the later
+// transfer did not overwrite it, and 10 is lost (290 on both files).
+func TestRejoiningDatabaseGetsAWriteTheInterimPrimaryHolds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, foo, bar := wholePair(t, ctx)
+	fail := true
+	c.failPrimaryCommit = func() error {
+		if fail {
+			fail = false
+			return fmt.Errorf("commit refused by the test")
+		}
+		return nil
+	}
+	if err := wholeTransfer(ctx, c, 1, 2, 10); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("W with the primary's commit failed: %v, want ErrOutcomeUnknown", err)
+	}
+	// foo is lost: bar takes over.
+	if err := c.Promote(ctx, "bar", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exclude(ctx, c.node("foo"), fmt.Errorf("lost, as the test says")); err != nil {
+		t.Fatal(err)
+	}
+	wholeMove(t, ctx, c, 1, 3, 5)
+	if got := wholeBalances(t, bar); got != "1=85 2=110 3=105 total=300" {
+		t.Fatalf("bar, the primary, after W and the transfer: %s", got)
+	}
+	// foo returns, catches up and rejoins; then it is the primary again.
+	c.refresh(ctx, false)
+	if err := c.catchUpAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.view.Load(); !v.writes(c.node("foo")) {
+		t.Fatalf("view %s: foo did not rejoin after catch-up", v)
+	}
+	want := "1=85 2=110 3=105 total=300"
+	if got := wholeBalances(t, foo); got != want {
+		t.Errorf("foo as it rejoins: %s, want %s (W, which bar held, included)", got, want)
+	}
+	if err := c.Promote(ctx, "foo", false); err != nil {
+		t.Fatal(err)
+	}
+	c.sweepAfter = 0
+	if err := c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
+		if got := wholeBalances(t, db); got != want {
+			t.Errorf("%s after foo's return as the primary and a sweep: %s, want %s", name, got, want)
+		}
+		if n := wholeCount(t, db, "_tandem_pending"); n != 0 {
+			t.Errorf("%s holds %d intent records after the sweep", name, n)
+		}
+	}
+}
