@@ -211,18 +211,23 @@ func (n *Node) open(ctx context.Context) error {
 		// A database from before a bookkeeping table was added lacks it.
 		err = n.records.HasTables(ctx, conn.Read)
 	}
+	n.mu.Lock()
+	own := n.own
+	n.mu.Unlock()
+	if own != "" && (err != nil || id != own) {
+		// A taken-over address: only its own database is opened, and
+		// nothing is written to another (not even tandem's tables).
+		conn.Close()
+		if err != nil {
+			return err
+		}
+		return n.cluster.otherDatabase(n, id, own)
+	}
 	if err != nil || id == "" {
 		if id, err = n.initialise(ctx, conn); err != nil {
 			conn.Close()
 			return err
 		}
-	}
-	n.mu.Lock()
-	own := n.own
-	n.mu.Unlock()
-	if own != "" && id != own {
-		conn.Close()
-		return n.cluster.otherDatabase(n, id, own)
 	}
 	n.mu.Lock()
 	n.id = id
