@@ -184,6 +184,24 @@ func TestRejoiningDatabaseDropsAWriteThePrimaryLacks(t *testing.T) {
 	}
 }
 
+// wholeCommittedOnBarOnly makes W, "move 10 from account 1 to account 2",
+// commit on bar while foo's commit fails (a test-only switch), as the
+// write's ErrOutcomeUnknown says.
+func wholeCommittedOnBarOnly(t *testing.T, ctx context.Context, c *Cluster) {
+	t.Helper()
+	fail := true
+	c.failPrimaryCommit = func() error {
+		if fail {
+			fail = false
+			return fmt.Errorf("commit refused by the test")
+		}
+		return nil
+	}
+	if err := wholeTransfer(ctx, c, 1, 2, 10); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("W with the primary's commit failed: %v, want ErrOutcomeUnknown", err)
+	}
+}
+
 // TestPrimaryCommitFailedWhereASecondaryCommittedEndsWhole: W ("move 10
 // from account 1 to account 2") commits on bar while foo's commit fails;
 // foo stays the primary (it answers reads). Then 5 moves from account 1
@@ -198,17 +216,7 @@ func TestPrimaryCommitFailedWhereASecondaryCommittedEndsWhole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, foo, bar := wholePair(t, ctx)
-	fail := true
-	c.failPrimaryCommit = func() error {
-		if fail {
-			fail = false
-			return fmt.Errorf("commit refused by the test")
-		}
-		return nil
-	}
-	if err := wholeTransfer(ctx, c, 1, 2, 10); !errors.Is(err, ErrOutcomeUnknown) {
-		t.Fatalf("W with the primary's commit failed: %v, want ErrOutcomeUnknown", err)
-	}
+	wholeCommittedOnBarOnly(t, ctx, c)
 	if got := wholeBalances(t, bar); got != "1=90 2=110 3=100 total=300" {
 		t.Fatalf("bar after W: %s, want W committed there", got)
 	}
@@ -249,17 +257,7 @@ func TestRejoiningDatabaseGetsAWriteTheInterimPrimaryHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, foo, bar := wholePair(t, ctx)
-	fail := true
-	c.failPrimaryCommit = func() error {
-		if fail {
-			fail = false
-			return fmt.Errorf("commit refused by the test")
-		}
-		return nil
-	}
-	if err := wholeTransfer(ctx, c, 1, 2, 10); !errors.Is(err, ErrOutcomeUnknown) {
-		t.Fatalf("W with the primary's commit failed: %v, want ErrOutcomeUnknown", err)
-	}
+	wholeCommittedOnBarOnly(t, ctx, c)
 	// foo is lost: bar takes over.
 	if err := c.Promote(ctx, "bar", false); err != nil {
 		t.Fatal(err)
