@@ -364,10 +364,14 @@ func (b Bank) Start(ctx context.Context, c *tandem.Cluster) *BankRun {
 				}
 				amount := rng.Int64N(b.Balance/4+1) + 1
 				start := time.Now()
-				err := transfer(ctx, c, from, to, amount)
+				moved, err := transfer(ctx, c, from, to, amount)
 				took := time.Since(start)
 				if b.Observe != nil {
-					b.Observe(Op{Kind: OpTransfer, Start: start, Took: took, Err: err})
+					detail := fmt.Sprintf("%d>%d:%d", from, to, amount)
+					if !moved {
+						detail += ":none" // from had less than amount
+					}
+					b.Observe(Op{Kind: OpTransfer, Start: start, Took: took, Err: err, Detail: detail})
 				}
 				if err != nil {
 					r.wait(b.Backoff)
@@ -434,12 +438,14 @@ func readAccounts(ctx context.Context, c *tandem.Cluster, inTx bool) ([]Account,
 }
 
 // transfer moves amount from one account to another in one transaction,
-// reading both inside it; it moves nothing when from has less than amount.
+// reading both inside it; it moves nothing when from has less than amount,
+// and reports whether it moved.
 // It reads (and so locks, on engines that lock rows) the lower id first,
 // as a careful application does: transfers locking in random order only
 // wait for the server's deadlock detection (a second on PostgreSQL).
-func transfer(ctx context.Context, c *tandem.Cluster, from, to, amount int64) error {
-	return c.Tx(ctx, func(tx *tandem.Tx) error {
+func transfer(ctx context.Context, c *tandem.Cluster, from, to, amount int64) (moved bool, err error) {
+	err = c.Tx(ctx, func(tx *tandem.Tx) error {
+		moved = false // fn may run more than once
 		first, err := tandem.Get[Account](ctx, tx, min(from, to))
 		if err != nil {
 			return err
@@ -455,6 +461,7 @@ func transfer(ctx context.Context, c *tandem.Cluster, from, to, amount int64) er
 		if a.Balance < amount {
 			return nil
 		}
+		moved = true
 		a.Balance -= amount
 		b.Balance += amount
 		if err := tx.Save(ctx, a); err != nil {
@@ -462,6 +469,7 @@ func transfer(ctx context.Context, c *tandem.Cluster, from, to, amount int64) er
 		}
 		return tx.Save(ctx, b)
 	})
+	return moved && err == nil, err
 }
 
 // judge describes what is wrong with one read of every account, or "".

@@ -44,6 +44,9 @@ type Op struct {
 	// Problem describes what was wrong with a read's result ("" when
 	// nothing was).
 	Problem string
+	// Detail says what the operation did, for a log: a transfer's
+	// "FROM>TO:AMOUNT" (":none" appended when FROM had less).
+	Detail string
 }
 
 // Unique is the unique workload's configuration. The zero value is usable

@@ -74,6 +74,10 @@ func (l *writerLog) Ack(it jepsen.UniqueItem) error {
 // recorded as a violation, on disk before Op returns.
 func (l *writerLog) Op(op jepsen.Op) {
 	line := fmt.Sprintf("op %s %d %d ok\n", op.Kind, op.Start.UnixNano(), op.Took.Nanoseconds())
+	if op.Detail != "" {
+		// After "ok": the reader ignores what follows it.
+		line = fmt.Sprintf("op %s %d %d ok %s\n", op.Kind, op.Start.UnixNano(), op.Took.Nanoseconds(), op.Detail)
+	}
 	if op.Err != nil {
 		line = fmt.Sprintf("op %s %d %d err %s\n", op.Kind, op.Start.UnixNano(), op.Took.Nanoseconds(), oneLine(op.Err.Error()))
 	}
