@@ -62,9 +62,10 @@ func TestHelperCrashChild(t *testing.T) {
 // repairs the writes in doubt (10 s old). Every database, read directly,
 // must hold the bank's total, and the two must be identical: each killed
 // transaction whole or absent everywhere. (It passed against the code
-// before this change too, in the runs made: there, as here, catch-up made
-// the secondary's rows the primary's before the sweep ran. The
-// deterministic proofs of the defects are in wholetx_test.go.)
+// before this change too, in the runs made: by the time the sweep ran,
+// the secondary's rows already equalled the primary's, by a path not
+// identified. The deterministic proofs of the defects are in
+// wholetx_test.go.)
 func TestTransactionsStayWholeWhenAWriterDiesBetweenCommits(t *testing.T) {
 	for _, order := range []crash.Order{crash.PrimaryFirst, crash.SecondariesFirst} {
 		t.Run(strings.ReplaceAll(order.String(), " ", "-"), func(t *testing.T) {
