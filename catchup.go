@@ -493,41 +493,16 @@ func (c *Cluster) settleDoubtsOnRejoin(ctx context.Context, s *session, v *view,
 				return false, err
 			}
 		}
-		var tables []string
-		batches := map[string][]rows.Change{}
-		for _, k := range keys {
-			td := defs[k.Table]
-			if td == nil {
-				return false, fmt.Errorf("table %s, named by intent %s on %s, is not in %s", k.Table, id, holder.name, p.name)
-			}
-			key, err := td.DecodeKey(k.PK)
-			if err != nil {
-				return false, err
-			}
-			row, err := p.readRow(ctx, s.txs[p], td, key)
-			if err != nil {
-				return false, err
-			}
-			if batches[k.Table] == nil {
-				tables = append(tables, k.Table)
-			}
-			batches[k.Table] = append(batches[k.Table], rows.Change{Key: key, Row: row})
+		t, err := p.readRows(ctx, s.txs[p], defs, keys, fmt.Sprintf("intent %s on %s", id, holder.name))
+		if err != nil {
+			return false, err
 		}
 		var refused refusals
-		for _, table := range tables {
-			ref, err := x.applyRows(ctx, s.txs[x], defs[table], batches[table])
-			if err != nil {
-				return false, err
-			}
-			if len(ref) > 0 {
-				refused.add(rows.RefusedError(defs[table], batches[table], ref))
-			}
-		}
-		if refused.n > 0 {
+		whole, err := x.applyTables(ctx, s.txs[x], defs, t, &refused)
+		if err == nil && !whole {
 			c.copiesRefused(x, refused)
-			return false, nil
 		}
-		return true, nil
+		return whole, err
 	}
 	held := map[string]bool{}
 	for _, id := range theirs {

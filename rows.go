@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/records"
 	"github.com/tandemdb/tandem/internal/rows"
 )
 
@@ -41,6 +42,59 @@ func (n *Node) applyRows(ctx context.Context, tx engine.Execer, td *rows.Def, ch
 		return nil, fmt.Errorf("%s: %w", n.name, err)
 	}
 	return refused, nil
+}
+
+// tableRows are rows to copy, by table, tables in the order the keys first
+// name them: written together, a table's rows converge where rows written
+// one by one would refuse each other (rows.Apply).
+type tableRows struct {
+	tables  []string
+	changes map[string][]rows.Change
+}
+
+// readRows reads from n, through q, the current rows of keys (a write's,
+// as its intent record names them; what names them, for an error).
+func (n *Node) readRows(ctx context.Context, q rows.RowQuerier, defs map[string]*rows.Def, keys []records.Key, what string) (*tableRows, error) {
+	t := &tableRows{changes: map[string][]rows.Change{}}
+	for _, k := range keys {
+		td := defs[k.Table]
+		if td == nil {
+			return nil, fmt.Errorf("table %s, named by %s, is not in %s", k.Table, what, n.name)
+		}
+		key, err := td.DecodeKey(k.PK)
+		if err != nil {
+			return nil, err
+		}
+		row, err := n.readRow(ctx, q, td, key)
+		if err != nil {
+			return nil, err
+		}
+		if t.changes[k.Table] == nil {
+			t.tables = append(t.tables, k.Table)
+		}
+		t.changes[k.Table] = append(t.changes[k.Table], rows.Change{Key: key, Row: row})
+	}
+	return t, nil
+}
+
+// applyTables makes n's rows equal t's, through tx, a table at a time, and
+// adds each row n refuses (for a constraint) to refused. It reports
+// whether n took every row.
+func (n *Node) applyTables(ctx context.Context, tx engine.Execer, defs map[string]*rows.Def, t *tableRows, refused *refusals) (bool, error) {
+	whole := true
+	for _, table := range t.tables {
+		ref, err := n.applyRows(ctx, tx, defs[table], t.changes[table])
+		if err != nil {
+			return false, err
+		}
+		for i := range t.changes[table] {
+			if err, ok := ref[i]; ok {
+				whole = false
+				refused.add(fmt.Errorf("%s", rows.RefusedError(defs[table], t.changes[table], map[int]error{i: err})))
+			}
+		}
+	}
+	return whole, nil
 }
 
 // writeRow makes n's row of td with key equal row: an upsert of the whole

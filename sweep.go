@@ -78,37 +78,17 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		c.log.Debug("writes in doubt wait for the primary's catch-up", "primary", p.name, "writes", len(doubts))
 		return nil
 	}
-	src := p
 	for _, d := range doubts {
 		keys, err := d.holder.records.IntentKeys(ctx, s.txs[d.holder], d.txid)
 		if err != nil {
 			return err
 		}
-		in := &records.Intent{TxID: d.txid, At: time.Now().UnixMilli()}
-		// The write's rows, by table, copied together: within one
-		// transaction unique values may move between its rows.
-		var tables []string
-		batches := map[string][]rows.Change{}
-		for _, k := range keys {
-			td := defs[k.Table]
-			if td == nil {
-				return fmt.Errorf("table %s, named by intent %s, is not in %s", k.Table, d.txid, p.name)
-			}
-			key, err := td.DecodeKey(k.PK)
-			if err != nil {
-				return err
-			}
-			row, err := src.readRow(ctx, s.txs[src], td, key)
-			if err != nil {
-				return err
-			}
-			if batches[k.Table] == nil {
-				tables = append(tables, k.Table)
-			}
-			batches[k.Table] = append(batches[k.Table], rows.Change{Key: key, Row: row})
-			in.Keys = append(in.Keys, k)
+		in := &records.Intent{TxID: d.txid, At: time.Now().UnixMilli(), Keys: keys}
+		t, err := p.readRows(ctx, s.txs[p], defs, keys, "intent "+d.txid)
+		if err != nil {
+			return err
 		}
-		whole, err := c.copyWhole(ctx, s, v, src, defs, tables, batches, refused)
+		whole, err := c.copyWhole(ctx, s, v, p, defs, t, refused)
 		if err != nil {
 			return err
 		}
@@ -123,7 +103,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 				return err
 			}
 		}
-		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", src.name)
+		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", p.name)
 	}
 	if err := s.commit(v.write[1:]...); err != nil {
 		return err
@@ -149,7 +129,7 @@ func (c *Cluster) sweepRefused(nodes []*Node, refused map[*Node]*refusals) {
 // value that a row outside the write holds there), what was copied is
 // undone, the refusal is added to refused (by the database that refused),
 // and it reports false.
-func (c *Cluster) copyWhole(ctx context.Context, s *session, v *view, src *Node, defs map[string]*rows.Def, tables []string, batches map[string][]rows.Change, refused map[*Node]*refusals) (bool, error) {
+func (c *Cluster) copyWhole(ctx context.Context, s *session, v *view, src *Node, defs map[string]*rows.Def, t *tableRows, refused map[*Node]*refusals) (bool, error) {
 	var targets []*Node
 	for _, w := range v.write {
 		if w != src {
@@ -162,22 +142,15 @@ func (c *Cluster) copyWhole(ctx context.Context, s *session, v *view, src *Node,
 		}
 	}
 	whole := true
-	for _, table := range tables {
-		for _, w := range targets {
-			ref, err := w.applyRows(ctx, s.txs[w], defs[table], batches[table])
-			if err != nil {
-				return false, err
-			}
-			if len(ref) > 0 {
-				whole = false
-				if refused[w] == nil {
-					refused[w] = &refusals{}
-				}
-				for i := range ref {
-					refused[w].add(fmt.Errorf("%s", rows.RefusedError(defs[table], batches[table], map[int]error{i: ref[i]})))
-				}
-			}
+	for _, w := range targets {
+		if refused[w] == nil {
+			refused[w] = &refusals{}
 		}
+		ok, err := w.applyTables(ctx, s.txs[w], defs, t, refused[w])
+		if err != nil {
+			return false, err
+		}
+		whole = whole && ok
 	}
 	end := "RELEASE SAVEPOINT tandem_doubt"
 	if !whole {

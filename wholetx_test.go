@@ -117,6 +117,28 @@ func wholeTransfer(ctx context.Context, c *Cluster, a, b, amount int64) error {
 	})
 }
 
+// wholePromoteAndSweep makes the datasource called primary the primary,
+// runs a sweep of every write in doubt, and checks that both files then
+// hold the balances want and no intent record.
+func wholePromoteAndSweep(t *testing.T, ctx context.Context, c *Cluster, primary string, foo, bar *sql.DB, want string) {
+	t.Helper()
+	if err := c.Promote(ctx, primary, false); err != nil {
+		t.Fatal(err)
+	}
+	c.sweepAfter = 0
+	if err := c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
+		if got := wholeBalances(t, db); got != want {
+			t.Errorf("%s after %s's promotion and a sweep: %s, want %s", name, primary, got, want)
+		}
+		if n := wholeCount(t, db, "_tandem_pending"); n != 0 {
+			t.Errorf("%s holds %d intent records after the sweep", name, n)
+		}
+	}
+}
+
 // TestSweepLeavesNoTransactionHalfApplied: W committed on bar only, then
 // another transaction moved 5 from account 1 to account 3 through foo (and
 // wrote its rows to bar too), then the sweep ran. W was never acknowledged:
@@ -170,18 +192,7 @@ func TestRejoiningDatabaseDropsAWriteThePrimaryLacks(t *testing.T) {
 	if got := wholeBalances(t, bar); got != want || wholeCount(t, bar, "_tandem_pending") != 0 {
 		t.Errorf("bar as it rejoins: %s with %d intent records; want %s and none", got, wholeCount(t, bar, "_tandem_pending"), want)
 	}
-	if err := c.Promote(ctx, "bar", false); err != nil {
-		t.Fatal(err)
-	}
-	c.sweepAfter = 0
-	if err := c.sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
-		if got := wholeBalances(t, db); got != want {
-			t.Errorf("%s after bar's promotion and a sweep: %s, want %s (W absent)", name, got, want)
-		}
-	}
+	wholePromoteAndSweep(t, ctx, c, "bar", foo, bar, want)
 }
 
 // wholeCommittedOnBarOnly makes W, "move 10 from account 1 to account 2",
@@ -281,19 +292,5 @@ func TestRejoiningDatabaseGetsAWriteTheInterimPrimaryHolds(t *testing.T) {
 	if got := wholeBalances(t, foo); got != want {
 		t.Errorf("foo as it rejoins: %s, want %s (W, which bar held, included)", got, want)
 	}
-	if err := c.Promote(ctx, "foo", false); err != nil {
-		t.Fatal(err)
-	}
-	c.sweepAfter = 0
-	if err := c.sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
-		if got := wholeBalances(t, db); got != want {
-			t.Errorf("%s after foo's return as the primary and a sweep: %s, want %s", name, got, want)
-		}
-		if n := wholeCount(t, db, "_tandem_pending"); n != 0 {
-			t.Errorf("%s holds %d intent records after the sweep", name, n)
-		}
-	}
+	wholePromoteAndSweep(t, ctx, c, "foo", foo, bar, want)
 }
