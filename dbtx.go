@@ -55,7 +55,8 @@ func (n *Node) beginShared(ctx context.Context, wait time.Duration) (*dbTx, erro
 // beginWrite is begin for a write: it gives up at once if, while it waited
 // for this process's connection, another write found n down. (Writes queue
 // for that connection; without this each would wait out the timeout in
-// turn.)
+// turn.) Every other transaction checks at BEGIN that it reached n's own
+// database (identify); a write does it in its fence, which it runs next.
 func (n *Node) beginWrite(ctx context.Context, wait time.Duration) (*dbTx, error) {
 	return n.beginTx(ctx, wait, true, false)
 }
@@ -65,12 +66,12 @@ func (n *Node) beginWrite(ctx context.Context, wait time.Duration) (*dbTx, error
 // timeout at each of its steps.
 const lockWait = 4
 
-func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclusive bool) (*dbTx, error) {
+func (n *Node) beginTx(ctx context.Context, wait time.Duration, write, exclusive bool) (*dbTx, error) {
 	db := n.conn()
 	if db == nil {
 		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
 	}
-	if failFast {
+	if write {
 		if down := n.state().down; down != nil {
 			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
 		}
@@ -92,7 +93,7 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 		}
 		return nil, fmt.Errorf("begin on %s: %w", n.name, err)
 	}
-	if failFast {
+	if write {
 		if down := n.state().down; down != nil {
 			conn.Close()
 			return nil, fmt.Errorf("begin on %s: %w: %v", n.name, ErrNodeDown, down)
@@ -136,6 +137,13 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, failFast, exclus
 	t := &dbTx{Tx: tx, n: n, ctx: tctx, conn: conn, cancel: cancel}
 	if n.caps.Locker != nil {
 		t.guard = lockWait * wait
+	}
+	if !write {
+		// A write checks it in its fence, in the same statement.
+		if err := n.identify(tctx, t); err != nil {
+			t.Rollback()
+			return nil, err
+		}
 	}
 	return t, nil
 }

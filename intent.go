@@ -59,11 +59,28 @@ func (n *Node) settleIntent(ctx context.Context, wait time.Duration, in *records
 // view, and the write runs again under it. Otherwise n takes part in gen
 // from then on (the first write under a new view records it, where the
 // change itself could not reach n).
+//
+// In the same statement it checks that tx reached n's own database (see
+// identify): a write never lands in another database through a taken-over
+// address.
 func (n *Node) fence(ctx context.Context, tx *dbTx, gen int64) error {
+	want := n.ownID()
+	keys := []string{records.Generation}
+	if want != "" {
+		keys = append(keys, records.NodeID)
+	}
+	meta, err := n.records.Metas(ctx, tx, keys...)
+	if err != nil {
+		return fmt.Errorf("read the view generation on %s: %w", n.name, err)
+	}
+	if want != "" && meta[records.NodeID] != want {
+		n.takenOver(want)
+		return n.cluster.otherDatabase(n, meta[records.NodeID], want)
+	}
 	if n.cluster.noFence {
 		return nil
 	}
-	stored, err := n.records.ReadGeneration(ctx, tx)
+	stored, err := n.records.ParseGeneration(meta[records.Generation])
 	if err != nil {
 		return fmt.Errorf("read the view generation on %s: %w", n.name, err)
 	}
@@ -74,6 +91,28 @@ func (n *Node) fence(ctx context.Context, tx *dbTx, gen int64) error {
 		if err := n.records.SetGeneration(ctx, tx, gen); err != nil {
 			return fmt.Errorf("set the view generation on %s: %w", n.name, err)
 		}
+	}
+	return nil
+}
+
+// identify checks, inside tx on n, that tx reached n's own database. A
+// pool opens connections when it needs them, and an address (a link, an
+// IP) that another database took over in the meantime gives it connections
+// to that database: checking once, when n was opened, does not cover the
+// connections opened later. A mismatch closes n's connections (takenOver)
+// and says n is down.
+func (n *Node) identify(ctx context.Context, tx *dbTx) error {
+	want := n.ownID()
+	if want == "" {
+		return nil
+	}
+	id, err := n.records.Meta(ctx, tx, records.NodeID)
+	if err != nil {
+		return fmt.Errorf("read the node id on %s: %w", n.name, err)
+	}
+	if id != want {
+		n.takenOver(want)
+		return n.cluster.otherDatabase(n, id, want)
 	}
 	return nil
 }

@@ -81,6 +81,16 @@ func (n *Node) ID() string {
 	return n.id
 }
 
+// ownID is the identity of n's own database, which every transaction on n
+// checks it reached: "" while it is not known, and for an alias, which
+// reaches another datasource's database by design.
+func (n *Node) ownID() string {
+	if n.sameAs != nil {
+		return ""
+	}
+	return n.ID()
+}
+
 // SameAs returns the earlier datasource that is the same database as n, or nil.
 func (n *Node) SameAs() *Node { return n.sameAs }
 

@@ -179,6 +179,31 @@ func (s Store) Meta(ctx context.Context, q Querier, key string) (string, error) 
 	return v, err
 }
 
+// Metas reads several keys of the Meta table in one statement; a key that
+// is absent is absent from the map.
+func (s Store) Metas(ctx context.Context, q Querier, keys ...string) (map[string]string, error) {
+	marks := make([]string, len(keys))
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		marks[i], args[i] = s.e.Placeholder(i+1), k
+	}
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT k, v FROM %s WHERE k IN (%s)",
+		s.table(&Meta), strings.Join(marks, ", ")), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := make(map[string]string, len(keys))
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, rows.Err()
+}
+
 // SetMeta sets a key of the Meta table.
 func (s Store) SetMeta(ctx context.Context, x engine.Execer, key, value string) error {
 	_, err := x.ExecContext(ctx, s.e.Upsert(&Meta), key, value)
@@ -204,8 +229,16 @@ const View = "view"
 // ReadGeneration reads the database's generation; 0 when it has none.
 func (s Store) ReadGeneration(ctx context.Context, q Querier) (int64, error) {
 	v, err := s.Meta(ctx, q, Generation)
-	if err != nil || v == "" {
+	if err != nil {
 		return 0, err
+	}
+	return s.ParseGeneration(v)
+}
+
+// ParseGeneration reads a generation as the Meta table holds it ("": 0).
+func (s Store) ParseGeneration(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
 	}
 	g, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
