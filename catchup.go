@@ -396,32 +396,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 		next.Excluded = slices.DeleteFunc(slices.Clone(cur.Excluded), func(n string) bool { return n == x.name })
 		return next, len(next.Excluded) < len(cur.Excluded) || x.state().outdated != ""
 	}, func(s *session) error {
-		v := c.view.Load()
-		// Writes wait meanwhile: copy what x missed since the last batch,
-		// so that a steady stream of writes cannot keep it out for ever.
-		var from records.Key
-		for copied := 0; ; {
-			n, next, err := c.copyMissed(ctx, s, v, x, false, from, &refusals{})
-			if err != nil {
-				return err
-			}
-			if copied += n; next == nil {
-				countCaughtUp([]*Node{x}, copied)
-				break
-			}
-			if copied >= joinBehind {
-				return errNotYet
-			}
-			from = *next
-		}
-		ok, err := c.missesNothing(ctx, s, v, x, all)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errNotYet
-		}
-		if ok, err := c.settleDoubtsOnRejoin(ctx, s, v, x); err != nil {
+		if ok, err := c.matchPrimary(ctx, s, x, all, "rejoins the writes"); err != nil {
 			return err
 		} else if !ok {
 			return errNotYet
@@ -449,9 +424,49 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 	return true, nil
 }
 
-// settleDoubtsOnRejoin makes x's rows of every write in doubt, on x or on
-// the primary, equal the primary's before x rejoins the writes; the primary's
-// rows are the truth (see sweep).
+// matchPrimary makes x hold the primary's rows of every key where it may
+// differ, under the locks of s (every database in all, which is every one
+// that may hold records of x): it copies what x missed since catch-up's
+// last batch (a steady stream of writes cannot keep it out for ever), checks
+// that no database records a key x misses and no conflict of x waits, and
+// settles every write in doubt (settleDoubts). It runs before x rejoins the
+// writes and before x takes over as the primary; false: not yet (too much
+// left to copy, or a row x refuses).
+func (c *Cluster) matchPrimary(ctx context.Context, s *session, x *Node, all []*Node, why string) (bool, error) {
+	v := c.view.Load()
+	var from records.Key
+	for copied := 0; ; {
+		n, next, err := c.copyMissed(ctx, s, v, x, false, from, &refusals{})
+		if err != nil {
+			return false, err
+		}
+		if copied += n; next == nil {
+			countCaughtUp([]*Node{x}, copied)
+			break
+		}
+		if copied >= joinBehind {
+			return false, nil
+		}
+		from = *next
+	}
+	if ok, err := c.missesNothing(ctx, s, v, x, all); err != nil || !ok {
+		return false, err
+	}
+	return c.settleDoubts(ctx, s, v, x, why)
+}
+
+// settleDoubts makes x's rows of every write in doubt, on x or on
+// the primary, equal the primary's before x rejoins the writes or takes
+// over as the primary (why says which); the primary's rows are the truth
+// (see sweep).
+//
+// A write in doubt is one whose process died, or gave up, between its
+// commits: some databases committed it and others did not, and no record
+// says which missed it. Writes after it that changed some of its keys
+// carried the primary's rows of those keys to every database, so a
+// database that lacks it holds it in part. Rejoining that way, or taking
+// over that way, would serve (and keep) a write in part: a transfer's
+// debit without its credit.
 //
 // A write in doubt that x holds and the primary does not committed on x
 // alone (a commit a hung or killed server carried out after tandem gave up
@@ -468,7 +483,7 @@ func (c *Cluster) finishCatchUp(ctx context.Context, x *Node) (bool, error) {
 //
 // It reports false when x refuses a row (a constraint), which the status
 // shows.
-func (c *Cluster) settleDoubtsOnRejoin(ctx context.Context, s *session, v *view, x *Node) (bool, error) {
+func (c *Cluster) settleDoubts(ctx context.Context, s *session, v *view, x *Node, why string) (bool, error) {
 	p := v.primary
 	if p == nil || p == x {
 		return true, nil
@@ -521,7 +536,7 @@ func (c *Cluster) settleDoubtsOnRejoin(ctx context.Context, s *session, v *view,
 		if err := x.records.DeleteIntent(ctx, s.txs[x], id); err != nil {
 			return false, err
 		}
-		c.log.Info("undid a write the primary lacks before the datasource rejoins", "node", x.name, "txid", id, "primary", p.name)
+		c.log.Info("undid a write the primary lacks before the datasource "+why, "node", x.name, "txid", id, "primary", p.name)
 	}
 	return true, nil
 }

@@ -323,16 +323,50 @@ func (c *Cluster) decide(ctx context.Context) {
 			break
 		}
 		if v.writes(n) && n.reachable() && n.state().behind() == 0 {
-			err := c.change(ctx, fmt.Sprintf("%s takes over again from %s", n.name, v.primary.name), func(cur arbiter.View) (arbiter.View, bool) {
-				next := cur
-				next.Primary = n.name
-				return next, cur.Primary != n.name
-			})
+			err := c.takeOverAgain(ctx, n, v.primary)
 			if err != nil && ctx.Err() == nil && !errors.Is(err, errViewChanged) {
 				c.log.Warn("cluster view", "err", err)
 			}
 			return
 		}
+	}
+}
+
+// takeOverAgain makes n, which writes reach, the primary again in place of
+// the lower-ranked p, once n is in step with p (inStep).
+func (c *Cluster) takeOverAgain(ctx context.Context, n, p *Node) error {
+	err := c.changeBy(ctx, fmt.Sprintf("%s takes over again from %s", n.name, p.name), false, []*Node{n}, func(cur arbiter.View) (arbiter.View, bool) {
+		next := cur
+		next.Primary = n.name
+		return next, cur.Primary != n.name
+	}, c.inStep(ctx, n, p))
+	if errors.Is(err, errNotInStep) {
+		return nil // the next round tries again
+	}
+	return err
+}
+
+// errNotInStep: a database cannot take over yet (inStep).
+var errNotInStep = errors.New("not in step with the primary yet: keys left to copy, or a row it refuses")
+
+// inStep is the check of a change that makes n, which writes reach, the
+// primary in place of p, both reachable: under the locks of every
+// reachable database it makes n's rows equal p's wherever they may differ
+// (matchPrimary), or fails with errNotInStep. A write whose process died
+// between its commits on p and on n, followed by writes that carried some
+// of its rows to n, leaves n holding it in part; an earlier version that
+// changed the primary without this served and kept such halves (the fault
+// soak's seed 5127: the bank's total broke right after a failback).
+func (c *Cluster) inStep(ctx context.Context, n, p *Node) func(*session) error {
+	return func(s *session) error {
+		if v := c.view.Load(); v.primary != p || !v.writes(n) {
+			return errViewChanged
+		}
+		ok, err := c.matchPrimary(ctx, s, n, s.order, "takes over")
+		if err == nil && !ok {
+			err = errNotInStep
+		}
+		return err
 	}
 }
 
@@ -496,7 +530,10 @@ func (c *Cluster) noteArbiter(err error) {
 //
 // Without force, name must be a datasource writes reach (it misses
 // nothing); a datasource left out of the writes is refused with
-// ErrOutdated. With force it is promoted anyway: what it missed is not lost
+// ErrOutdated. While the old primary can be reached, name first gets its
+// rows wherever they may differ (writes left in doubt by a process that
+// died between its commits); ErrBusy when that cannot finish yet. With
+// force it is promoted anyway: what it missed is not lost
 // while the database that has it survives, and when both are back, catch-up
 // merges them and lists the keys both changed as conflicts. Where no
 // arbiter holds the view, promote is the only way the primary changes; the
@@ -517,7 +554,12 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 		return fmt.Errorf("%w: %s is left out of the writes: it misses writes that another database holds; promoting it loses them until that database returns (use force)", ErrOutdated, name)
 	}
 	why := fmt.Sprintf("an operator promotes %s", name)
-	err := c.changeBy(ctx, why, true, nil, func(cur arbiter.View) (arbiter.View, bool) {
+	var check func(*session) error
+	var first []*Node
+	if p := v.primary; p != nil && p != n && p.reachable() && v.writes(n) {
+		check, first = c.inStep(ctx, n, p), []*Node{n}
+	}
+	err := c.changeBy(ctx, why, true, first, func(cur arbiter.View) (arbiter.View, bool) {
 		next := cur
 		next.Primary = n.name
 		next.Excluded = slices.DeleteFunc(slices.Clone(cur.Excluded), func(x string) bool { return x == n.name })
@@ -528,7 +570,10 @@ func (c *Cluster) Promote(ctx context.Context, name string, force bool) error {
 		// A view older than a database's generation is stored anew even
 		// when it says the same.
 		return next, !next.Equal(cur) || c.newestGeneration() > cur.Generation
-	}, nil)
+	}, check)
+	if errors.Is(err, errNotInStep) {
+		return fmt.Errorf("%w: promote %s: %w; try again", ErrBusy, name, err)
+	}
 	if err != nil {
 		return fmt.Errorf("promote %s: %w", name, err)
 	}

@@ -294,3 +294,49 @@ func TestRejoiningDatabaseGetsAWriteTheInterimPrimaryHolds(t *testing.T) {
 	}
 	wholePromoteAndSweep(t, ctx, c, "foo", foo, bar, want)
 }
+
+// TestTakingOverSettlesAWriteInDoubt: bar is the primary and foo takes the
+// writes too. W ("move 10 from account 1 to account 2") commits on bar
+// and its process dies before foo's commit; a transfer through bar then
+// moves 5 from account 1 to account 3, writing bar's rows of accounts 1
+// and 3 (W's debit included) to foo. foo then becomes the primary again
+// (an operator's promote here; the health loop's failback runs the same
+// check). It must first get bar's rows of W's keys: an earlier version
+// switched at once, foo served accounts 1=85 2=100 3=105 (290) and the
+// sweep then copied foo's rows of W over bar's (the fault soak's seed
+// 5127: a bank total off right after a failback).
+func TestTakingOverSettlesAWriteInDoubt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, foo, bar := wholePair(t, ctx)
+	if err := c.Promote(ctx, "bar", false); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.view.Load(); v.primary != c.node("bar") || !v.writes(c.node("foo")) {
+		t.Fatalf("view %s: want bar the primary, foo written", v)
+	}
+	wholeHalfCommitted(t, bar)
+	wholeMove(t, ctx, c, 1, 3, 5)
+	if got := wholeBalances(t, foo); got != "1=85 2=100 3=105 total=290" {
+		t.Fatalf("foo after the transfer through bar: %s, want W's debit alone (the state the fix settles)", got)
+	}
+	want := "1=85 2=110 3=105 total=300"
+	if err := c.Promote(ctx, "foo", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := wholeBalances(t, foo); got != want {
+		t.Errorf("foo as it takes over: %s, want %s (bar's rows of W)", got, want)
+	}
+	c.sweepAfter = 0
+	if err := c.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
+		if got := wholeBalances(t, db); got != want {
+			t.Errorf("%s after the sweep: %s, want %s", name, got, want)
+		}
+		if n := wholeCount(t, db, "_tandem_pending"); n != 0 {
+			t.Errorf("%s holds %d intent records after the sweep", name, n)
+		}
+	}
+}

@@ -764,7 +764,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			// A server that did not answer the commit (or whose answer was
 			// lost) may carry it out later: the write then ends whole
 			// everywhere or absent everywhere (sweep,
-			// settleDoubtsOnRejoin), but which, nobody knows yet.
+			// settleDoubts), but which, nobody knows yet.
 			return fmt.Errorf("%w: no database confirmed the commit (%s: %v); it may still take effect", ErrOutcomeUnknown, p.name, perr)
 		}
 		return fmt.Errorf("%w: commit on %s: %w", ErrNotCommitted, p.name, perr)
