@@ -101,8 +101,19 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, write, exclusive
 	}
 	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := func() { cancel(nil) }
+	if n.caps.Locker != nil {
+		n.giveUpWhenDown(tctx, cancel)
+	}
 	timer := time.AfterFunc(wait, stop)
 	tx, err := conn.BeginTx(tctx, nil)
+	if down := context.Cause(tctx); down != nil && errors.Is(down, ErrNodeDown) {
+		timer.Stop()
+		if err == nil {
+			tx.Rollback()
+		}
+		conn.Close()
+		return nil, fmt.Errorf("begin on %s: %w", n.name, down)
+	}
 	if !timer.Stop() {
 		if err == nil {
 			tx.Rollback()
@@ -146,6 +157,29 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, write, exclusive
 		}
 	}
 	return t, nil
+}
+
+// giveUpWhenDown ends a transaction on n, through its context, as soon as
+// another write or the health check finds n down: a server that hangs
+// mid-transaction then costs the writes in flight on it the time to find it
+// down, not a statement's guard (4 timeouts), and the view can change at
+// once (a change waits for this process's writes in flight). Nothing is
+// watched when n is down already: a transaction begun then is the one
+// that checks whether n is back. The watch ends with the transaction.
+func (n *Node) giveUpWhenDown(tctx context.Context, cancel context.CancelCauseFunc) {
+	down := n.downSignal()
+	select {
+	case <-down:
+		return
+	default:
+	}
+	go func() {
+		select {
+		case <-down:
+			cancel(fmt.Errorf("%w: %s was found down: its transaction was given up", ErrNodeDown, n.name))
+		case <-tctx.Done():
+		}
+	}()
 }
 
 // guarded starts t's guard for one statement; the returned func ends it.
@@ -219,13 +253,33 @@ func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *
 	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
-// Commit commits and releases the connection.
+// Commit commits and releases the connection. Where the driver's commit
+// cannot be interrupted (engine.StallBounder: go-sql-driver/mysql's takes
+// no context), it stops waiting when t's guard runs out or n is found
+// down, and leaves the commit's answer, and the connection, to a goroutine
+// of its own: the write and the view change that waits for it go on, and
+// the commit's outcome is unknown.
 func (t *dbTx) Commit() error {
 	done := t.guarded()
-	err := t.explain(context.Background(), t.Tx.Commit())
-	done()
-	t.end()
-	return err
+	defer done()
+	if t.n.caps.StallBounder == nil {
+		err := t.explain(context.Background(), t.Tx.Commit())
+		t.end()
+		return err
+	}
+	answer := make(chan error, 1)
+	go func() { answer <- t.Tx.Commit() }()
+	select {
+	case err := <-answer:
+		t.end()
+		return t.explain(context.Background(), err)
+	case <-t.ctx.Done():
+		go func() {
+			<-answer
+			t.end()
+		}()
+		return fmt.Errorf("commit on %s: %w", t.n.name, context.Cause(t.ctx))
+	}
 }
 
 // Rollback rolls back (if still open) and releases the connection.

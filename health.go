@@ -445,13 +445,30 @@ func holdersReachable(n *Node) bool {
 // ErrBusy and nothing changes. Otherwise n is marked down (the health loop
 // leaves it out of the view) and the result wraps ErrNodeDown.
 func (c *Cluster) failed(ctx context.Context, n *Node, err error) error {
-	if errors.Is(err, ErrNodeDown) && n.state().down != nil {
-		return err // already known, and not for contention
+	if down := n.state().down; down != nil {
+		// Already known: no probe (it would cost another timeout).
+		if errors.Is(err, ErrNodeDown) {
+			return err
+		}
+		return fmt.Errorf("%w: %s: %w (it was found down: %v)", ErrNodeDown, n.name, err, down)
 	}
 	if contention(err) {
+		// The probe also ends when another write or the health check
+		// finds n down meanwhile: no need to wait out its timeout too.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		down := n.downSignal()
+		go func() {
+			select {
+			case <-down:
+				cancel()
+			case <-pctx.Done():
+			}
+		}()
 		perr := n.probeRead(pctx)
 		cancel()
+		if known := n.state().down; perr != nil && known != nil {
+			return fmt.Errorf("%w: %s: %w (it was found down: %v)", ErrNodeDown, n.name, err, known)
+		}
 		if perr == nil {
 			n.noteError(err)
 			return fmt.Errorf("%w: %s answers reads, but its lock stayed held: %w", ErrBusy, n.name, err)

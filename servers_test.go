@@ -757,7 +757,8 @@ func srvPrimaryHung(t *testing.T, p srvPair) {
 	foWait(t, s.c, "foo caught up and the primary again", func(st *tandem.Status) bool { return foInSync(st) && st.Primary == "foo" })
 	foProgress(t, "after foo returned", setRun, 20, bankRun, 10)
 	set, bank := setRun.Stop(), bankRun.Stop()
-	t.Logf("%d inserts and %d transfers failed with the primary hung; longest acknowledged insert %v", len(set.Failed), len(bank.Failed), set.MaxLatency)
+	t.Logf("%d inserts and %d transfers failed with the primary hung; longest acknowledged insert %v, transfer %v (timeout %v)",
+		len(set.Failed), len(bank.Failed), set.MaxLatency.Round(time.Millisecond), bank.MaxLatency.Round(time.Millisecond), srvTimeout(p))
 	srvSettle(t, s, set, bank)
 }
 

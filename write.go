@@ -88,6 +88,9 @@ type Tx struct {
 	// primary's transaction (SQLite rolls it back on I/O errors and
 	// interrupts); later statements would run outside it, so none may.
 	broken error
+	// committing is set once the commits begin: a Tx that fails before
+	// has committed nothing anywhere.
+	committing bool
 	// whole marks a Cluster.Tx, which counts as one write in Metrics
 	// however many rows it writes (see Tx.weight).
 	whole bool
@@ -213,6 +216,7 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 			return c.runTx(ctx, v, ptx, fn)
 		}()
 		var sf *secondaryFailure
+		var pf *primaryFailure
 		var pc *partialCommit
 		switch {
 		case err == nil:
@@ -224,6 +228,13 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 			// Nothing was committed anywhere: leave the secondary out if it
 			// is down, and run fn again.
 			if err := c.lost(ctx, sf.n, sf.err, attempt); err != nil {
+				return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+			}
+			continue
+		case errors.As(err, &pf) && ctx.Err() == nil:
+			// Nothing was committed anywhere: run fn again once another
+			// datasource takes over.
+			if err := c.lost(ctx, pf.n, pf.err, attempt); err != nil {
 				return fmt.Errorf("%w: %w", ErrNotCommitted, err)
 			}
 			continue
@@ -285,6 +296,19 @@ type secondaryFailure struct {
 func (e *secondaryFailure) Error() string { return e.err.Error() }
 func (e *secondaryFailure) Unwrap() error { return e.err }
 
+// primaryFailure: the primary was found down before the write's commits
+// began (a hung server whose transactions were given up, see
+// giveUpWhenDown). Nothing was committed anywhere; the write runs again
+// once the view leaves the primary out (another datasource takes over,
+// where an arbiter lets it).
+type primaryFailure struct {
+	n   *Node
+	err error
+}
+
+func (e *primaryFailure) Error() string { return e.err.Error() }
+func (e *primaryFailure) Unwrap() error { return e.err }
+
 // partialCommit: the primary committed, with every secondary that could
 // record the keys of those that failed to commit (lost). The write is
 // acknowledged once the lost ones are left out of the view.
@@ -344,6 +368,10 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 			for _, f := range tx.ids {
 				f.SetZero()
 			}
+		}
+		if err != nil && !tx.committing && v.primary.state().down != nil &&
+			(errors.Is(err, ErrNodeDown) || errors.Is(tx.broken, ErrNodeDown)) {
+			err = &primaryFailure{n: v.primary, err: err}
 		}
 	}()
 	if err := fn(tx); err != nil {
@@ -674,6 +702,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	in := tx.in
 	if len(tx.ops) == 0 {
 		tx.dropSecondaries() // started for a write that then failed on the primary
+		tx.committing = true
 		if err := tx.tx.Commit(); err != nil {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
@@ -743,6 +772,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	}
 
 	// Commit everywhere concurrently; a secondary gets Config.Timeout.
+	tx.committing = true
 	perr, committed, lost, lostErrs := c.commit(tx, ok, in.TxID)
 	var sf *secondaryFailure
 	if errors.As(perr, &sf) {
