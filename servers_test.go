@@ -11,10 +11,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -759,6 +761,14 @@ func srvPrimaryHung(t *testing.T, p srvPair) {
 	set, bank := setRun.Stop(), bankRun.Stop()
 	t.Logf("%d inserts and %d transfers failed with the primary hung; longest acknowledged insert %v, transfer %v (timeout %v)",
 		len(set.Failed), len(bank.Failed), set.MaxLatency.Round(time.Millisecond), bank.MaxLatency.Round(time.Millisecond), srvTimeout(p))
+	// A write that committed nothing runs again under the new view; only
+	// one whose commit the hung server may still carry out fails.
+	failed := slices.Collect(maps.Values(set.Failed))
+	for _, err := range append(failed, bank.Failed...) {
+		if !errors.Is(err, tandem.ErrOutcomeUnknown) {
+			t.Errorf("a write failed with the primary hung, not for an unknown outcome: %v", err)
+		}
+	}
 	srvSettle(t, s, set, bank)
 }
 
