@@ -80,14 +80,21 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, write, exclusive
 	if n.caps.Locker != nil {
 		// On a server, a connection may have to be made, and a server that
 		// accepts it but never answers (a hung one) would hold the write
-		// for ever: the wait is bounded like a statement's. Running out
-		// says busy, not down: the pool may only be full of other writes.
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(ctx, lockWait*wait)
-		defer cancel()
+		// for ever: the wait is bounded like a statement's, and ends when
+		// n is found down meanwhile. Running out says busy, not down: the
+		// pool may only be full of other writes.
+		down, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		var stop context.CancelFunc
+		cctx, stop = context.WithTimeout(down, lockWait*wait)
+		defer stop()
+		n.giveUpWhenDown(cctx, cancel)
 	}
 	conn, err := db.Write.Conn(cctx)
 	if err != nil {
+		if down := context.Cause(cctx); ctx.Err() == nil && errors.Is(down, ErrNodeDown) {
+			return nil, fmt.Errorf("begin on %s: %w", n.name, down)
+		}
 		if ctx.Err() == nil && cctx.Err() != nil {
 			return nil, fmt.Errorf("begin on %s: %w (no connection within %v)", n.name, ErrBusy, lockWait*wait)
 		}
@@ -159,13 +166,14 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, write, exclusive
 	return t, nil
 }
 
-// giveUpWhenDown ends a transaction on n, through its context, as soon as
-// another write or the health check finds n down: a server that hangs
-// mid-transaction then costs the writes in flight on it the time to find it
+// giveUpWhenDown ends work on n (a transaction, a read, the wait for a
+// connection) through its context tctx, with cancel, as soon as another
+// write or the health check finds n down: a server that hangs mid-
+// transaction then costs the work in flight on it the time to find it
 // down, not a statement's guard (4 timeouts), and the view can change at
 // once (a change waits for this process's writes in flight). Nothing is
-// watched when n is down already: a transaction begun then is the one
-// that checks whether n is back. The watch ends with the transaction.
+// watched when n is down already: work begun then is what checks whether
+// n is back. The watch ends with tctx.
 func (n *Node) giveUpWhenDown(tctx context.Context, cancel context.CancelCauseFunc) {
 	down := n.downSignal()
 	select {
@@ -176,7 +184,7 @@ func (n *Node) giveUpWhenDown(tctx context.Context, cancel context.CancelCauseFu
 	go func() {
 		select {
 		case <-down:
-			cancel(fmt.Errorf("%w: %s was found down: its transaction was given up", ErrNodeDown, n.name))
+			cancel(fmt.Errorf("%w: %s was found down: given up", ErrNodeDown, n.name))
 		case <-tctx.Done():
 		}
 	}()

@@ -3,6 +3,7 @@ package tandem
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -116,11 +117,11 @@ func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
 	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
+		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, readErr(ctx, err))
 	}
 	list, err := scanRows[T](m, rows)
 	if err != nil {
-		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, err)
+		return nil, fmt.Errorf("get %s on %s: %w", m.table.Name, n.name, readErr(ctx, err))
 	}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("get %s %s: %w", m.table.Name, value.EncodeKey(key), ErrNotFound)
@@ -143,11 +144,11 @@ func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error
 	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, err)
+		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, readErr(ctx, err))
 	}
 	list, err := scanRows[T](m, rows)
 	if err != nil {
-		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, err)
+		return nil, fmt.Errorf("find %s on %s: %w", m.table.Name, n.name, readErr(ctx, err))
 	}
 	return list, nil
 }
@@ -166,7 +167,7 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 	ctx, done := n.readGuard(ctx)
 	defer done()
 	if err := db.QueryRowContext(ctx, q, args...).Scan(&count); err != nil {
-		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, err)
+		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, readErr(ctx, err))
 	}
 	return count, nil
 }
@@ -180,9 +181,21 @@ func (n *Node) readGuard(ctx context.Context) (context.Context, func()) {
 	if n.caps.Locker == nil {
 		return ctx, func() {}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	timer := time.AfterFunc(lockWait*n.cluster.timeout, cancel)
-	return ctx, func() { timer.Stop(); cancel() }
+	ctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(lockWait*n.cluster.timeout, func() { cancel(nil) })
+	// It ends at once when a write or the health check finds n down.
+	n.giveUpWhenDown(ctx, cancel)
+	return ctx, func() { timer.Stop(); cancel(nil) }
+}
+
+// readErr says why a read failed when its guard ended it because its
+// database was found down (readGuard): the driver says only "context
+// canceled". A Tx whose read fails so runs again under the new view.
+func readErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrNodeDown) && !errors.Is(err, ErrNodeDown) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	}
+	return err
 }
 
 // rowLock is the clause that makes a read inside a Tx lock the rows it

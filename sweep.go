@@ -30,11 +30,13 @@ import (
 // A primary that misses keys (another written database records some) is
 // not the truth yet: the sweep waits for catch-up.
 func (c *Cluster) sweep(ctx context.Context) error {
-	v, release, err := c.acquire()
-	if err != nil {
-		return err
+	// Look for records first without the gate: a view change waits for
+	// the gate's holders, and a database that stops answering this read
+	// must not hold it (readGuard ends the read when it is found down).
+	v := c.view.Load()
+	if v.primary == nil {
+		return nil
 	}
-	defer release()
 	for _, n := range v.write {
 		if !n.reachable() {
 			return nil // the view leaves it out first
@@ -48,7 +50,9 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	var doubts []doubt
 	seen := map[string]bool{}
 	for _, n := range v.write {
-		ids, err := n.records.StaleIntents(ctx, n.conn().Read, cutoff, 64)
+		rctx, done := n.readGuard(ctx)
+		ids, err := n.records.StaleIntents(rctx, n.conn().Read, cutoff, 64)
+		done()
 		if err != nil {
 			return err
 		}
@@ -63,6 +67,14 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	if len(doubts) == 0 {
 		c.sweepRefused(v.write, refused)
 		return nil
+	}
+	cur, release, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if cur != v {
+		return nil // the next round looks again, under the new view
 	}
 	s, err := c.lockAll(ctx, v)
 	if err != nil {
