@@ -3,8 +3,6 @@ package tandem
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/tandemdb/tandem/internal/records"
@@ -190,95 +188,4 @@ func (c *Cluster) missesKeys(ctx context.Context, s *session, v *view, n *Node) 
 		}
 	}
 	return false, nil
-}
-
-// settleOverlaps ends, inside tx and before it commits, every write in
-// doubt that names a key tx wrote: one whose intent record some of tx's
-// databases hold and others lack (its process died between its commits;
-// a write committed everywhere and not yet cleared has its record on
-// every database, and is left to the clearer). tx copies the primary's
-// rows of all of that write's keys to every secondary and deletes its
-// records, as the sweep would.
-//
-// Without it, tx would carry to the secondaries the primary's rows of the
-// keys they share and none of the others: a secondary that lacks the
-// write (or holds it where the primary does not) would hold it in part
-// until the sweep, 10 s later, and if the primary were lost meanwhile, it
-// would take over so (a transfer's debit without its credit), for good.
-//
-// Only on engines with a single writer (SQLite), where tx holds every
-// database's lock, so the rows it copies cannot change under it; on row-
-// locking servers the window stays (see the README).
-func (c *Cluster) settleOverlaps(ctx context.Context, tx *Tx, ok []*secondary) error {
-	p, own := tx.primary, tx.in.TxID
-	onP, err := p.records.IntentsNaming(ctx, tx.tx, tx.in.Keys, own)
-	if err != nil {
-		return fmt.Errorf("read intent records on %s: %w", p.name, err)
-	}
-	onS := make([]map[string]bool, len(ok))
-	for i, s := range ok {
-		if onS[i], err = s.n.records.IntentsNaming(ctx, s.tx, tx.in.Keys, own); err != nil {
-			return fmt.Errorf("read intent records on %s: %w", s.n.name, err)
-		}
-	}
-	txOf := map[*Node]*dbTx{p: tx.tx}
-	for _, s := range ok {
-		txOf[s.n] = s.tx
-	}
-	// holder: a database that holds the record of a write in doubt.
-	holder := map[string]*Node{}
-	for id := range onP {
-		for i := range ok {
-			if !onS[i][id] {
-				holder[id] = p
-			}
-		}
-	}
-	for i, s := range ok {
-		for id := range onS[i] {
-			if !onP[id] && holder[id] == nil {
-				holder[id] = s.n
-			}
-		}
-	}
-	if len(holder) == 0 {
-		return nil
-	}
-	defs, err := p.tableDefs(ctx, tx.tx)
-	if err != nil {
-		return err
-	}
-	for _, id := range slices.Sorted(maps.Keys(holder)) {
-		h := holder[id]
-		keys, err := h.records.IntentKeys(ctx, txOf[h], id)
-		if err != nil {
-			return err
-		}
-		t, err := p.readRows(ctx, tx.tx, defs, keys, "intent "+id)
-		if err != nil {
-			return err
-		}
-		whole := true
-		for _, s := range ok {
-			var refused refusals
-			w, err := s.n.applyTables(ctx, s.tx, defs, t, &refused)
-			if err != nil {
-				return err
-			}
-			whole = whole && w
-		}
-		if !whole {
-			continue // a constraint refused a row: the sweep tries again
-		}
-		if err := p.records.DeleteIntent(ctx, tx.tx, id); err != nil {
-			return err
-		}
-		for _, s := range ok {
-			if err := s.n.records.DeleteIntent(ctx, s.tx, id); err != nil {
-				return err
-			}
-		}
-		c.log.Info("repaired a write left in doubt before a write of its keys", "txid", id, "keys", len(keys), "from", p.name)
-	}
-	return nil
 }

@@ -752,16 +752,6 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		return &secondaryFailure{n: s.n, err: err}
 	}
 
-	if p.singleWriter() != nil && len(in.Keys) > 0 && len(ok) > 0 {
-		if err := c.settleOverlaps(ctx, tx, ok); err != nil {
-			for _, s := range ok {
-				s.tx.Rollback()
-			}
-			tx.tx.Rollback()
-			return fmt.Errorf("%w: %w", ErrNotCommitted, err)
-		}
-	}
-
 	// Every database records the keys of those the view skips.
 	missing := names(tx.view.skip)
 	for _, s := range ok {

@@ -136,33 +136,6 @@ func (s Store) HoldsIntent(ctx context.Context, q Querier, txid string) (bool, e
 	return count > 0, err
 }
 
-// IntentsNaming returns the txids, other than except, of the intent
-// records that name any of keys.
-func (s Store) IntentsNaming(ctx context.Context, q Querier, keys []Key, except string) (map[string]bool, error) {
-	byTable := map[string][]string{}
-	for _, k := range keys {
-		byTable[k.Table] = append(byTable[k.Table], k.PK)
-	}
-	found := map[string]bool{}
-	for table, pks := range byTable {
-		for len(pks) > 0 {
-			chunk := pks[:min(len(pks), 400)]
-			pks = pks[len(chunk):]
-			args := []any{except, table}
-			query := fmt.Sprintf("SELECT DISTINCT txid FROM %s WHERE txid <> %s AND tbl = %s AND pk IN (%s)",
-				s.table(&Pending), s.e.Placeholder(1), s.e.Placeholder(2), s.inList(chunk, 2, &args))
-			ids, err := queryStrings(ctx, q, query, args...)
-			if err != nil {
-				return nil, err
-			}
-			for _, id := range ids {
-				found[id] = true
-			}
-		}
-	}
-	return found, nil
-}
-
 // IntentKeys returns the keys of txid's intent record, in the order the
 // write touched them.
 func (s Store) IntentKeys(ctx context.Context, q Querier, txid string) ([]Key, error) {
