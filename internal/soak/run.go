@@ -328,7 +328,23 @@ func (r *run) setup(ctx context.Context, cfg *tandem.Config) error {
 	if err := (jepsen.Unique{}).Setup(ctx, c); err != nil {
 		return err
 	}
-	return jepsen.Bank{Accounts: accounts, Balance: balance}.Setup(ctx, c)
+	if err := (jepsen.Bank{Accounts: accounts, Balance: balance}).Setup(ctx, c); err != nil {
+		return err
+	}
+	// On a loaded machine a datasource can be left out during the set-up
+	// (a timeout is a timeout); it gets the tables and rows by catch-up.
+	// The checks read every database directly, so wait for that.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Status(ctx)
+		if err == nil && st.Healthy() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster was not healthy 30 s after the set-up (status error %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // faultPhase injects the schedule's faults, each at its moment, heals each
