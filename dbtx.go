@@ -83,12 +83,9 @@ func (n *Node) beginTx(ctx context.Context, wait time.Duration, write, exclusive
 		// for ever: the wait is bounded like a statement's, and ends when
 		// n is found down meanwhile. Running out says busy, not down: the
 		// pool may only be full of other writes.
-		down, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
 		var stop context.CancelFunc
-		cctx, stop = context.WithTimeout(down, lockWait*wait)
+		cctx, stop = n.untilDown(ctx, lockWait*wait)
 		defer stop()
-		n.giveUpWhenDown(cctx, cancel)
 	}
 	conn, err := db.Write.Conn(cctx)
 	if err != nil {
@@ -188,6 +185,15 @@ func (n *Node) giveUpWhenDown(tctx context.Context, cancel context.CancelCauseFu
 		case <-tctx.Done():
 		}
 	}()
+}
+
+// untilDown returns ctx bounded by d that also ends, with a cause wrapping
+// ErrNodeDown, when n is found down meanwhile (giveUpWhenDown).
+func (n *Node) untilDown(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancelCause(ctx)
+	n.giveUpWhenDown(dctx, cancel)
+	tctx, stop := context.WithTimeout(dctx, d)
+	return tctx, func() { stop(); cancel(nil) }
 }
 
 // guarded starts t's guard for one statement; the returned func ends it.

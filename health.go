@@ -258,9 +258,7 @@ func (n *Node) probe(ctx context.Context) probe {
 			p.err = err
 			return p
 		}
-		if id != want {
-			n.takenOver(want)
-			p.err = n.cluster.otherDatabase(n, id, want)
+		if p.err = n.reaches(id, want); p.err != nil {
 			return p
 		}
 	}
@@ -455,15 +453,7 @@ func (c *Cluster) failed(ctx context.Context, n *Node, err error) error {
 	if contention(err) {
 		// The probe also ends when another write or the health check
 		// finds n down meanwhile: no need to wait out its timeout too.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-		down := n.downSignal()
-		go func() {
-			select {
-			case <-down:
-				cancel()
-			case <-pctx.Done():
-			}
-		}()
+		pctx, cancel := n.untilDown(context.WithoutCancel(ctx), c.timeout)
 		perr := n.probeRead(pctx)
 		cancel()
 		if known := n.state().down; perr != nil && known != nil {
@@ -518,11 +508,7 @@ func (n *Node) probeRead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if want := n.ID(); want != "" && id != want {
-		n.takenOver(want)
-		return n.cluster.otherDatabase(n, id, want)
-	}
-	return nil
+	return n.reaches(id, n.ID())
 }
 
 // noteArbiter records whether the view could be read (err nil), for

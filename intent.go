@@ -73,9 +73,8 @@ func (n *Node) fence(ctx context.Context, tx *dbTx, gen int64) error {
 	if err != nil {
 		return fmt.Errorf("read the view generation on %s: %w", n.name, err)
 	}
-	if want != "" && meta[records.NodeID] != want {
-		n.takenOver(want)
-		return n.cluster.otherDatabase(n, meta[records.NodeID], want)
+	if err := n.reaches(meta[records.NodeID], want); err != nil {
+		return err
 	}
 	if n.cluster.noFence {
 		return nil
@@ -110,9 +109,5 @@ func (n *Node) identify(ctx context.Context, tx *dbTx) error {
 	if err != nil {
 		return fmt.Errorf("read the node id on %s: %w", n.name, err)
 	}
-	if id != want {
-		n.takenOver(want)
-		return n.cluster.otherDatabase(n, id, want)
-	}
-	return nil
+	return n.reaches(id, want)
 }

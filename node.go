@@ -262,6 +262,18 @@ func (n *Node) takenOver(own string) {
 	}
 }
 
+// reaches checks that id, the identity read through n's connections, is
+// want, that of n's own database ("": not known yet, nothing to check).
+// Otherwise n's address reaches another database: n's connections are
+// closed (takenOver) and the error says which database it reaches.
+func (n *Node) reaches(id, want string) error {
+	if want == "" || id == want {
+		return nil
+	}
+	n.takenOver(want)
+	return n.cluster.otherDatabase(n, id, want)
+}
+
 // conn returns n's open database, or nil when it has not been opened.
 func (n *Node) conn() *engine.Conn { return n.connp.Load() }
 

@@ -113,7 +113,7 @@ func Get[T any](ctx context.Context, r Reader, key ...any) (*T, error) {
 	}
 	s := n.sql(m)
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s%s", s.selectCols, n.eng.Quote(m.table.Name), s.byKey, rowLock(r, n))
-	ctx, done := n.readGuard(ctx)
+	ctx, done := n.readGuard(ctx, r)
 	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -140,7 +140,7 @@ func Find[T any](ctx context.Context, r Reader, opts ...QueryOption) ([]T, error
 		return nil, fmt.Errorf("find %s: %w", m.table.Name, err)
 	}
 	q += rowLock(r, n)
-	ctx, done := n.readGuard(ctx)
+	ctx, done := n.readGuard(ctx, r)
 	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -164,7 +164,7 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 		return 0, fmt.Errorf("count %s: %w", m.table.Name, err)
 	}
 	var count int64
-	ctx, done := n.readGuard(ctx)
+	ctx, done := n.readGuard(ctx, r)
 	defer done()
 	if err := db.QueryRowContext(ctx, q, args...).Scan(&count); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", m.table.Name, n.name, readErr(ctx, err))
@@ -176,15 +176,19 @@ func Count[T any](ctx context.Context, r Reader, opts ...QueryOption) (int64, er
 // the read, its rows included, takes longer than a write's statements may
 // (lockWait timeouts), so a hung server cannot hold a reader for ever (the
 // health check then finds it down, and reads go to the next database).
-// done must be called once the rows are read.
-func (n *Node) readGuard(ctx context.Context) (context.Context, func()) {
+// done must be called once the rows are read. A read outside a Tx (r
+// not a *Tx; nil for tandem's own) also ends at once when a write or the
+// health check finds n down; a Tx's transaction is given up then already
+// (giveUpWhenDown), which ends its reads and says why.
+func (n *Node) readGuard(ctx context.Context, r Reader) (context.Context, func()) {
 	if n.caps.Locker == nil {
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(lockWait*n.cluster.timeout, func() { cancel(nil) })
-	// It ends at once when a write or the health check finds n down.
-	n.giveUpWhenDown(ctx, cancel)
+	if _, inTx := r.(*Tx); !inTx {
+		n.giveUpWhenDown(ctx, cancel)
+	}
 	return ctx, func() { timer.Stop(); cancel(nil) }
 }
 

@@ -90,7 +90,7 @@ func (n *Node) applyTables(ctx context.Context, tx engine.Execer, defs map[strin
 		for i := range t.changes[table] {
 			if err, ok := ref[i]; ok {
 				whole = false
-				refused.add(fmt.Errorf("%s", rows.RefusedError(defs[table], t.changes[table], map[int]error{i: err})))
+				refused.add(rows.RefusedError(defs[table], t.changes[table], map[int]error{i: err}))
 			}
 		}
 	}

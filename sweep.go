@@ -48,7 +48,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 	var doubts []doubt
 	seen := map[string]bool{}
 	for _, n := range v.write {
-		rctx, done := n.readGuard(ctx)
+		rctx, done := n.readGuard(ctx, nil)
 		ids, err := n.records.StaleIntents(rctx, n.conn().Read, cutoff, 64)
 		done()
 		if err != nil {
