@@ -318,8 +318,22 @@ func (r *run) do(ctx context.Context) error {
 }
 
 // setup creates the tables and the bank's accounts once, before any writer
-// starts.
+// starts, and waits for the cluster to settle: on a loaded machine a
+// datasource can be left out during the set-up (a timeout is a timeout)
+// and gets the tables and rows by catch-up, and the checks read every
+// database directly.
 func (r *run) setup(ctx context.Context, cfg *tandem.Config) error {
+	if err := r.create(ctx, cfg); err != nil {
+		return err
+	}
+	if _, err := settle(ctx, cfg, nil, 30*time.Second, r.logger); err != nil {
+		return fmt.Errorf("after the set-up: %w", err)
+	}
+	return nil
+}
+
+// create makes the tables and the bank's accounts.
+func (r *run) create(ctx context.Context, cfg *tandem.Config) error {
 	c, err := tandem.Open(ctx, cfg, tandem.WithLogger(r.logger))
 	if err != nil {
 		return err
@@ -328,23 +342,7 @@ func (r *run) setup(ctx context.Context, cfg *tandem.Config) error {
 	if err := (jepsen.Unique{}).Setup(ctx, c); err != nil {
 		return err
 	}
-	if err := (jepsen.Bank{Accounts: accounts, Balance: balance}).Setup(ctx, c); err != nil {
-		return err
-	}
-	// On a loaded machine a datasource can be left out during the set-up
-	// (a timeout is a timeout); it gets the tables and rows by catch-up.
-	// The checks read every database directly, so wait for that.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := c.Status(ctx)
-		if err == nil && st.Healthy() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the cluster was not healthy 30 s after the set-up (status error %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return jepsen.Bank{Accounts: accounts, Balance: balance}.Setup(ctx, c)
 }
 
 // faultPhase injects the schedule's faults, each at its moment, heals each
