@@ -195,7 +195,10 @@ func (r *run) do(ctx context.Context) error {
 	defer logFile.Close()
 	r.logger = slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	if r.ds, err = makeDatasources(ctx, o.Engine, r.dir, fmt.Sprintf("soak_%d", r.seed), o.servers); err != nil {
+	// A database of its own for every run: a seed run again (-repeat)
+	// starts from empty databases too.
+	db := fmt.Sprintf("soak_%d_%d", r.seed, r.res.Index)
+	if r.ds, err = makeDatasources(ctx, o.Engine, r.dir, db, o.servers); err != nil {
 		return err
 	}
 	arbiter := o.arbiterConfig(fmt.Sprintf("/tandem/soak/%s/run-%d", filepath.Base(r.dir), r.res.Index))
