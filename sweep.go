@@ -41,10 +41,6 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		}
 	}
 	cutoff := time.Now().Add(-c.sweepAfter).UnixMilli()
-	type doubt struct {
-		holder *Node
-		txid   string
-	}
 	var doubts []doubt
 	seen := map[string]bool{}
 	for _, n := range v.write {
@@ -66,6 +62,61 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		c.sweepRefused(v.write, refused)
 		return nil
 	}
+	if err := c.repairDoubts(ctx, v, refused, func(*session) ([]doubt, error) { return doubts, nil }); err != nil {
+		return err
+	}
+	c.sweepRefused(v.write, refused)
+	return nil
+}
+
+// doubt is a write in doubt: its txid, and a database that holds its intent
+// record.
+type doubt struct {
+	holder *Node
+	txid   string
+}
+
+// settleDoubtsOf ends, before the sweep would, the doubt of each of txids
+// whose intent record some databases of the view hold and others lack (a
+// write whose process died between its commits). A write found it: its
+// keys overlap (see overlapsDoubt). A record every database holds belongs
+// to a write committed everywhere, left to the clearer; one none holds was
+// settled meanwhile.
+func (c *Cluster) settleDoubtsOf(ctx context.Context, txids []string) error {
+	v := c.view.Load()
+	if v.primary == nil || len(v.write) < 2 {
+		return nil
+	}
+	refused := map[*Node]*refusals{}
+	return c.repairDoubts(ctx, v, refused, func(s *session) ([]doubt, error) {
+		var doubts []doubt
+		for _, id := range txids {
+			var holders []*Node
+			for _, n := range v.write {
+				held, err := n.records.HoldsIntent(ctx, s.txs[n], id)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", n.name, err)
+				}
+				if held {
+					holders = append(holders, n)
+				}
+			}
+			if len(holders) > 0 && len(holders) < len(v.write) {
+				doubts = append(doubts, doubt{holders[0], id})
+			}
+		}
+		return doubts, nil
+	})
+}
+
+// repairDoubts repairs, under v and the locks of every database it writes,
+// the writes in doubt that find lists (inside those locks): the primary's
+// current rows of each one's keys are copied to the others, whole (a
+// savepoint per write; a refused row is added to refused and its record
+// stays), and its records deleted. A primary that misses keys (another
+// written database records some) is not the truth yet: nothing is
+// repaired until it has caught up.
+func (c *Cluster) repairDoubts(ctx context.Context, v *view, refused map[*Node]*refusals, find func(*session) ([]doubt, error)) error {
 	cur, release, err := c.acquire()
 	if err != nil {
 		return err
@@ -79,6 +130,10 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		return err
 	}
 	defer s.rollback()
+	doubts, err := find(s)
+	if err != nil || len(doubts) == 0 {
+		return err
+	}
 	p := v.primary
 	defs, err := p.tableDefs(ctx, s.txs[p])
 	if err != nil {
@@ -117,11 +172,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		}
 		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", p.name)
 	}
-	if err := s.commit(v.write[1:]...); err != nil {
-		return err
-	}
-	c.sweepRefused(v.write, refused)
-	return nil
+	return s.commit(v.write[1:]...)
 }
 
 // sweepRefused publishes, for each database of nodes, the rows of writes

@@ -299,8 +299,10 @@ func TestRejoiningDatabaseGetsAWriteTheInterimPrimaryHolds(t *testing.T) {
 // writes too. W ("move 10 from account 1 to account 2") committed on bar
 // and its process died before foo's commit; a transfer through bar then
 // moved 5 from account 1 to account 3, writing bar's rows of accounts 1
-// and 3 (W's debit included) to foo (the files are written into that
-// state here). foo then becomes the primary again (an operator's promote here; the health
+// and 3 (W's debit included) to foo. (The files are written into that
+// state here: through tandem, the transfer would itself end W's doubt
+// first, see TestAWriteOfKeysInDoubtEndsTheDoubt.) foo
+// then becomes the primary again (an operator's promote here; the health
 // loop's failback runs the same check). It must first get bar's rows of
 // W's keys: an earlier version switched at once, foo served accounts 1=85
 // 2=100 3=105 (290) and the sweep then copied foo's rows of W over bar's
@@ -338,5 +340,65 @@ func TestTakingOverSettlesAWriteInDoubt(t *testing.T) {
 		if n := wholeCount(t, db, "_tandem_pending"); n != 0 {
 			t.Errorf("%s holds %d intent records after the sweep", name, n)
 		}
+	}
+}
+
+// wholeInDoubtOn writes W, "move 10 from account 1 to account 2", into db
+// alone with a fresh intent record (too young for the sweep): the state a
+// writer killed between its commits leaves.
+func wholeInDoubtOn(t *testing.T, db *sql.DB) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	wholeExec(t, db, "UPDATE sweep_items SET v = v - 10 WHERE k = 1")
+	wholeExec(t, db, "UPDATE sweep_items SET v = v + 10 WHERE k = 2")
+	for seq, k := range []int64{1, 2} {
+		wholeExec(t, db, "INSERT INTO _tandem_pending (txid, seq, tbl, pk, at) VALUES ('w', ?, 'sweep_items', ?, ?)", seq, value.EncodeKey([]any{k}), now)
+	}
+}
+
+// TestAWriteOfKeysInDoubtEndsTheDoubt: W committed on one database only
+// (its writer killed between the commits, in either order), then, before
+// the sweep, a transfer through foo moves 5 from account 1 to account 3,
+// and then foo is lost and bar takes over. bar must hold W whole (foo, the
+// primary, had it) or not at all (foo lacked it), never in part: the
+// transfer finds W's record on one database only, rolls back, has W's
+// doubt ended (foo's rows of W's keys everywhere) and runs again. An
+// earlier version carried only the transfer's rows: bar took over with
+// 290 (W's debit without its credit) or 310 (its credit without its
+// debit), the fault soak's seed 8009.
+func TestAWriteOfKeysInDoubtEndsTheDoubt(t *testing.T) {
+	for _, tc := range []struct {
+		order, on, want string
+	}{
+		{"primary first", "foo", "1=85 2=110 3=105 total=300"},
+		{"secondaries first", "bar", "1=95 2=100 3=105 total=300"},
+	} {
+		t.Run(strings.ReplaceAll(tc.order, " ", "-"), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c, foo, bar := wholePair(t, ctx)
+			wholeInDoubtOn(t, map[string]*sql.DB{"foo": foo, "bar": bar}[tc.on])
+			wholeMove(t, ctx, c, 1, 3, 5)
+			for name, db := range map[string]*sql.DB{"foo": foo, "bar": bar} {
+				if got := wholeBalances(t, db); got != tc.want {
+					t.Errorf("%s after the transfer: %s, want %s", name, got, tc.want)
+				}
+				// The transfer's own records go with the clearer; W's must
+				// be gone with the transfer's commit.
+				for wholeCount(t, db, "_tandem_pending") > 0 && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if n := wholeCount(t, db, "_tandem_pending"); n != 0 {
+					t.Errorf("%s holds %d intent records after the transfer", name, n)
+				}
+			}
+			c.node("foo").markDown(errors.New("lost, as the test says"))
+			if err := c.Promote(ctx, "bar", false); err != nil {
+				t.Fatal(err)
+			}
+			if got := wholeBalances(t, bar); got != tc.want {
+				t.Errorf("bar as it takes over from the lost foo: %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

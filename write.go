@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tandemdb/tandem/engine"
@@ -99,6 +101,9 @@ type Tx struct {
 	// (engine.WithInserter).
 	in    *records.Intent
 	noted map[int]bool
+	// settled names the writes in doubt that an earlier run of this
+	// write had settled (see overlapsDoubt): not settled twice.
+	settled map[string]bool
 	// members counts the Cluster.Tx calls a group's transaction holds
 	// (see grouper), and memberOps the ops they made: each counts as one
 	// write, like a whole Tx.
@@ -174,6 +179,7 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 // changed under it, runs again under the new view.
 func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) error {
 	retries, views := 0, 0
+	var settled map[string]bool // writes in doubt this write had settled
 	for attempt := 0; ; attempt++ {
 		if c.closed.Load() {
 			return ErrClosed
@@ -213,17 +219,34 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 		}
 		err = func() error {
 			defer release() // also when fn panics
-			return c.runTx(ctx, v, ptx, fn)
+			return c.runTx(ctx, v, ptx, fn, settled)
 		}()
 		var sf *secondaryFailure
 		var pf *primaryFailure
 		var pc *partialCommit
+		var od *overlapsDoubt
 		switch {
 		case err == nil:
 			return nil
 		case errors.As(err, &pc):
 			return c.leaveOut(ctx, pc)
 		case !rerun:
+		case errors.As(err, &od):
+			// Nothing was committed anywhere: end those doubts, then run
+			// fn again. Once only: a doubt that is still there on the
+			// rerun (the primary still catching up, a row refused) is left
+			// to the sweep, as before.
+			if settled == nil {
+				settled = map[string]bool{}
+			}
+			for _, id := range od.txids {
+				settled[id] = true
+			}
+			if err := c.settleDoubtsOf(ctx, od.txids); err != nil {
+				c.log.Warn("settling writes in doubt before a write of their keys", "writes", len(od.txids), "err", err)
+			}
+			attempt--
+			continue
 		case errors.As(err, &sf):
 			// Nothing was committed anywhere: leave the secondary out if it
 			// is down, and run fn again.
@@ -356,9 +379,9 @@ func (n *Node) retryable(err error) bool {
 	return l != nil && err != nil && l.Retryable(err)
 }
 
-func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error) (err error) {
+func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error, settled map[string]bool) (err error) {
 	now := time.Now()
-	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), noted: map[int]bool{}}
+	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), noted: map[int]bool{}, settled: settled}
 	committed := false
 	defer func() {
 		if !tx.done {
@@ -405,9 +428,13 @@ type secondary struct {
 	ops     chan op
 	rec     *records.Intent // the write's: its txid and time, for keys noted as they are written (nil: none are)
 	in      *records.Intent // set before ops is closed; nil when the Tx aborts
-	tx      *dbTx
-	err     error
-	done    chan struct{}
+	// doubts: look up the intent records naming the write's keys, once
+	// its rows and record are written, into named (see overlapsDoubt).
+	doubts bool
+	named  []string
+	tx     *dbTx
+	err    error
+	done   chan struct{}
 	// late is set (by the Tx's goroutine, which alone reads it) when the
 	// secondary did not finish in time: its fields belong to its goroutine.
 	late bool
@@ -422,7 +449,7 @@ func (tx *Tx) start() {
 		return
 	}
 	for _, n := range tx.view.write[1:] {
-		s := &secondary{n: n, primary: tx.primary, gen: tx.view.rec.Generation, ops: make(chan op, 64), done: make(chan struct{})}
+		s := &secondary{n: n, primary: tx.primary, gen: tx.view.rec.Generation, ops: make(chan op, 64), done: make(chan struct{}), doubts: tx.c.checksDoubts()}
 		if !tx.c.noIntent {
 			s.rec = tx.in
 		}
@@ -479,6 +506,14 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	if s.err == nil && s.in != nil {
 		if err := n.records.RecordIntent(s.tx.ctx, s.tx, s.in, func(i int) bool { return noted[i] }); err != nil {
 			s.err = fmt.Errorf("record intent on %s: %w", n.name, err)
+		}
+	}
+	if s.err == nil && s.in != nil && s.doubts {
+		// After the write's own rows: a write that held any of them here
+		// has committed or rolled back by now, and this statement sees
+		// which (read committed; SQLite's one writer).
+		if s.named, s.err = n.records.IntentsNaming(s.tx.ctx, s.tx, s.in.Keys, s.in.TxID); s.err != nil {
+			s.err = fmt.Errorf("read intent records on %s: %w", n.name, s.err)
 		}
 	}
 }
@@ -721,6 +756,15 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		tx.tx.Rollback()
 		return fmt.Errorf("record intent on %s: %w", p.name, err)
 	}
+	var named []string
+	if c.checksDoubts() && len(tx.secs) > 0 {
+		var err error
+		if named, err = p.records.IntentsNaming(ctx, tx.tx, in.Keys, in.TxID); err != nil {
+			tx.rollbackSecondaries()
+			tx.tx.Rollback()
+			return fmt.Errorf("read intent records on %s: %w", p.name, err)
+		}
+	}
 	ok, failed := tx.settle()
 	if len(failed) > 0 {
 		// A secondary failed, did not answer in time, or refused the write
@@ -750,6 +794,13 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 			return fmt.Errorf("%w: %w", ErrNotCommitted, err)
 		}
 		return &secondaryFailure{n: s.n, err: err}
+	}
+	if doubts := tx.overlapsDoubt(named, ok); len(doubts) > 0 {
+		for _, s := range ok {
+			s.tx.Rollback()
+		}
+		tx.tx.Rollback()
+		return &overlapsDoubt{txids: doubts}
 	}
 
 	// Every database records the keys of those the view skips.
@@ -1037,4 +1088,58 @@ func (n *Node) delete(ctx context.Context, tx engine.Execer, m *model, key, note
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// checksDoubts reports whether each write looks up the intent records that
+// name its keys on every database it writes (see overlapsDoubt). Not with
+// two-phase commits: a write in doubt there holds its rows' locks until it
+// is settled, so no later write can carry part of it.
+func (c *Cluster) checksDoubts() bool { return !c.noIntent && !c.twoPhase }
+
+// overlapsDoubt: a write in doubt (an intent record some of this write's
+// databases hold and others lack: its process died between its commits)
+// names keys this write wrote. Nothing was committed; the write runs again
+// once those doubts are settled (Cluster.settleDoubtsOf).
+//
+// Without it, the write would carry to the secondaries the primary's rows
+// of the keys they share and none of the others: a secondary that lacks
+// the write in doubt (or holds it where the primary does not) would then
+// hold it in part until the sweep, InDoubtAfter later, and if the primary
+// were lost meanwhile it would take over so (a transfer's debit without
+// its credit), for good.
+//
+// A record is briefly on some databases only while the clearer deletes it
+// (one database at a time): such a write runs again once for nothing.
+type overlapsDoubt struct{ txids []string }
+
+func (e *overlapsDoubt) Error() string {
+	return fmt.Sprintf("%v: writes left in doubt name keys of this write (%s): they are settled first", ErrNotCommitted, strings.Join(e.txids, ", "))
+}
+
+func (e *overlapsDoubt) Unwrap() error { return ErrNotCommitted }
+
+// overlapsDoubt returns the writes in doubt among those whose intent
+// records name a key of tx, as the primary (named) and the secondaries of
+// ok read them inside tx, but for those an earlier run of tx settled.
+func (tx *Tx) overlapsDoubt(named []string, ok []*secondary) []string {
+	if !tx.c.checksDoubts() || len(ok) == 0 {
+		return nil
+	}
+	count := map[string]int{}
+	for _, id := range named {
+		count[id]++
+	}
+	for _, s := range ok {
+		for _, id := range s.named {
+			count[id]++
+		}
+	}
+	var out []string
+	for id, n := range count {
+		if n <= len(ok) && !tx.settled[id] {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

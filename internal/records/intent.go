@@ -3,6 +3,7 @@ package records
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,6 +135,37 @@ func (s Store) HoldsIntent(ctx context.Context, q Querier, txid string) (bool, e
 	err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE txid = %s",
 		s.table(&Pending), s.e.Placeholder(1)), txid).Scan(&count)
 	return count > 0, err
+}
+
+// IntentsNaming returns, sorted, the txids other than except of the intent
+// records that name any of keys.
+func (s Store) IntentsNaming(ctx context.Context, q Querier, keys []Key, except string) ([]string, error) {
+	byTable := map[string][]string{}
+	var tables []string
+	for _, k := range keys {
+		if byTable[k.Table] == nil {
+			tables = append(tables, k.Table)
+		}
+		byTable[k.Table] = append(byTable[k.Table], k.PK)
+	}
+	var found []string
+	for _, table := range tables {
+		pks := byTable[table]
+		for len(pks) > 0 {
+			chunk := pks[:min(len(pks), recordChunk)]
+			pks = pks[len(chunk):]
+			args := []any{table, except}
+			query := fmt.Sprintf("SELECT DISTINCT txid FROM %s WHERE tbl = %s AND txid <> %s AND pk IN (%s)",
+				s.table(&Pending), s.e.Placeholder(1), s.e.Placeholder(2), s.inList(chunk, 2, &args))
+			ids, err := queryStrings(ctx, q, query, args...)
+			if err != nil {
+				return nil, err
+			}
+			found = append(found, ids...)
+		}
+	}
+	slices.Sort(found)
+	return slices.Compact(found), nil
 }
 
 // IntentKeys returns the keys of txid's intent record, in the order the

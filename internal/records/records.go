@@ -52,10 +52,14 @@ var (
 			{Name: "txid", Type: engine.Text, Size: 32, NotNull: true},
 			{Name: "seq", Type: engine.Integer, NotNull: true},
 			{Name: "tbl", Type: engine.Text, Size: 128, NotNull: true},
-			{Name: "pk", Type: engine.Text, NotNull: true},
+			{Name: "pk", Type: engine.Text, Size: MaxKeyText, NotNull: true},
 			{Name: "at", Type: engine.Integer, NotNull: true}, // unix ms
 		},
 		PK: []string{"txid", "seq"},
+		// Every write looks up the records naming its keys
+		// (IntentsNaming): a write left in doubt among them is settled
+		// before the write commits.
+		Indexes: []engine.Index{{Name: "_tandem_pending_key", Columns: []string{"tbl", "pk"}}},
 	}
 	// Missed records, on every node a write reached, each key a node it
 	// did not reach has missed (node: the missing datasource's name). One
