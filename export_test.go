@@ -28,6 +28,10 @@ func SetSweepAfter(c *Cluster, d time.Duration) { c.sweepAfter = d }
 // records either: benchmarks of healthy clusters measure their cost.
 func SetNoIntent(c *Cluster, off bool) { c.noIntent = off }
 
+// SetNoDoubtCheck stops writes looking up the intent records that name
+// their keys (benchmarks: what the lookup costs).
+func SetNoDoubtCheck(c *Cluster, off bool) { c.noDoubtCheck = off }
+
 // SetBeforeCommit makes c call hook just before each write's commits are
 // sent (nil: no hook).
 func SetBeforeCommit(c *Cluster, hook func()) { c.beforeCommit = hook }

@@ -118,6 +118,9 @@ type Cluster struct {
 
 	// noIntent (benchmarks only) writes no intent records.
 	noIntent bool
+	// noDoubtCheck (benchmarks only): writes do not look up the records
+	// naming their keys (checksDoubts).
+	noDoubtCheck bool
 	// noFence (benchmarks only) skips the fence of every write: they
 	// measure what it costs.
 	noFence bool

@@ -1094,7 +1094,7 @@ func (n *Node) delete(ctx context.Context, tx engine.Execer, m *model, key, note
 // name its keys on every database it writes (see overlapsDoubt). Not with
 // two-phase commits: a write in doubt there holds its rows' locks until it
 // is settled, so no later write can carry part of it.
-func (c *Cluster) checksDoubts() bool { return !c.noIntent && !c.twoPhase }
+func (c *Cluster) checksDoubts() bool { return !c.noIntent && !c.noDoubtCheck && !c.twoPhase }
 
 // overlapsDoubt: a write in doubt (an intent record some of this write's
 // databases hold and others lack: its process died between its commits)

@@ -50,7 +50,11 @@ within() { # baseline mode, mode, goroutines
 }
 case "$what" in
 record)
-	for g in 1 8; do within record=off record=on "$g"; done
+	for g in 1 8; do
+		within record=off record=nocheck "$g"
+		within record=off record=on "$g"
+		within record=nocheck record=on "$g"
+	done
 	;;
 view)
 	for g in 1 8; do
