@@ -20,6 +20,12 @@ type clearer struct {
 	mu      sync.Mutex
 	queue   []string // txids handed over, not yet flushed
 	stopped bool
+	// known holds every txid handed over whose records some database may
+	// still hold (queued, being flushed, or in a backlog): writes
+	// committed everywhere, whose records are briefly on some databases
+	// only while they are cleared one database at a time (see
+	// overlapsDoubt).
+	known map[string]struct{}
 
 	// backlog holds, per database, txids it could not be cleared of
 	// (unreachable then), to clear when it is back. Beyond maxBacklog the
@@ -34,7 +40,7 @@ const (
 )
 
 func newClearer(c *Cluster) *clearer {
-	cl := &clearer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), backlog: map[*Node][]string{}}
+	cl := &clearer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), backlog: map[*Node][]string{}, known: map[string]struct{}{}}
 	go cl.run()
 	return cl
 }
@@ -49,12 +55,22 @@ func (cl *clearer) add(txid string) {
 		return
 	}
 	cl.queue = append(cl.queue, txid)
+	cl.known[txid] = struct{}{}
 	if len(cl.queue) == clearBatch {
 		select {
 		case cl.wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// committed reports whether txid is a write this process committed
+// everywhere and has not finished clearing.
+func (cl *clearer) committed(txid string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	_, ok := cl.known[txid]
+	return ok
 }
 
 // take empties the queue.
@@ -89,10 +105,32 @@ func (cl *clearer) run() {
 		txids, stopped := cl.take()
 		if len(txids) > 0 || len(cl.backlog) > 0 {
 			cl.flush(txids)
+			cl.forget(txids)
 		}
 		if stopped {
 			return
 		}
+	}
+}
+
+// forget drops from known the txids flushed, but for those a backlog
+// still holds.
+func (cl *clearer) forget(txids []string) {
+	held := map[string]bool{}
+	for _, ids := range cl.backlog {
+		for _, id := range ids {
+			held[id] = true
+		}
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, id := range txids {
+		if !held[id] {
+			delete(cl.known, id)
+		}
+	}
+	if len(cl.backlog) == 0 && len(cl.queue) == 0 {
+		clear(cl.known) // also the backlog's, now cleared
 	}
 }
 

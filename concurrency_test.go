@@ -139,6 +139,7 @@ func hammer(c *tandem.Cluster, name string, workers int, d time.Duration) *hamme
 				default:
 					rollback = rng.IntN(5) == 0
 					err = c.Tx(ctx, func(tx *tandem.Tx) error {
+						inserted = inserted[:0] // fn may run again (see Cluster.Tx)
 						for range 2 + rng.IntN(3) {
 							s := randomSlot(rng)
 							if err := tx.Save(ctx, &s); err != nil {

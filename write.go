@@ -159,9 +159,11 @@ type op struct {
 // is replaced by the next datasource in rank order.
 //
 // fn may run more than once: when the primary turns out, at commit, to miss
-// writes another process made around it (it was failing back), nothing is
-// committed and fn runs again on the right primary. So fn should act only
-// through tx, and return the same result for the same data.
+// writes another process made around it (it was failing back), or when a
+// write left in doubt by a process that died between its commits names a
+// key fn wrote (the doubt is settled first), nothing is committed and fn
+// runs again. So fn should act only through tx, and return the same result
+// for the same data.
 //
 // On SQLite, concurrent Tx calls (and Saves and Deletes) are committed in
 // groups, one commit per database for the group: fn runs
@@ -1108,8 +1110,10 @@ func (c *Cluster) checksDoubts() bool { return !c.noIntent && !c.noDoubtCheck &&
 // were lost meanwhile it would take over so (a transfer's debit without
 // its credit), for good.
 //
-// A record is briefly on some databases only while the clearer deletes it
-// (one database at a time): such a write runs again once for nothing.
+// A record is briefly on some databases only while a clearer deletes it
+// (one database at a time). This process's own are known to be committed
+// everywhere and are not doubts; another process's make the write run
+// again once for nothing.
 type overlapsDoubt struct{ txids []string }
 
 func (e *overlapsDoubt) Error() string {
@@ -1136,7 +1140,7 @@ func (tx *Tx) overlapsDoubt(named []string, ok []*secondary) []string {
 	}
 	var out []string
 	for id, n := range count {
-		if n <= len(ok) && !tx.settled[id] {
+		if n <= len(ok) && !tx.settled[id] && !tx.c.clear.committed(id) {
 			out = append(out, id)
 		}
 	}
