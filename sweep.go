@@ -62,7 +62,7 @@ func (c *Cluster) sweep(ctx context.Context) error {
 		c.sweepRefused(v.write, refused)
 		return nil
 	}
-	if err := c.repairDoubts(ctx, v, refused, func(*session) ([]doubt, error) { return doubts, nil }); err != nil {
+	if err := c.repairDoubts(ctx, v, refused, "repaired a write left in doubt", func(*session) ([]doubt, error) { return doubts, nil }); err != nil {
 		return err
 	}
 	c.sweepRefused(v.write, refused)
@@ -87,36 +87,63 @@ func (c *Cluster) settleDoubtsOf(ctx context.Context, txids []string) error {
 	if v.primary == nil || len(v.write) < 2 {
 		return nil
 	}
+	// First without locks: a record another process's clearer was
+	// deleting is gone by now from every database, and costs no lock.
+	rctx, cancel := context.WithTimeout(ctx, lockWait*c.timeout)
+	doubts, err := c.inDoubt(rctx, v, txids, func(n *Node) (records.Querier, error) {
+		if db := n.conn(); db != nil {
+			return db.Read, nil
+		}
+		return nil, fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
+	})
+	cancel()
+	if err != nil || len(doubts) == 0 {
+		return err
+	}
+	txids = txids[:0]
+	for _, d := range doubts {
+		txids = append(txids, d.txid)
+	}
 	refused := map[*Node]*refusals{}
-	return c.repairDoubts(ctx, v, refused, func(s *session) ([]doubt, error) {
-		var doubts []doubt
-		for _, id := range txids {
-			var holders []*Node
-			for _, n := range v.write {
-				held, err := n.records.HoldsIntent(ctx, s.txs[n], id)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", n.name, err)
-				}
-				if held {
-					holders = append(holders, n)
-				}
+	return c.repairDoubts(ctx, v, refused, "ended the doubt of a write before a write of its keys", func(s *session) ([]doubt, error) {
+		return c.inDoubt(ctx, v, txids, func(n *Node) (records.Querier, error) { return s.txs[n], nil })
+	})
+}
+
+// inDoubt returns those of txids whose intent record some databases of
+// v.write hold and others lack, as read through q.
+func (c *Cluster) inDoubt(ctx context.Context, v *view, txids []string, q func(*Node) (records.Querier, error)) ([]doubt, error) {
+	var doubts []doubt
+	for _, id := range txids {
+		var holders []*Node
+		for _, n := range v.write {
+			r, err := q(n)
+			if err != nil {
+				return nil, err
 			}
-			if len(holders) > 0 && len(holders) < len(v.write) {
-				doubts = append(doubts, doubt{holders[0], id})
+			held, err := n.records.HoldsIntent(ctx, r, id)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", n.name, err)
+			}
+			if held {
+				holders = append(holders, n)
 			}
 		}
-		return doubts, nil
-	})
+		if len(holders) > 0 && len(holders) < len(v.write) {
+			doubts = append(doubts, doubt{holders[0], id})
+		}
+	}
+	return doubts, nil
 }
 
 // repairDoubts repairs, under v and the locks of every database it writes,
 // the writes in doubt that find lists (inside those locks): the primary's
 // current rows of each one's keys are copied to the others, whole (a
 // savepoint per write; a refused row is added to refused and its record
-// stays), and its records deleted. A primary that misses keys (another
+// stays), and its records deleted; each is logged with the message done. A primary that misses keys (another
 // written database records some) is not the truth yet: nothing is
 // repaired until it has caught up.
-func (c *Cluster) repairDoubts(ctx context.Context, v *view, refused map[*Node]*refusals, find func(*session) ([]doubt, error)) error {
+func (c *Cluster) repairDoubts(ctx context.Context, v *view, refused map[*Node]*refusals, done string, find func(*session) ([]doubt, error)) error {
 	cur, release, err := c.acquire()
 	if err != nil {
 		return err
@@ -170,7 +197,7 @@ func (c *Cluster) repairDoubts(ctx context.Context, v *view, refused map[*Node]*
 				return err
 			}
 		}
-		c.log.Info("repaired a write left in doubt", "txid", d.txid, "keys", len(keys), "from", p.name)
+		c.log.Info(done, "txid", d.txid, "keys", len(keys), "from", p.name)
 	}
 	return s.commit(v.write[1:]...)
 }
