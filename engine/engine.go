@@ -280,6 +280,19 @@ type AutoSyncer interface {
 	SyncAuto(ctx context.Context, q Execer, t *Table) error
 }
 
+// TableUpgrader is implemented by engines that must change the columns of
+// a table made from an earlier form of its definition before CreateTable's
+// index statements can run on it (MySQL indexes only bounded text: a
+// tandem bookkeeping column made as LONGTEXT, now given a size, becomes
+// VARCHAR). tandem runs it on its bookkeeping tables after CREATE TABLE
+// IF NOT EXISTS and before their indexes.
+type TableUpgrader interface {
+	UpgradeTable(ctx context.Context, db interface {
+		Querier
+		Execer
+	}, t *Table) error
+}
+
 // Execer is a *sql.DB, *sql.Conn or *sql.Tx.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)

@@ -274,6 +274,35 @@ func sqlType(c *engine.Column) string {
 	panic(fmt.Sprintf("mysql: no SQL type for %v", c.Type))
 }
 
+// UpgradeTable implements engine.TableUpgrader: each text column that t
+// gives a size and the live table holds as unbounded text (TEXT,
+// LONGTEXT: _tandem_pending's key before it was indexed) becomes t's
+// VARCHAR. A table already in that form is left as it is.
+func (e Engine) UpgradeTable(ctx context.Context, db interface {
+	engine.Querier
+	engine.Execer
+}, t *engine.Table) error {
+	names, err := engine.QueryStrings(ctx, db, "SELECT COLUMN_NAME FROM information_schema.COLUMNS"+
+		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND DATA_TYPE IN ('tinytext', 'text', 'mediumtext', 'longtext')", t.Name)
+	if err != nil {
+		return fmt.Errorf("read the columns of %s: %w", t.Name, err)
+	}
+	for _, name := range names {
+		c := t.Column(name)
+		if c == nil || c.Type != engine.Text || c.Size == 0 {
+			continue
+		}
+		stmt := fmt.Sprintf("ALTER TABLE %s MODIFY %s %s", e.Quote(t.Name), e.Quote(c.Name), sqlType(c))
+		if c.NotNull {
+			stmt += " NOT NULL"
+		}
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return nil
+}
+
 // CreateTable implements engine.Engine.
 func (e Engine) CreateTable(t *engine.Table) []string {
 	var b strings.Builder

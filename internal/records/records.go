@@ -145,10 +145,24 @@ func (s Store) HasTables(ctx context.Context, q Querier) error {
 	return nil
 }
 
-// Create creates the bookkeeping tables that do not exist, inside tx.
-func (s Store) Create(ctx context.Context, tx engine.Execer) error {
+// Create creates the bookkeeping tables that do not exist, inside tx,
+// and brings those made by an earlier version to the current definition
+// where the engine needs that for their indexes (engine.TableUpgrader).
+func (s Store) Create(ctx context.Context, tx interface {
+	engine.Querier
+	engine.Execer
+}) error {
 	for _, t := range Tables {
-		for _, stmt := range s.e.CreateTable(t) {
+		// CreateTable's first statement creates the table, the others
+		// its indexes.
+		for i, stmt := range s.e.CreateTable(t) {
+			if i == 1 {
+				if u, ok := s.e.(engine.TableUpgrader); ok {
+					if err := u.UpgradeTable(ctx, tx, t); err != nil {
+						return err
+					}
+				}
+			}
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return err
 			}
