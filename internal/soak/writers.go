@@ -37,6 +37,11 @@ func (w *writerProc) incName(inc int) string { return fmt.Sprintf("%s.%d", w.nam
 func (w *writerProc) start(ready chan struct{}) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.startLocked(ready)
+}
+
+// startLocked is start with w.mu held.
+func (w *writerProc) startLocked(ready chan struct{}) error {
 	if w.runningLocked() {
 		return fmt.Errorf("%s is running", w.name)
 	}
@@ -148,15 +153,17 @@ func (w *writerProc) armCrash(sig syscall.Signal) (int, error) {
 }
 
 // restartIf starts a new incarnation if inc is still the latest and is
-// not running (nothing restarted it meanwhile).
+// not running (nothing restarted it meanwhile). The check and the start
+// are one step: two faults on one incarnation (a kill-writer and a
+// crash-commit) may heal at once, and only one may start its successor
+// (before, the other then failed with "w3 is running": seed 8113).
 func (w *writerProc) restartIf(inc int) error {
 	w.mu.Lock()
-	again := w.inc == inc && !w.runningLocked()
-	w.mu.Unlock()
-	if !again {
+	defer w.mu.Unlock()
+	if w.inc != inc || w.runningLocked() {
 		return nil
 	}
-	return w.start(nil)
+	return w.startLocked(nil)
 }
 
 // restart kills the running incarnation, if any, and starts a new one.
