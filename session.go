@@ -62,23 +62,10 @@ func (t *lockedTx) QueryRowContext(ctx context.Context, query string, args ...an
 
 // lockAll begins a write transaction on every database of v's write set
 // and on each of extra, each bounded by Config.Timeout; a database that
-// fails to answer is marked down.
-//
-// The extra databases, which writes skip, are locked first: one that does
-// not answer (a lock held by another process) then costs the writers
-// nothing, where taking the primary first would stall them for the
-// timeout. Writes never lock a database they skip, so this order cannot
-// deadlock with them; the write set is locked in the writers' order.
+// fails to answer is marked down. It locks them in lockOrder.
 func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*session, error) {
 	s := &session{txs: map[*Node]*lockedTx{}}
-	var nodes []*Node
-	for _, n := range extra {
-		if !v.writes(n) {
-			nodes = append(nodes, n)
-		}
-	}
-	nodes = append(nodes, v.write...)
-	for _, n := range nodes {
+	for _, n := range c.lockOrder(v, append(slices.Clone(extra), v.write...)) {
 		if err := c.lockOne(ctx, s, n); err != nil {
 			return nil, err
 		}
@@ -96,22 +83,49 @@ func (c *Cluster) lockAll(ctx context.Context, v *view, extra ...*Node) (*sessio
 	return s, nil
 }
 
-// lockNodes begins a write transaction on each of nodes, in the order
-// writes take their locks: the current primary first, then rank order.
+// lockNodes begins a write transaction on each of nodes, in lockOrder
+// under the current view.
 func (c *Cluster) lockNodes(ctx context.Context, nodes []*Node) (*session, error) {
 	s := &session{txs: map[*Node]*lockedTx{}}
-	order := slices.Clone(nodes)
-	if p := c.view.Load().primary; p != nil {
-		if i := slices.Index(order, p); i > 0 {
-			order = append([]*Node{p}, slices.Delete(order, i, i+1)...)
-		}
-	}
-	for _, n := range order {
+	for _, n := range c.lockOrder(c.view.Load(), nodes) {
 		if err := c.lockOne(ctx, s, n); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// lockOrder is the one order in which work that locks several databases
+// takes their locks: first those v's writes skip, in rank order, then v's
+// write set in the writers' order (the primary first, then rank order).
+// The skipped ones come first so that one that does not answer (a lock
+// held by another process) costs the writers nothing, where holding the
+// primary meanwhile would stall them for the timeout; writes never lock a
+// database they skip, so this cannot deadlock with them. And all such
+// work takes the same order: catch-up's last step (primary, then the
+// rejoining database) and `tandem resolve` (the skipped database, then
+// the primary) once each held one lock and waited for the other's, and
+// the health loop, retrying every round, kept resolve waiting for ever
+// (TestNodeBehindAnUnreachableDatabaseTakesNoWritesUnlessForced, about 1
+// run in 100 on a loaded machine).
+func (c *Cluster) lockOrder(v *view, nodes []*Node) []*Node {
+	var skipped, written []*Node
+	for _, n := range nodes {
+		if !v.writes(n) && !containsNode(skipped, n) {
+			skipped = append(skipped, n)
+		}
+	}
+	for _, n := range v.write {
+		if containsNode(nodes, n) {
+			written = append(written, n)
+		}
+	}
+	rank := map[*Node]int{}
+	for i, n := range c.ranked() {
+		rank[n] = i
+	}
+	slices.SortStableFunc(skipped, func(a, b *Node) int { return rank[a.database()] - rank[b.database()] })
+	return append(skipped, written...)
 }
 
 // lockOne adds a transaction on n to s, bounded by Config.Timeout; on a
