@@ -100,13 +100,13 @@ func (c *Cluster) settleDoubtsOf(ctx context.Context, txids []string) error {
 	if err != nil || len(doubts) == 0 {
 		return err
 	}
-	txids = txids[:0]
-	for _, d := range doubts {
-		txids = append(txids, d.txid)
+	still := make([]string, len(doubts))
+	for i, d := range doubts {
+		still[i] = d.txid
 	}
 	refused := map[*Node]*refusals{}
 	return c.repairDoubts(ctx, v, refused, "ended the doubt of a write before a write of its keys", func(s *session) ([]doubt, error) {
-		return c.inDoubt(ctx, v, txids, func(n *Node) (records.Querier, error) { return s.txs[n], nil })
+		return c.inDoubt(ctx, v, still, func(n *Node) (records.Querier, error) { return s.txs[n], nil })
 	})
 }
 
