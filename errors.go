@@ -43,6 +43,10 @@ var (
 	// that must not happen twice. The databases converge either way. A
 	// Save of a new row keeps the id the write used, so it can be read.
 	ErrOutcomeUnknown = errors.New("write outcome unknown")
+	// ErrRefused: a SQL statement tandem cannot mirror (several statements
+	// in one string, a session setting, a table without a primary key, a
+	// statement that cannot run in a transaction); nothing was written.
+	ErrRefused = errors.New("statement refused")
 )
 
 // Errors that stay inside the package: each marks why a step failed, so

@@ -295,6 +295,15 @@ func isIntKind(k reflect.Kind) bool {
 	return k >= reflect.Int && k <= reflect.Uint64 && k != reflect.Uintptr
 }
 
+// textKey is what n.sql caches m's statements under: its Go type, or
+// for a table SQL writes (no Go type), the model itself.
+func (m *model) textKey() any {
+	if m.typ == nil {
+		return m
+	}
+	return m.typ
+}
+
 func (m *model) fieldType(i int) reflect.Type { return m.typ.FieldByIndex(m.fields[i]).Type }
 
 // snake turns a Go name into snake_case: BookID -> book_id, ISBN -> isbn.

@@ -3,9 +3,11 @@ package tandem
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/tandemdb/tandem/engine"
@@ -324,6 +326,9 @@ func (n *Node) migrate(ctx context.Context, ms []*model) error {
 	if err != nil {
 		return err
 	}
+	if err := n.captureModels(ctx, tx, ms, tables); err != nil {
+		return err
+	}
 	for _, m := range ms {
 		for _, t := range tables {
 			if t.Name != m.table.Name {
@@ -341,5 +346,34 @@ func (n *Node) migrate(ctx context.Context, ms []*model) error {
 			}
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	n.cluster.sqlw.forget(n)
+	return nil
+}
+
+// captureModels installs capture on the models' tables that lack it,
+// where the database has capture installed (SQL writes are in use): a
+// table made after Cluster.Capture is captured like the others.
+func (n *Node) captureModels(ctx context.Context, tx *sql.Tx, ms []*model, tables []engine.TableInfo) error {
+	cp := n.caps.Capturer
+	if cp == nil {
+		return nil
+	}
+	captured, refused, err := cp.Captured(ctx, tx)
+	if err != nil || len(captured)+len(refused) == 0 {
+		return err
+	}
+	for _, t := range tables {
+		if slices.Contains(captured, t.Name) || !slices.ContainsFunc(ms, func(m *model) bool { return m.table.Name == t.Name }) {
+			continue
+		}
+		for _, stmt := range cp.InstallCapture(t) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("install capture on %s: %w", t.Name, err)
+			}
+		}
+	}
+	return nil
 }

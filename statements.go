@@ -24,7 +24,7 @@ type statements struct {
 
 // sql returns m's statements for n's engine, building them once.
 func (n *Node) sql(m *model) *statements {
-	if s, ok := n.texts.Load(m.typ); ok {
+	if s, ok := n.texts.Load(m.textKey()); ok {
 		return s.(*statements)
 	}
 	e := n.eng
@@ -45,6 +45,6 @@ func (n *Node) sql(m *model) *statements {
 		s.upsertNoted = wi.WithInsert(s.upsert, n.records.InsertIntent(1, len(m.all)))
 		s.deleteNoted = wi.WithInsert(s.delete, n.records.InsertIntent(1, len(m.pk)))
 	}
-	actual, _ := n.texts.LoadOrStore(m.typ, s)
+	actual, _ := n.texts.LoadOrStore(m.textKey(), s)
 	return actual.(*statements)
 }

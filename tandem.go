@@ -102,6 +102,7 @@ type Cluster struct {
 	sweepAfter time.Duration // age of an intent record that sweep repairs
 
 	models sync.Map // reflect.Type -> *model
+	sqlw   sqlState // tables as SQL writes read them (capture.go)
 	group  grouper  // queue of Saves and Deletes to commit together
 
 	mu        sync.RWMutex

@@ -104,6 +104,10 @@ type Tx struct {
 	// settled names the writes in doubt that an earlier run of this
 	// write had settled (see overlapsDoubt): not settled twice.
 	settled map[string]bool
+	// capturing: capture is on in the primary's transaction (a SQL
+	// statement ran); undrained: a query may have changed rows not sent
+	// yet (capture.go).
+	capturing, undrained bool
 	// members counts the Cluster.Tx calls a group's transaction holds
 	// (see grouper), and memberOps the ops they made: each counts as one
 	// write, like a whole Tx.
@@ -143,6 +147,10 @@ type op struct {
 	row []any // canonical values of the full row; nil for a delete
 	pk  records.Key
 	seq int // pk's seq in the write's intent record
+	// captured: a row a SQL statement changed (capture.go); the
+	// secondary applies it as the primary's rows, its own triggers off
+	// where the engine can (engine.Capturer.ApplyOn).
+	captured bool
 }
 
 // Tx runs fn in a transaction on every database a write reaches. Each of
@@ -170,10 +178,16 @@ type op struct {
 // in a savepoint of the group's transaction, after the members queued
 // before it, and if it fails only its own writes are undone.
 func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
-	if c.primary.database().singleWriter() != nil {
-		return c.txGrouped(ctx, fn)
+	whole := func(tx *Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.drainPending(ctx) // a query's rows, closed by now
 	}
-	return c.tx(ctx, func(tx *Tx) error { tx.whole = true; return fn(tx) }, true)
+	if c.primary.database().singleWriter() != nil {
+		return c.txGrouped(ctx, whole)
+	}
+	return c.tx(ctx, func(tx *Tx) error { tx.whole = true; return whole(tx) }, true)
 }
 
 // tx runs fn as Tx does. With rerun, a write refused because the primary
@@ -484,9 +498,20 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.primary)
 	}
 	noted := map[int]bool{}
+	applying := false
 	for o := range s.ops {
 		if s.err != nil {
 			continue // drain: this secondary is left out
+		}
+		if o.captured && !applying {
+			applying = true
+			if cp := n.caps.Capturer; cp != nil && cp.ApplyOn() != "" {
+				q := cp.ApplyOn()
+				if _, err := s.tx.ExecContext(s.tx.ctx, q); err != nil {
+					s.err = fmt.Errorf("apply captured rows on %s: %w", n.name, err)
+					continue
+				}
+			}
 		}
 		var note []any
 		if s.rec != nil && n.notes() && !noted[o.seq] {
@@ -604,6 +629,9 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	if err := tx.usable("save"); err != nil {
 		return err
 	}
+	if err := tx.drainPending(ctx); err != nil {
+		return err
+	}
 	m, rv, err := tx.c.modelOf(v)
 	if err != nil {
 		return err
@@ -685,6 +713,9 @@ func (c *Cluster) storable(p *Node, m *model, row []any) error {
 // Delete deletes v's row within the transaction; see Cluster.Delete.
 func (tx *Tx) Delete(ctx context.Context, v any) error {
 	if err := tx.usable("delete"); err != nil {
+		return err
+	}
+	if err := tx.drainPending(ctx); err != nil {
 		return err
 	}
 	m, rv, err := tx.c.modelOf(v)

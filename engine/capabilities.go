@@ -13,6 +13,7 @@ type Capabilities struct {
 	WithInserter WithInserter
 	StallBounder StallBounder
 	Checksummer  Checksummer
+	Capturer     Capturer
 }
 
 // CapabilitiesOf returns the optional interfaces e implements.
@@ -27,6 +28,7 @@ func CapabilitiesOf(e Engine) Capabilities {
 	c.WithInserter, _ = e.(WithInserter)
 	c.StallBounder, _ = e.(StallBounder)
 	c.Checksummer, _ = e.(Checksummer)
+	c.Capturer, _ = e.(Capturer)
 	return c
 }
 

@@ -182,6 +182,9 @@ func openDB(dsn string, session map[string]string) (*sql.DB, error) {
 	return stdlib.OpenDB(*cfg), nil
 }
 
+// readSession is the read pool's (Open).
+var readSession = map[string]string{"tandem.capture": "off", "default_transaction_read_only": "on"}
+
 // plainSession fixes the text forms of values, which Checksum hashes, on
 // OpenPlain's connections: otherwise they follow the server's and the
 // database's defaults, and equal rows on databases with another TimeZone,
@@ -194,6 +197,7 @@ var plainSession = map[string]string{
 	"intervalstyle":      "postgres",
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
+	"tandem.capture":     "off", // repair writes rows as tandem does (capture.go)
 }
 
 // WithInsert implements engine.WithInserter with a data-modifying WITH.
@@ -201,10 +205,9 @@ func (Engine) WithInsert(stmt, insert string) string {
 	return "WITH tandem_noted AS (" + insert + ") " + stmt
 }
 
-// Open implements engine.Engine. Reads and writes share one pool: the
-// server runs them concurrently.
+// Open implements engine.Engine.
 func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
-	db, err := openDB(dsn, nil)
+	db, err := openDB(dsn, captureSession)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +218,18 @@ func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect: %s", redactText(dsn, err.Error()))
 	}
-	return &engine.Conn{Write: db, Read: db}, nil
+	// Reads have a pool of their own whose transactions are read-only: a
+	// statement sent as a read that writes (INSERT ... RETURNING, a
+	// writable CTE) is refused there instead of written on one database.
+	r, err := openDB(dsn, readSession)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(16)
+	r.SetMaxIdleConns(8)
+	r.SetConnMaxLifetime(30 * time.Minute)
+	return &engine.Conn{Write: db, Read: r}, nil
 }
 
 // OpenPlain implements engine.Engine.

@@ -70,7 +70,7 @@ func (Engine) OpenPlain(ctx context.Context, s string) (*sql.DB, error) {
 	}
 	// Writers (repair) begin with BEGIN IMMEDIATE, read-only transactions
 	// (verify) with a plain BEGIN.
-	db, err := driver.Open(driverDSN(d, true)+"&mode=rw", defineChecksum)
+	db, err := driver.Open(driverDSN(d, true)+"&mode=rw", defineChecksum, defineCapture)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", d.path, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/driver"
 
 	"github.com/tandemdb/tandem/engine"
 )
@@ -214,7 +215,10 @@ func (Engine) Open(ctx context.Context, s string) (*engine.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := sql.Open(driverName, driverDSN(d, true))
+	// Both pools define tandem's capture functions (capture.go); readers
+	// are query_only, so a statement that writes (INSERT ... RETURNING
+	// sent as a query) is refused there rather than written uncaptured.
+	w, err := driver.Open(driverDSN(d, true), defineCapture)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +228,7 @@ func (Engine) Open(ctx context.Context, s string) (*engine.Conn, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open(driverName, driverDSN(d, false))
+	r, err := driver.Open(driverDSN(d, false)+"&_pragma=query_only(1)", defineCapture)
 	if err != nil {
 		w.Close()
 		return nil, err
@@ -424,7 +428,10 @@ func (Engine) Scan(c *engine.Column, v any) (any, error) {
 		case string:
 			t, err := time.Parse(TimeFormat, x)
 			if err != nil {
-				return nil, fmt.Errorf("column %s: %q is not a time in tandem's format", c.Name, x)
+				// Text another writer stored (CURRENT_TIMESTAMP's
+				// "2006-01-02 15:04:05", an application's own layout):
+				// kept as it is, so that every copy stores the same text.
+				return x, nil
 			}
 			return t, nil
 		}

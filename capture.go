@@ -1,0 +1,660 @@
+package tandem
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tandemdb/tandem/engine"
+	"github.com/tandemdb/tandem/internal/rows"
+)
+
+// Any SQL through tandem: a statement runs on the primary, as the
+// application wrote it; the capture triggers (engine.Capturer) put the
+// key of every row it changed into its table's capture table; tandem then
+// reads the primary's current rows of those keys, inside the write, and
+// sends them to the secondaries as full rows (an upsert by key, or a
+// delete), exactly as a model write sends its rows. Every value (now(),
+// random(), a sequence, a default, what the application's own triggers
+// and cascades wrote) is thereby decided once, on the primary.
+
+// sqlState is what SQL writes keep between writes, per database: the
+// tables as SQL writes read them, and whether capture is installed.
+type sqlState struct {
+	mu     sync.Mutex
+	tables map[*Node]map[string]*sqlTable
+	ready  map[*Node]bool
+}
+
+// forget drops what is known of n's tables (all when n is nil): their
+// structure changed.
+func (s *sqlState) forget(n *Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == nil {
+		s.tables, s.ready = nil, nil
+		return
+	}
+	delete(s.tables, n)
+	delete(s.ready, n)
+}
+
+// sqlTable is a table that SQL statements write, as one database defines
+// it: the model its rows are sent to the secondaries with, and the query
+// that reads the rows of the captured keys.
+type sqlTable struct {
+	def *rows.Def
+	m   *model
+	// drain reads the captured keys (key columns first) with the table's
+	// row of each (NULLs when it was deleted), deletes first; on engines
+	// with a data-modifying WITH it also empties the capture table, and
+	// elsewhere empty does.
+	drain, empty string
+}
+
+func newSQLTable(n *Node, td *rows.Def) *sqlTable {
+	m := &model{table: td.T, pk: td.PK, auto: -1}
+	for i := range td.T.Columns {
+		m.all = append(m.all, i)
+		m.nonAuto = append(m.nonAuto, i)
+	}
+	e := n.eng
+	capt := e.Quote(engine.CaptureName(td.T.Name))
+	table := e.Quote(td.T.Name)
+	keys := make([]string, len(td.PK))
+	join := make([]string, len(td.PK))
+	for i, ci := range td.PK {
+		c := e.Quote(td.T.Columns[ci].Name)
+		keys[i] = "k." + c
+		join[i] = "t." + c + " = k." + c
+	}
+	cols := make([]string, len(td.T.Columns))
+	for i, c := range td.T.Columns {
+		cols[i] = "t." + e.Quote(c.Name)
+	}
+	firstKey := "t." + e.Quote(td.T.Columns[td.PK[0]].Name)
+	body := fmt.Sprintf("SELECT %s, %s FROM %%s LEFT JOIN %s t ON %s ORDER BY CASE WHEN %s IS NULL THEN 0 ELSE 1 END",
+		strings.Join(keys, ", "), strings.Join(cols, ", "), table, strings.Join(join, " AND "), firstKey)
+	st := &sqlTable{def: td, m: m}
+	if n.caps.WithInserter != nil {
+		plain := make([]string, len(td.PK))
+		for i, ci := range td.PK {
+			plain[i] = e.Quote(td.T.Columns[ci].Name)
+		}
+		st.drain = fmt.Sprintf("WITH k AS (DELETE FROM %s RETURNING %s) ", capt, strings.Join(plain, ", ")) + fmt.Sprintf(body, "k")
+	} else {
+		st.drain = fmt.Sprintf(body, capt+" k")
+		st.empty = "DELETE FROM " + capt
+	}
+	return st
+}
+
+// sqlTableOf returns n's table called name as SQL writes read it (through
+// q, a transaction on n, the first time).
+func (c *Cluster) sqlTableOf(ctx context.Context, n *Node, q engine.Querier, name string) (*sqlTable, error) {
+	s := &c.sqlw
+	s.mu.Lock()
+	t := s.tables[n][name]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	infos, err := n.eng.Tables(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
+	}
+	byName := map[string]*sqlTable{}
+	for _, info := range infos {
+		if td := rows.Define(info); len(td.PK) > 0 {
+			byName[info.Name] = newSQLTable(n, td)
+		}
+	}
+	s.mu.Lock()
+	if s.tables == nil {
+		s.tables = map[*Node]map[string]*sqlTable{}
+	}
+	s.tables[n] = byName
+	s.mu.Unlock()
+	if t = byName[name]; t == nil {
+		return nil, fmt.Errorf("table %s, whose rows a statement changed, has no primary key on %s", name, n.name)
+	}
+	return t, nil
+}
+
+// uncaptured returns the tables of n's database (through q) that have no
+// capture installed: the tables with a primary key that lack capture
+// triggers, and those without one that lack the triggers refusing writes.
+func uncaptured(ctx context.Context, n *Node, q engine.Querier) ([]engine.TableInfo, error) {
+	cp := n.caps.Capturer
+	infos, err := n.eng.Tables(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
+	}
+	captured, refused, err := cp.Captured(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture triggers of %s: %w", n.name, err)
+	}
+	var missing []engine.TableInfo
+	for _, t := range infos {
+		keyed := len(rows.Define(t).PK) > 0
+		if keyed && !slices.Contains(captured, t.Name) || !keyed && !slices.Contains(refused, t.Name) {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
+// captureReady checks, through q (a transaction on n), that every table of
+// n's database has capture installed, once per structure.
+func (c *Cluster) captureReady(ctx context.Context, n *Node, q engine.Querier) error {
+	if n.caps.Capturer == nil {
+		return fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, n.name, n.eng.Name())
+	}
+	s := &c.sqlw
+	s.mu.Lock()
+	ok := s.ready[n]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	missing, err := uncaptured(ctx, n, q)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		names := make([]string, len(missing))
+		for i, t := range missing {
+			names[i] = t.Name
+		}
+		return fmt.Errorf("%w: %w: %s on %s", ErrRefused, errNotCaptured, strings.Join(names, ", "), n.name)
+	}
+	s.mu.Lock()
+	if s.ready == nil {
+		s.ready = map[*Node]bool{}
+	}
+	s.ready[n] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// errNotCaptured: some tables have no capture triggers yet.
+var errNotCaptured = errors.New("tables without capture triggers (Cluster.Capture installs them)")
+
+// Capture installs capture triggers on every table of every database the
+// writes reach, under tandem's exclusive lock, where they are missing: a
+// table with a primary key gets its capture table and triggers, one
+// without gets triggers that refuse writes to it. SQL writes ([Cluster.Exec],
+// [Tx.Exec], the database/sql driver) need them; Cluster.Exec and the
+// driver install them on first use. From then on, a write made to a
+// captured table around tandem is refused (see the engine's package for
+// an operator's emergency fix). It creates no table of the application's
+// and rewrites no row.
+func (c *Cluster) Capture(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	v, release, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	for _, n := range v.write {
+		if n.caps.Capturer == nil {
+			return fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, n.name, n.eng.Name())
+		}
+	}
+	s, err := c.lockAll(ctx, v)
+	if err != nil {
+		return err
+	}
+	defer s.rollback()
+	for _, n := range s.order {
+		tx := s.txs[n]
+		missing, err := uncaptured(ctx, n, tx)
+		if err != nil {
+			return err
+		}
+		for _, t := range missing {
+			for _, stmt := range n.caps.Capturer.InstallCapture(t) {
+				if _, err := tx.dbTx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("install capture on %s of %s: %w", t.Name, n.name, err)
+				}
+			}
+		}
+	}
+	if err := s.commit(); err != nil {
+		return err
+	}
+	for _, n := range s.order {
+		c.sqlw.forget(n)
+	}
+	return nil
+}
+
+// ensureCapture installs capture where the primary lacks it.
+func (c *Cluster) ensureCapture(ctx context.Context) error {
+	v := c.view.Load()
+	if v.primary == nil {
+		return v.err
+	}
+	p := v.primary
+	c.sqlw.mu.Lock()
+	ok := c.sqlw.ready[p]
+	c.sqlw.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if p.caps.Capturer == nil {
+		return fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, p.name, p.eng.Name())
+	}
+	db := p.conn()
+	if db == nil {
+		return fmt.Errorf("%w: %s is not open", ErrNodeDown, p.name)
+	}
+	missing, err := uncaptured(ctx, p, db.Read)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return c.Capture(ctx)
+}
+
+// refuseKind returns the error for a statement of a kind tandem does not
+// run (as what: "exec", "query"); nil for the kinds it runs.
+func refuseKind(kind stmtKind, words string) error {
+	switch kind {
+	case stmtTxn:
+		return fmt.Errorf("%w: %s: use Cluster.Tx (or the database/sql driver's Begin) for transactions", ErrRefused, words)
+	case stmtSession:
+		return fmt.Errorf("%w: %s: a session setting would apply to the primary's connection alone and could change what it stores; set it in the datasource's DSN or the database's defaults, alike on every datasource", ErrRefused, words)
+	case stmtOutside:
+		return fmt.Errorf("%w: %s cannot be mirrored through tandem: run it on each database", ErrRefused, words)
+	}
+	return nil
+}
+
+// Exec runs a statement that changes rows (INSERT, UPDATE, DELETE, a
+// writable CTE, a call) on the primary, inside tx, as written, in the
+// primary's dialect and placeholders; the rows it changed (as the
+// primary's capture triggers report them, the application's triggers and
+// cascades included) are sent to every secondary as whole rows before
+// Exec returns. The result is the primary's (RowsAffected,
+// LastInsertId). Statements that change the structure run through
+// Cluster.Exec, not inside a transaction.
+func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := tx.beginSQL(ctx, query, "exec"); err != nil {
+		return nil, err
+	}
+	res, err := tx.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		tx.statementFailed(ctx, err)
+		return nil, fmt.Errorf("exec on %s: %w", tx.primary.name, err)
+	}
+	if err := tx.drain(ctx); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Query runs a statement that returns rows on the primary, inside tx (a
+// SELECT sees tx's writes; INSERT ... RETURNING and writable CTEs write,
+// and their rows are sent to the secondaries after the rows are closed,
+// before tx's next statement or its commit). Close the rows before tx's
+// next statement.
+func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := tx.beginSQL(ctx, query, "query"); err != nil {
+		return nil, err
+	}
+	r, err := tx.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		tx.statementFailed(ctx, err)
+		return nil, fmt.Errorf("query on %s: %w", tx.primary.name, err)
+	}
+	tx.undrained = true
+	return r, nil
+}
+
+// QueryRow is Query for at most one row; errors are deferred to Scan.
+func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
+	if err := tx.beginSQL(ctx, query, "query"); err != nil {
+		return &Row{err: err}
+	}
+	tx.undrained = true
+	return &Row{row: tx.tx.QueryRowContext(ctx, query, args...)}
+}
+
+// Row is the result of QueryRow: like *sql.Row, an error is reported by
+// Scan (sql.ErrNoRows when there is no row).
+type Row struct {
+	row *sql.Row
+	err error
+}
+
+// Scan copies the row's columns into dest, as sql.Row.Scan does.
+func (r *Row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.row.Scan(dest...)
+}
+
+// Err returns the error, if any, of running the query.
+func (r *Row) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.row.Err()
+}
+
+// beginSQL checks that tx can run query and prepares it: capture on, the
+// previous statement's rows sent.
+func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
+	kind, words, err := classify(query)
+	if err != nil {
+		return err
+	}
+	if kind == stmtDDL {
+		return fmt.Errorf("%w: %s inside a transaction: run it through Cluster.Exec, which runs it on every database in order", ErrRefused, words)
+	}
+	if err := refuseKind(kind, words); err != nil {
+		return err
+	}
+	if err := tx.usable(what); err != nil {
+		return err
+	}
+	if err := tx.drainPending(ctx); err != nil {
+		return err
+	}
+	if !tx.capturing {
+		if err := tx.c.captureReady(ctx, tx.primary, tx.tx); err != nil {
+			return err
+		}
+		if _, err := tx.tx.ExecContext(ctx, tx.primary.caps.Capturer.CaptureOn()); err != nil {
+			tx.statementFailed(ctx, err)
+			return fmt.Errorf("turn capture on, on %s: %w", tx.primary.name, err)
+		}
+		tx.capturing = true
+	}
+	tx.start()
+	return nil
+}
+
+// drainPending sends the rows a query changed, once it is done.
+func (tx *Tx) drainPending(ctx context.Context) error {
+	if !tx.undrained {
+		return nil
+	}
+	return tx.drain(ctx)
+}
+
+// drain reads the rows of every key captured since the last drain on the
+// primary and sends them to the secondaries, deletes before upserts
+// within a table, tables in the order first touched.
+func (tx *Tx) drain(ctx context.Context) error {
+	tx.undrained = false
+	p := tx.primary
+	tables, err := p.caps.Capturer.Touched(ctx, tx.tx)
+	if err != nil {
+		tx.statementFailed(ctx, err)
+		return fmt.Errorf("read the tables a statement changed on %s: %w", p.name, err)
+	}
+	for _, name := range tables {
+		t, err := tx.c.sqlTableOf(ctx, p, tx.tx, name)
+		if err != nil {
+			tx.broken = err
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		if err := tx.drainTable(ctx, t); err != nil {
+			tx.statementFailed(ctx, err)
+			return fmt.Errorf("read the rows a statement changed in %s on %s: %w", name, p.name, err)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) drainTable(ctx context.Context, t *sqlTable) error {
+	p := tx.primary
+	r, err := tx.tx.QueryContext(ctx, t.drain)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cols := t.def.T.Columns
+	nk := len(t.def.PK)
+	raw := make([]any, nk+len(cols))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	for r.Next() {
+		if err := r.Scan(ptrs...); err != nil {
+			return err
+		}
+		key := make([]any, nk)
+		for i, ci := range t.def.PK {
+			if key[i], err = p.eng.Scan(&cols[ci], raw[i]); err != nil {
+				return err
+			}
+		}
+		o := op{m: t.m, key: key, captured: true}
+		if raw[nk+t.def.PK[0]] == nil {
+			o.del = true
+		} else {
+			o.row = make([]any, len(cols))
+			for i := range cols {
+				if o.row[i], err = p.eng.Scan(&cols[i], raw[nk+i]); err != nil {
+					return err
+				}
+			}
+		}
+		tx.send(o)
+	}
+	if err := engine.CloseRows(r); err != nil {
+		return err
+	}
+	if t.empty != "" {
+		if _, err := tx.tx.ExecContext(ctx, t.empty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Exec runs a statement on the primary as written (see Tx.Exec), as one
+// write of its own: the rows it changed reach every database the write
+// reaches, or none. Like a Tx, it may run again when nothing was
+// committed (the view changed, a secondary was left out).
+//
+// A statement that changes the structure (CREATE, ALTER or DROP a table
+// or an index) runs on every database, in the same order, under tandem's
+// exclusive lock; the capture triggers of the tables follow it.
+//
+// Refused with ErrRefused, nothing written: several statements in one
+// string, transaction control (use Cluster.Tx), session settings (SET,
+// PRAGMA), statements that cannot run in a transaction (VACUUM), and
+// writes to a table without a primary key.
+func (c *Cluster) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	kind, words, err := classify(query)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseKind(kind, words); err != nil {
+		return nil, err
+	}
+	if kind == stmtDDL {
+		return c.execDDL(ctx, query, words, args)
+	}
+	if err := c.ensureCapture(ctx); err != nil {
+		return nil, err
+	}
+	var res sql.Result
+	err = c.tx(ctx, func(tx *Tx) error {
+		r, err := tx.Exec(ctx, query, args...)
+		res = r
+		return err
+	}, true)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Query runs a query on the primary (a reader: the first datasource in
+// rank order that misses nothing) and returns its rows: joins,
+// aggregates, anything that only reads. A statement that writes (INSERT
+// ... RETURNING) is refused by the primary's read-only connection; run
+// it with Tx.Query inside Cluster.Tx.
+func (c *Cluster) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	kind, words, err := classify(query)
+	if err != nil {
+		return nil, err
+	}
+	if kind != stmtWrite {
+		if err := refuseKind(kind, words); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s through Query: use Exec", ErrRefused, words)
+	}
+	q, n, _, err := c.reader()
+	if err != nil {
+		return nil, err
+	}
+	r, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		if cp := n.caps.Capturer; cp != nil && cp.ReadOnly(err) {
+			return nil, fmt.Errorf("%w: the statement writes: run it with Tx.Query inside Cluster.Tx (%v)", ErrRefused, err)
+		}
+		return nil, fmt.Errorf("query on %s: %w", n.name, err)
+	}
+	return r, nil
+}
+
+// QueryRow is Query for at most one row; errors are deferred to Scan.
+func (c *Cluster) QueryRow(ctx context.Context, query string, args ...any) *Row {
+	kind, words, err := classify(query)
+	if err == nil && kind != stmtWrite {
+		if err = refuseKind(kind, words); err == nil {
+			err = fmt.Errorf("%w: %s through QueryRow: use Exec", ErrRefused, words)
+		}
+	}
+	if err != nil {
+		return &Row{err: err}
+	}
+	q, _, _, err := c.reader()
+	if err != nil {
+		return &Row{err: err}
+	}
+	return &Row{row: q.QueryRowContext(ctx, query, args...)}
+}
+
+// execDDL runs a statement that changes the structure on every database,
+// in lock order, under tandem's exclusive lock, and commits it on all or
+// none (DDL is transactional on SQLite and PostgreSQL). The capture
+// triggers follow: a dropped table's capture goes first, and every table
+// the statement names, or that has none, gets it (again) afterwards.
+func (c *Cluster) execDDL(ctx context.Context, query, words string, args []any) (sql.Result, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	v, release, err := c.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if len(v.write) < len(c.nodes) {
+		var out []string
+		for _, n := range c.nodes {
+			if !slices.Contains(v.write, n) {
+				out = append(out, n.name)
+			}
+		}
+		return nil, fmt.Errorf("%w: %s: a change of structure needs every datasource, and %s %s out of the view; retry once it has caught up",
+			ErrNodeDown, words, strings.Join(out, ", "), map[bool]string{true: "is", false: "are"}[len(out) == 1])
+	}
+	s, err := c.lockAll(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	defer s.rollback()
+	dropped := droppedTable(query)
+	var res sql.Result
+	for _, n := range s.order {
+		tx := s.txs[n]
+		cp := n.caps.Capturer
+		if cp != nil && dropped != "" {
+			for _, stmt := range cp.RemoveCapture(dropped) {
+				if _, err := tx.dbTx.ExecContext(ctx, stmt); err != nil {
+					return nil, fmt.Errorf("remove the capture of %s on %s: %w", dropped, n.name, err)
+				}
+			}
+		}
+		r, err := tx.dbTx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", words, n.name, err)
+		}
+		if n == v.primary {
+			res = r
+		}
+		if cp == nil {
+			continue
+		}
+		infos, err := n.eng.Tables(ctx, tx)
+		if err != nil {
+			return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
+		}
+		missing, err := uncaptured(ctx, n, tx)
+		if err != nil {
+			return nil, err
+		}
+		lower := strings.ToLower(query)
+		for _, t := range infos {
+			named := strings.Contains(lower, strings.ToLower(t.Name))
+			if !named && !slices.ContainsFunc(missing, func(m engine.TableInfo) bool { return m.Name == t.Name }) {
+				continue
+			}
+			for _, stmt := range cp.InstallCapture(t) {
+				if _, err := tx.dbTx.ExecContext(ctx, stmt); err != nil {
+					return nil, fmt.Errorf("install capture on %s of %s: %w", t.Name, n.name, err)
+				}
+			}
+		}
+	}
+	if err := s.commit(); err != nil {
+		return nil, fmt.Errorf("%s: %w", words, err)
+	}
+	c.sqlw.forget(nil)
+	if err := c.checkStructure(ctx); err != nil {
+		return res, err
+	}
+	if st := c.Structure(); !st.Match {
+		return res, st.err()
+	}
+	return res, nil
+}
+
+// droppedTable returns the table a DROP TABLE statement drops ("" for
+// any other statement, or several tables).
+func droppedTable(query string) string {
+	f := strings.Fields(strings.TrimRight(strings.TrimSpace(query), ";"))
+	if len(f) < 3 || !strings.EqualFold(f[0], "DROP") || !strings.EqualFold(f[1], "TABLE") {
+		return ""
+	}
+	f = f[2:]
+	if len(f) >= 3 && strings.EqualFold(f[0], "IF") && strings.EqualFold(f[1], "EXISTS") {
+		f = f[2:]
+	}
+	name := f[0]
+	if strings.Contains(name, ",") {
+		return ""
+	}
+	if len(name) >= 2 && (name[0] == '"' || name[0] == '`') && name[len(name)-1] == name[0] {
+		name = name[1 : len(name)-1]
+	}
+	return name
+}

@@ -1,0 +1,195 @@
+package tandem
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// What tandem needs to know of an application's SQL before running it:
+// its kind (from the first keyword) and whether the text holds one
+// statement. It does not parse SQL otherwise: the statement runs on the
+// primary as written, and the capture triggers say what it changed.
+
+// stmtKind is what a statement does, as far as tandem treats it.
+type stmtKind int
+
+const (
+	stmtWrite   stmtKind = iota // DML, a query, a call: run with capture on
+	stmtDDL                     // CREATE, ALTER, DROP: run on every database
+	stmtTxn                     // BEGIN, COMMIT, SAVEPOINT...: refused, use the API
+	stmtSession                 // SET, RESET, PRAGMA: refused, changes what is stored
+	stmtOutside                 // VACUUM, COPY...: refused, cannot be mirrored
+)
+
+// classify returns the kind of query and its first keywords (upper
+// case, for messages), and an error when query holds more than one
+// statement or none.
+func classify(query string) (stmtKind, string, error) {
+	toks, n := sqlWords(query, 3)
+	if n == 0 {
+		return 0, "", fmt.Errorf("%w: empty statement", ErrRefused)
+	}
+	if n > 1 {
+		return 0, "", fmt.Errorf("%w: %d statements in one string; send them one at a time (in a transaction to make them one write)", ErrRefused, n)
+	}
+	if len(toks) == 0 {
+		return stmtWrite, "", nil
+	}
+	first := toks[0]
+	words := strings.Join(toks, " ")
+	switch first {
+	case "CREATE", "ALTER", "DROP":
+		return stmtDDL, words, nil
+	case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "ABORT", "PREPARE":
+		return stmtTxn, first, nil
+	case "SET", "RESET", "PRAGMA", "USE", "DISCARD":
+		return stmtSession, first, nil
+	case "VACUUM", "COPY", "ATTACH", "DETACH", "REINDEX", "CLUSTER", "CHECKPOINT", "LISTEN", "NOTIFY", "UNLISTEN", "LOAD", "GRANT", "REVOKE", "COMMENT", "SECURITY", "REFRESH", "IMPORT", "LOCK", "FLUSH", "OPTIMIZE", "HANDLER":
+		return stmtOutside, first, nil
+	}
+	return stmtWrite, words, nil
+}
+
+// sqlWords returns up to max leading keywords of the first statement of
+// q (upper case; a leading parenthesis is skipped) and how many
+// statements q holds. It knows SQL's quotes (”, "", “), comments (-- and
+// /* */) and PostgreSQL's dollar quotes, so a semicolon inside them does
+// not count. Whether a backslash escapes a quote depends on the engine
+// and its settings, so q is read both ways and the larger count wins: a
+// second statement is never missed.
+func sqlWords(q string, max int) (words []string, statements int) {
+	words, statements = scanWords(q, max, true)
+	if _, n := scanWords(q, max, false); n > statements {
+		statements = n
+	}
+	return words, statements
+}
+
+func scanWords(q string, max int, backslash bool) (words []string, statements int) {
+	inStmt := false
+	// A CREATE of a trigger or a routine holds statements of its own
+	// between BEGIN and END (SQLite, MySQL); CASE ... END nests in them.
+	create, depth := false, 0
+	i := 0
+	for i < len(q) {
+		c := q[i]
+		switch {
+		case c == ';':
+			if inStmt && depth == 0 {
+				statements++
+				inStmt, create = false, false
+			}
+			i++
+			continue
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+			continue
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+			continue
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			depth := 0 // PostgreSQL nests block comments
+			for i < len(q) {
+				if q[i] == '/' && i+1 < len(q) && q[i+1] == '*' {
+					depth++
+					i += 2
+				} else if q[i] == '*' && i+1 < len(q) && q[i+1] == '/' {
+					depth--
+					i += 2
+					if depth == 0 {
+						break
+					}
+				} else {
+					i++
+				}
+			}
+			continue
+		}
+		first := !inStmt
+		inStmt = true
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(q, i, c, backslash)
+		case c == '$':
+			i = skipDollar(q, i)
+		case isWordByte(c):
+			j := i
+			for j < len(q) && isWordByte(q[j]) {
+				j++
+			}
+			w := strings.ToUpper(q[i:j])
+			switch {
+			case first:
+				create = w == "CREATE"
+			case create && (w == "BEGIN" || w == "CASE"):
+				depth++
+			case create && w == "END" && depth > 0:
+				depth--
+			}
+			if statements == 0 && len(words) < max && !unicode.IsDigit(rune(c)) {
+				words = append(words, w)
+			}
+			i = j
+		case c == '(' && statements == 0 && len(words) == 0:
+			i++ // (SELECT ...) UNION ...
+		default:
+			if statements == 0 && len(words) < max {
+				max = len(words) // the keywords end at the first symbol
+			}
+			i++
+		}
+	}
+	if inStmt {
+		statements++
+	}
+	return words, statements
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+// skipQuoted returns the index after the quoted text starting at i: a
+// doubled quote is one quote inside it, and with backslash a backslash
+// escapes the next byte (MySQL's strings, PostgreSQL's E”).
+func skipQuoted(q string, i int, quote byte, backslash bool) int {
+	i++
+	for i < len(q) {
+		switch q[i] {
+		case quote:
+			if i+1 < len(q) && q[i+1] == quote {
+				i += 2
+				continue
+			}
+			return i + 1
+		case '\\':
+			if backslash && quote == '\'' {
+				i += 2
+				continue
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// skipDollar skips PostgreSQL's $tag$ ... $tag$ quoting starting at i; a
+// $ that does not open one ($1, a lone $) is one byte.
+func skipDollar(q string, i int) int {
+	j := i + 1
+	for j < len(q) && (q[j] == '_' || unicode.IsLetter(rune(q[j])) || (j > i+1 && q[j] >= '0' && q[j] <= '9')) {
+		j++
+	}
+	if j >= len(q) || q[j] != '$' {
+		return i + 1
+	}
+	tag := q[i : j+1]
+	end := strings.Index(q[j+1:], tag)
+	if end < 0 {
+		return len(q)
+	}
+	return j + 1 + end + len(tag)
+}
