@@ -375,6 +375,15 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 		if err := tx.c.captureReady(ctx, tx.primary, tx.tx); err != nil {
 			return err
 		}
+		// Once per view: the primary's sequences past the ids it received
+		// as a secondary.
+		if _, done := tx.view.autoSynced.Load(sequencesSynced); !done {
+			if err := tx.primary.caps.Capturer.SyncSequences(ctx, tx.tx); err != nil {
+				tx.statementFailed(ctx, err)
+				return fmt.Errorf("move the sequences of %s past the ids it holds: %w", tx.primary.name, err)
+			}
+			tx.view.autoSynced.Store(sequencesSynced, true)
+		}
 		if _, err := tx.tx.ExecContext(ctx, tx.primary.caps.Capturer.CaptureOn()); err != nil {
 			tx.statementFailed(ctx, err)
 			return fmt.Errorf("turn capture on, on %s: %w", tx.primary.name, err)
@@ -384,6 +393,10 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 	tx.start()
 	return nil
 }
+
+// sequencesSynced marks, in a view's autoSynced, that its primary's
+// sequences were synced (no table is called that: the prefix is tandem's).
+const sequencesSynced = "_tandem_sequences"
 
 // drainPending sends the rows a query changed, once it is done.
 func (tx *Tx) drainPending(ctx context.Context) error {

@@ -55,6 +55,13 @@ type Capturer interface {
 	// whose triggers refuse writes (no primary key).
 	Captured(ctx context.Context, q Querier) (captured, refused []string, err error)
 
+	// SyncSequences moves every sequence that gives a column of a user
+	// table its values past the largest value the column holds: rows a
+	// database received as a secondary carry their ids explicitly, and
+	// did not move its counters. tandem runs it through q, in the
+	// database's first SQL write as the primary of a view.
+	SyncSequences(ctx context.Context, q Execer) error
+
 	// ReadOnly reports whether err is the refusal of a write on a
 	// read-only connection (Conn.Read's, on engines that capture).
 	ReadOnly(err error) bool

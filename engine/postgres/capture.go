@@ -162,3 +162,30 @@ func (Engine) ReadOnly(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "25006"
 }
+
+// SyncSequences implements engine.Capturer: every sequence owned by a
+// column of a table of the current schema (serial, identity), moved to the
+// column's largest value where that is past it.
+func (Engine) SyncSequences(ctx context.Context, q engine.Execer) error {
+	_, err := q.ExecContext(ctx, `DO $tandem$
+DECLARE
+	r record;
+	m bigint;
+BEGIN
+	FOR r IN
+		SELECT s.oid::regclass AS seq, c.oid::regclass AS tbl, a.attname AS col
+		FROM pg_class s
+		JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+		JOIN pg_class c ON c.oid = d.refobjid
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
+		WHERE s.relkind = 'S' AND c.relname NOT LIKE '\_tandem\_%'
+	LOOP
+		EXECUTE format('SELECT max(%I)::bigint FROM %s', r.col, r.tbl) INTO m;
+		IF m IS NOT NULL AND m > coalesce(pg_sequence_last_value(r.seq), 0) THEN
+			PERFORM setval(r.seq, m);
+		END IF;
+	END LOOP;
+END $tandem$`)
+	return err
+}

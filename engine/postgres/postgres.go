@@ -393,7 +393,9 @@ func (e Engine) Upsert(t *engine.Table) string {
 		names[i] = t.Columns[i].Name
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO ", e.Quote(t.Name), e.list(names), marks(1, len(names)), e.list(t.PK))
+	// OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity column takes
+	// the primary's value (a no-op on tables without one).
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s) ON CONFLICT (%s) DO ", e.Quote(t.Name), e.list(names), marks(1, len(names)), e.list(t.PK))
 	var sets []string
 	for _, n := range names {
 		if !contains(t.PK, n) {
