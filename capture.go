@@ -11,6 +11,7 @@ import (
 
 	"github.com/tandemdb/tandem/engine"
 	"github.com/tandemdb/tandem/internal/rows"
+	"github.com/tandemdb/tandem/internal/sqltext"
 )
 
 // Any SQL through tandem: a statement runs on the primary, as the
@@ -172,13 +173,17 @@ func (c *Cluster) captureReady(ctx context.Context, n *Node, q engine.Querier) e
 		}
 		return fmt.Errorf("%w: %w: %s on %s", ErrRefused, errNotCaptured, strings.Join(names, ", "), n.name)
 	}
+	s.setReady(n)
+	return nil
+}
+
+func (s *sqlState) setReady(n *Node) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ready == nil {
 		s.ready = map[*Node]bool{}
 	}
 	s.ready[n] = true
-	s.mu.Unlock()
-	return nil
 }
 
 // errNotCaptured: some tables have no capture triggers yet.
@@ -189,7 +194,8 @@ var errNotCaptured = errors.New("tables without capture triggers (Cluster.Captur
 // table with a primary key gets its capture table and triggers, one
 // without gets triggers that refuse writes to it. SQL writes ([Cluster.Exec],
 // [Tx.Exec], the database/sql driver) need them; Cluster.Exec and the
-// driver install them on first use. From then on, a write made to a
+// driver install them on first use (each call checks, once, without
+// locks, and does nothing when they are there). From then on, a write made to a
 // captured table around tandem is refused (see the engine's package for
 // an operator's emergency fix). It creates no table of the application's
 // and rewrites no row.
@@ -197,16 +203,14 @@ func (c *Cluster) Capture(ctx context.Context) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	if ready, err := c.captureInstalled(ctx); ready || err != nil {
+		return err
+	}
 	v, release, err := c.acquire()
 	if err != nil {
 		return err
 	}
 	defer release()
-	for _, n := range v.write {
-		if n.caps.Capturer == nil {
-			return fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, n.name, n.eng.Name())
-		}
-	}
 	s, err := c.lockAll(ctx, v)
 	if err != nil {
 		return err
@@ -235,45 +239,54 @@ func (c *Cluster) Capture(ctx context.Context) error {
 	return nil
 }
 
-// ensureCapture installs capture where the primary lacks it.
-func (c *Cluster) ensureCapture(ctx context.Context) error {
+// captureInstalled reports whether every database the writes reach has
+// capture on every table, reading without locks what it does not know.
+func (c *Cluster) captureInstalled(ctx context.Context) (bool, error) {
 	v := c.view.Load()
 	if v.primary == nil {
-		return v.err
+		return false, v.err
 	}
-	p := v.primary
-	c.sqlw.mu.Lock()
-	ok := c.sqlw.ready[p]
-	c.sqlw.mu.Unlock()
-	if ok {
-		return nil
+	for _, n := range v.write {
+		if n.caps.Capturer == nil {
+			return false, fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, n.name, n.eng.Name())
+		}
+		c.sqlw.mu.Lock()
+		ok := c.sqlw.ready[n]
+		c.sqlw.mu.Unlock()
+		if ok {
+			continue
+		}
+		db := n.conn()
+		if db == nil {
+			return false, nil
+		}
+		missing, err := uncaptured(ctx, n, db.Read)
+		if err != nil || len(missing) > 0 {
+			return false, err
+		}
+		c.sqlw.setReady(n)
 	}
-	if p.caps.Capturer == nil {
-		return fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, p.name, p.eng.Name())
-	}
-	db := p.conn()
-	if db == nil {
-		return fmt.Errorf("%w: %s is not open", ErrNodeDown, p.name)
-	}
-	missing, err := uncaptured(ctx, p, db.Read)
+	return true, nil
+}
+
+// classify is sqltext.Classify, its errors ErrRefused.
+func classify(query string) (sqltext.Kind, string, error) {
+	kind, words, err := sqltext.Classify(query)
 	if err != nil {
-		return err
+		return 0, "", fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return c.Capture(ctx)
+	return kind, words, nil
 }
 
 // refuseKind returns the error for a statement of a kind tandem does not
-// run (as what: "exec", "query"); nil for the kinds it runs.
-func refuseKind(kind stmtKind, words string) error {
+// run; nil for the kinds it runs.
+func refuseKind(kind sqltext.Kind, words string) error {
 	switch kind {
-	case stmtTxn:
+	case sqltext.Txn:
 		return fmt.Errorf("%w: %s: use Cluster.Tx (or the database/sql driver's Begin) for transactions", ErrRefused, words)
-	case stmtSession:
+	case sqltext.Session:
 		return fmt.Errorf("%w: %s: a session setting would apply to the primary's connection alone and could change what it stores; set it in the datasource's DSN or the database's defaults, alike on every datasource", ErrRefused, words)
-	case stmtOutside:
+	case sqltext.Outside:
 		return fmt.Errorf("%w: %s cannot be mirrored through tandem: run it on each database", ErrRefused, words)
 	}
 	return nil
@@ -359,7 +372,7 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 	if err != nil {
 		return err
 	}
-	if kind == stmtDDL {
+	if kind == sqltext.DDL {
 		return fmt.Errorf("%w: %s inside a transaction: run it through Cluster.Exec, which runs it on every database in order", ErrRefused, words)
 	}
 	if err := refuseKind(kind, words); err != nil {
@@ -500,10 +513,10 @@ func (c *Cluster) Exec(ctx context.Context, query string, args ...any) (sql.Resu
 	if err := refuseKind(kind, words); err != nil {
 		return nil, err
 	}
-	if kind == stmtDDL {
+	if kind == sqltext.DDL {
 		return c.execDDL(ctx, query, words, args)
 	}
-	if err := c.ensureCapture(ctx); err != nil {
+	if err := c.Capture(ctx); err != nil {
 		return nil, err
 	}
 	var res sql.Result
@@ -528,7 +541,7 @@ func (c *Cluster) Query(ctx context.Context, query string, args ...any) (*sql.Ro
 	if err != nil {
 		return nil, err
 	}
-	if kind != stmtWrite {
+	if kind != sqltext.Write {
 		if err := refuseKind(kind, words); err != nil {
 			return nil, err
 		}
@@ -551,7 +564,7 @@ func (c *Cluster) Query(ctx context.Context, query string, args ...any) (*sql.Ro
 // QueryRow is Query for at most one row; errors are deferred to Scan.
 func (c *Cluster) QueryRow(ctx context.Context, query string, args ...any) *Row {
 	kind, words, err := classify(query)
-	if err == nil && kind != stmtWrite {
+	if err == nil && kind != sqltext.Write {
 		if err = refuseKind(kind, words); err == nil {
 			err = fmt.Errorf("%w: %s through QueryRow: use Exec", ErrRefused, words)
 		}
@@ -595,7 +608,7 @@ func (c *Cluster) execDDL(ctx context.Context, query, words string, args []any) 
 		return nil, err
 	}
 	defer s.rollback()
-	dropped := droppedTable(query)
+	dropped := sqltext.DroppedTable(query)
 	var res sql.Result
 	for _, n := range s.order {
 		tx := s.txs[n]
@@ -649,25 +662,4 @@ func (c *Cluster) execDDL(ctx context.Context, query, words string, args []any) 
 		return res, st.err()
 	}
 	return res, nil
-}
-
-// droppedTable returns the table a DROP TABLE statement drops ("" for
-// any other statement, or several tables).
-func droppedTable(query string) string {
-	f := strings.Fields(strings.TrimRight(strings.TrimSpace(query), ";"))
-	if len(f) < 3 || !strings.EqualFold(f[0], "DROP") || !strings.EqualFold(f[1], "TABLE") {
-		return ""
-	}
-	f = f[2:]
-	if len(f) >= 3 && strings.EqualFold(f[0], "IF") && strings.EqualFold(f[1], "EXISTS") {
-		f = f[2:]
-	}
-	name := f[0]
-	if strings.Contains(name, ",") {
-		return ""
-	}
-	if len(name) >= 2 && (name[0] == '"' || name[0] == '`') && name[len(name)-1] == name[0] {
-		name = name[1 : len(name)-1]
-	}
-	return name
 }

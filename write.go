@@ -104,6 +104,11 @@ type Tx struct {
 	// settled names the writes in doubt that an earlier run of this
 	// write had settled (see overlapsDoubt): not settled twice.
 	settled map[string]bool
+	// committed: the commit reached the primary (or may have).
+	committed bool
+	// release ends the hold on the view of a Tx that Begin began (nil
+	// for Cluster.Tx's).
+	release func()
 	// capturing: capture is on in the primary's transaction (a SQL
 	// statement ran); undrained: a query may have changed rows not sent
 	// yet (capture.go).
@@ -197,41 +202,12 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 	retries, views := 0, 0
 	var settled map[string]bool // writes in doubt this write had settled
 	for attempt := 0; ; attempt++ {
-		if c.closed.Load() {
-			return ErrClosed
-		}
-		v, release, err := c.acquire()
-		if err != nil {
-			return err
-		}
-		if err := c.structureErr(); err != nil {
-			release()
-			return err
-		}
-		ptx, err := v.primary.beginWrite(ctx, c.timeout)
-		if err == nil {
-			if err = v.primary.fence(ctx, ptx, v.rec.Generation); err != nil {
-				ptx.Rollback()
-			}
-		}
-		if err != nil {
-			release()
-			if ctx.Err() != nil {
-				return err
-			}
-			if errors.Is(err, errFenced) {
-				if views++; views > maxViewChanges {
-					return fmt.Errorf("%w: %w", ErrNotCommitted, err)
-				}
-				c.reloadAfterFence(ctx)
-				continue
-			}
-			// fn has not run: if the primary is down, the view may change
-			// (another datasource takes over, where an arbiter lets it).
-			if err := c.lost(ctx, v.primary, err, attempt); err != nil {
-				return err
-			}
+		v, ptx, release, err := c.beginPrimary(ctx, attempt, &views)
+		if errors.Is(err, errTryAgain) {
 			continue
+		}
+		if err != nil {
+			return err
 		}
 		err = func() error {
 			defer release() // also when fn panics
@@ -296,6 +272,54 @@ func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) err
 		return err
 	}
 }
+
+// beginPrimary takes the current view (its gate, until release) and
+// begins a write on its primary, past the fence. When that fails, and
+// nothing has run, it returns errTryAgain where another try may succeed
+// (the view changed; the primary was left out), having released the view.
+// attempt counts the tries, views the view changes met so far.
+func (c *Cluster) beginPrimary(ctx context.Context, attempt int, views *int) (v *view, ptx *dbTx, release func(), err error) {
+	if c.closed.Load() {
+		return nil, nil, nil, ErrClosed
+	}
+	v, release, err = c.acquire()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := c.structureErr(); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	ptx, err = v.primary.beginWrite(ctx, c.timeout)
+	if err == nil {
+		if err = v.primary.fence(ctx, ptx, v.rec.Generation); err != nil {
+			ptx.Rollback()
+		}
+	}
+	if err == nil {
+		return v, ptx, release, nil
+	}
+	release()
+	if ctx.Err() != nil {
+		return nil, nil, nil, err
+	}
+	if errors.Is(err, errFenced) {
+		if *views++; *views > maxViewChanges {
+			return nil, nil, nil, fmt.Errorf("%w: %w", ErrNotCommitted, err)
+		}
+		c.reloadAfterFence(ctx)
+		return nil, nil, nil, errTryAgain
+	}
+	// Nothing has run: if the primary is down, the view may change
+	// (another datasource takes over, where an arbiter lets it).
+	if err := c.lost(ctx, v.primary, err, attempt); err != nil {
+		return nil, nil, nil, err
+	}
+	return nil, nil, nil, errTryAgain
+}
+
+// errTryAgain: see beginPrimary.
+var errTryAgain = errors.New("try again")
 
 // maxViewChanges bounds how often one write runs again because the view
 // changed under it.
@@ -396,36 +420,144 @@ func (n *Node) retryable(err error) bool {
 }
 
 func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx) error, settled map[string]bool) (err error) {
-	now := time.Now()
-	tx := &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), noted: map[int]bool{}, settled: settled}
-	committed := false
-	defer func() {
-		if !tx.done {
-			tx.abort()
-		}
-		if !committed {
-			for _, f := range tx.ids {
-				f.SetZero()
-			}
-		}
-		if err != nil && !tx.committing && v.primary.state().down != nil &&
-			(errors.Is(err, ErrNodeDown) || errors.Is(tx.broken, ErrNodeDown)) {
-			err = &primaryFailure{n: v.primary, err: err}
-		}
-	}()
+	tx := c.newTx(ctx, v, ptx, settled)
+	defer func() { err = tx.finish(err) }()
 	if err := fn(tx); err != nil {
 		return err
 	}
+	return tx.commit(ctx)
+}
+
+// newTx is a write begun on v's primary (ptx).
+func (c *Cluster) newTx(ctx context.Context, v *view, ptx *dbTx, settled map[string]bool) *Tx {
+	now := time.Now()
+	return &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), noted: map[int]bool{}, settled: settled}
+}
+
+// commit commits tx everywhere (mirror).
+func (tx *Tx) commit(ctx context.Context) error {
 	if err := tx.usable("commit"); err != nil {
-		return err // the deferred abort rolls back everywhere
+		return err // finish rolls back everywhere
 	}
 	tx.done = true
-	err = c.mirror(ctx, tx)
+	err := tx.c.mirror(ctx, tx)
 	// Committed on the primary, acknowledged once the others are left
 	// out (partialCommit), or perhaps committed (ErrOutcomeUnknown): the
 	// ids stay, the ones the rows have or may have.
 	var pc *partialCommit
-	committed = err == nil || errors.As(err, &pc) || errors.Is(err, ErrOutcomeUnknown)
+	tx.committed = err == nil || errors.As(err, &pc) || errors.Is(err, ErrOutcomeUnknown)
+	return err
+}
+
+// finish ends tx after its commit or its failure (err): it rolls back
+// what was not committed, resets the ids of a write that did not commit,
+// and says primaryFailure when the primary was found down before the
+// commits began.
+func (tx *Tx) finish(err error) error {
+	if !tx.done {
+		tx.abort()
+	}
+	if !tx.committed {
+		for _, f := range tx.ids {
+			f.SetZero()
+		}
+	}
+	if err != nil && !tx.committing && tx.primary.state().down != nil &&
+		(errors.Is(err, ErrNodeDown) || errors.Is(tx.broken, ErrNodeDown)) {
+		err = &primaryFailure{n: tx.primary, err: err}
+	}
+	return err
+}
+
+// Begin begins a write on every database the writes reach, for callers
+// that cannot pass a function to Cluster.Tx (the database/sql driver): its
+// statements run as they come, and Commit or Rollback ends it. Unlike
+// Cluster.Tx it cannot run again: a write that committed nothing because
+// the view changed, a secondary was left out or a write in doubt named its
+// keys fails with an error wrapping ErrNotCommitted, and the caller runs
+// it again. Until it ends it holds the view: no view change (no failover)
+// happens meanwhile, so keep it short, and always end it.
+func (c *Cluster) Begin(ctx context.Context) (*Tx, error) {
+	views := 0
+	for attempt := 0; ; attempt++ {
+		v, ptx, release, err := c.beginPrimary(ctx, attempt, &views)
+		if errors.Is(err, errTryAgain) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		tx := c.newTx(ctx, v, ptx, nil)
+		tx.whole, tx.release = true, release
+		return tx, nil
+	}
+}
+
+// Commit commits a transaction Begin began, on every database it reaches
+// (see Cluster.Tx for what that means when one fails).
+func (tx *Tx) Commit() error {
+	if tx.release == nil {
+		return fmt.Errorf("commit: a Tx of Cluster.Tx commits when its function returns")
+	}
+	if tx.done {
+		return fmt.Errorf("commit: transaction already finished")
+	}
+	err := tx.drainPending(tx.ctx)
+	if err == nil {
+		err = tx.commit(tx.ctx)
+	}
+	err = tx.finish(err)
+	tx.release()
+	return tx.c.afterWrite(tx.ctx, tx, err)
+}
+
+// Rollback ends a transaction Begin began without writing anything; after
+// Commit it does nothing.
+func (tx *Tx) Rollback() error {
+	if tx.release == nil {
+		return fmt.Errorf("rollback: a Tx of Cluster.Tx rolls back when its function returns an error")
+	}
+	if tx.done {
+		return nil
+	}
+	tx.finish(nil)
+	tx.release()
+	return nil
+}
+
+// afterWrite does for a write that cannot run again what Cluster.tx does
+// before it runs one again (leaves a failed database out, reads the new
+// view, settles the doubts met), and says whether anything was committed.
+func (c *Cluster) afterWrite(ctx context.Context, tx *Tx, err error) error {
+	var sf *secondaryFailure
+	var pf *primaryFailure
+	var pc *partialCommit
+	var od *overlapsDoubt
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pc):
+		return c.leaveOut(ctx, pc)
+	case errors.As(err, &od):
+		if serr := c.settleDoubtsOf(ctx, od.txids); serr != nil {
+			c.log.Warn("settling writes in doubt before a write of their keys", "writes", len(od.txids), "err", serr)
+		}
+	case errors.As(err, &sf):
+		if lerr := c.lost(ctx, sf.n, sf.err, 0); lerr != nil {
+			err = fmt.Errorf("%w (%v)", err, lerr)
+		}
+	case errors.As(err, &pf) && ctx.Err() == nil:
+		if lerr := c.lost(ctx, pf.n, pf.err, 0); lerr != nil {
+			err = fmt.Errorf("%w (%v)", err, lerr)
+		}
+	case errors.Is(err, errFenced):
+		c.reloadAfterFence(ctx)
+	case errors.Is(err, errPrimaryBehind):
+		c.kick()
+	}
+	if !tx.committing && !errors.Is(err, ErrNotCommitted) {
+		err = fmt.Errorf("%w: %w", ErrNotCommitted, err)
+	}
 	return err
 }
 

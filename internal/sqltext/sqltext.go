@@ -1,4 +1,9 @@
-package tandem
+// Package sqltext reads what tandem needs to know of an application's SQL
+// before running it: its kind (from the first keywords), whether the text
+// holds one statement, and whether a statement sent as a query writes. It
+// does not parse SQL otherwise: a statement runs on the primary as
+// written, and the capture triggers say what it changed.
+package sqltext
 
 import (
 	"fmt"
@@ -6,49 +11,44 @@ import (
 	"unicode"
 )
 
-// What tandem needs to know of an application's SQL before running it:
-// its kind (from the first keyword) and whether the text holds one
-// statement. It does not parse SQL otherwise: the statement runs on the
-// primary as written, and the capture triggers say what it changed.
-
-// stmtKind is what a statement does, as far as tandem treats it.
-type stmtKind int
+// Kind is what a statement does, as far as tandem treats it.
+type Kind int
 
 const (
-	stmtWrite   stmtKind = iota // DML, a query, a call: run with capture on
-	stmtDDL                     // CREATE, ALTER, DROP: run on every database
-	stmtTxn                     // BEGIN, COMMIT, SAVEPOINT...: refused, use the API
-	stmtSession                 // SET, RESET, PRAGMA: refused, changes what is stored
-	stmtOutside                 // VACUUM, COPY...: refused, cannot be mirrored
+	Write   Kind = iota // DML, a query, a call: run with capture on
+	DDL                 // CREATE, ALTER, DROP: run on every database
+	Txn                 // BEGIN, COMMIT, SAVEPOINT...: refused, use the API
+	Session             // SET, RESET, PRAGMA: refused, changes what is stored
+	Outside             // VACUUM, COPY...: refused, cannot be mirrored
 )
 
-// classify returns the kind of query and its first keywords (upper
+// Classify returns the kind of query and its first keywords (upper
 // case, for messages), and an error when query holds more than one
 // statement or none.
-func classify(query string) (stmtKind, string, error) {
+func Classify(query string) (Kind, string, error) {
 	toks, n := sqlWords(query, 3)
 	if n == 0 {
-		return 0, "", fmt.Errorf("%w: empty statement", ErrRefused)
+		return 0, "", fmt.Errorf("empty statement")
 	}
 	if n > 1 {
-		return 0, "", fmt.Errorf("%w: %d statements in one string; send them one at a time (in a transaction to make them one write)", ErrRefused, n)
+		return 0, "", fmt.Errorf("%d statements in one string; send them one at a time (in a transaction to make them one write)", n)
 	}
 	if len(toks) == 0 {
-		return stmtWrite, "", nil
+		return Write, "", nil
 	}
 	first := toks[0]
 	words := strings.Join(toks, " ")
 	switch first {
 	case "CREATE", "ALTER", "DROP":
-		return stmtDDL, words, nil
+		return DDL, words, nil
 	case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "ABORT", "PREPARE":
-		return stmtTxn, first, nil
+		return Txn, first, nil
 	case "SET", "RESET", "PRAGMA", "USE", "DISCARD":
-		return stmtSession, first, nil
+		return Session, first, nil
 	case "VACUUM", "COPY", "ATTACH", "DETACH", "REINDEX", "CLUSTER", "CHECKPOINT", "LISTEN", "NOTIFY", "UNLISTEN", "LOAD", "GRANT", "REVOKE", "COMMENT", "SECURITY", "REFRESH", "IMPORT", "LOCK", "FLUSH", "OPTIMIZE", "HANDLER":
-		return stmtOutside, first, nil
+		return Outside, first, nil
 	}
-	return stmtWrite, words, nil
+	return Write, words, nil
 }
 
 // sqlWords returns up to max leading keywords of the first statement of
@@ -192,4 +192,48 @@ func skipDollar(q string, i int) int {
 		return len(q)
 	}
 	return j + 1 + end + len(tag)
+}
+
+// Writes reports whether query, sent as a query, changes rows: INSERT,
+// UPDATE, DELETE, REPLACE or MERGE (with RETURNING), a WITH that holds
+// one of those, a CALL or DO. A SELECT that calls a function that writes
+// is not seen; the read-only connection it runs on refuses it.
+func Writes(query string) bool {
+	words, n := sqlWords(query, 1<<20)
+	if n != 1 || len(words) == 0 {
+		return false
+	}
+	switch words[0] {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "UPSERT", "CALL", "DO":
+		return true
+	case "WITH":
+		for _, w := range words[1:] {
+			switch w {
+			case "INSERT", "UPDATE", "DELETE", "MERGE":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DroppedTable returns the table a DROP TABLE statement drops ("" for any
+// other statement, or several tables).
+func DroppedTable(query string) string {
+	f := strings.Fields(strings.TrimRight(strings.TrimSpace(query), ";"))
+	if len(f) < 3 || !strings.EqualFold(f[0], "DROP") || !strings.EqualFold(f[1], "TABLE") {
+		return ""
+	}
+	f = f[2:]
+	if len(f) >= 3 && strings.EqualFold(f[0], "IF") && strings.EqualFold(f[1], "EXISTS") {
+		f = f[2:]
+	}
+	name := f[0]
+	if strings.Contains(name, ",") {
+		return ""
+	}
+	if len(name) >= 2 && (name[0] == '"' || name[0] == '`') && name[len(name)-1] == name[0] {
+		name = name[1 : len(name)-1]
+	}
+	return name
 }
