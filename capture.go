@@ -298,9 +298,15 @@ func refuseKind(kind sqltext.Kind, words string) error {
 // primary's capture triggers report them, the application's triggers and
 // cascades included) are sent to every secondary as whole rows before
 // Exec returns. The result is the primary's (RowsAffected,
-// LastInsertId). Statements that change the structure run through
-// Cluster.Exec, not inside a transaction.
+// LastInsertId).
+//
+// A statement that changes the structure (CREATE, ALTER, DROP) runs on
+// the primary, then on each secondary in the write's order, inside the
+// transaction; capture follows it on each (see Cluster.Exec).
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if kind, words, err := classify(query); err == nil && kind == sqltext.DDL {
+		return tx.execDDL(ctx, query, words, args)
+	}
 	if err := tx.beginSQL(ctx, query, "exec"); err != nil {
 		return nil, err
 	}
@@ -373,7 +379,7 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 		return err
 	}
 	if kind == sqltext.DDL {
-		return fmt.Errorf("%w: %s inside a transaction: run it through Cluster.Exec, which runs it on every database in order", ErrRefused, words)
+		return fmt.Errorf("%w: %s through a query: use Exec", ErrRefused, words)
 	}
 	if err := refuseKind(kind, words); err != nil {
 		return err
@@ -593,73 +599,223 @@ func (c *Cluster) execDDL(ctx context.Context, query, words string, args []any) 
 		return nil, err
 	}
 	defer release()
-	if len(v.write) < len(c.nodes) {
-		var out []string
-		for _, n := range c.nodes {
-			if !slices.Contains(v.write, n) {
-				out = append(out, n.name)
-			}
-		}
-		return nil, fmt.Errorf("%w: %s: a change of structure needs every datasource, and %s %s out of the view; retry once it has caught up",
-			ErrNodeDown, words, strings.Join(out, ", "), map[bool]string{true: "is", false: "are"}[len(out) == 1])
+	if err := c.everyDatabaseIn(v, words); err != nil {
+		return nil, err
 	}
 	s, err := c.lockAll(ctx, v)
 	if err != nil {
 		return nil, err
 	}
 	defer s.rollback()
-	dropped := sqltext.DroppedTable(query)
 	var res sql.Result
 	for _, n := range s.order {
-		tx := s.txs[n]
-		cp := n.caps.Capturer
-		if cp != nil && dropped != "" {
-			for _, stmt := range cp.RemoveCapture(dropped) {
-				if _, err := tx.dbTx.ExecContext(ctx, stmt); err != nil {
-					return nil, fmt.Errorf("remove the capture of %s on %s: %w", dropped, n.name, err)
-				}
-			}
-		}
-		r, err := tx.dbTx.ExecContext(ctx, query, args...)
+		r, err := n.runDDL(ctx, s.txs[n].dbTx, query, args)
 		if err != nil {
-			return nil, fmt.Errorf("%s on %s: %w", words, n.name, err)
+			return nil, err
 		}
 		if n == v.primary {
 			res = r
 		}
-		if cp == nil {
-			continue
-		}
-		infos, err := n.eng.Tables(ctx, tx)
-		if err != nil {
-			return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
-		}
-		missing, err := uncaptured(ctx, n, tx)
-		if err != nil {
+	}
+	if t := sqltext.AlteredTable(query); t != "" {
+		if err := c.copyTable(ctx, s, v.primary, t); err != nil {
 			return nil, err
-		}
-		lower := strings.ToLower(query)
-		for _, t := range infos {
-			named := strings.Contains(lower, strings.ToLower(t.Name))
-			if !named && !slices.ContainsFunc(missing, func(m engine.TableInfo) bool { return m.Name == t.Name }) {
-				continue
-			}
-			for _, stmt := range cp.InstallCapture(t) {
-				if _, err := tx.dbTx.ExecContext(ctx, stmt); err != nil {
-					return nil, fmt.Errorf("install capture on %s of %s: %w", t.Name, n.name, err)
-				}
-			}
 		}
 	}
 	if err := s.commit(); err != nil {
 		return nil, fmt.Errorf("%s: %w", words, err)
 	}
-	c.sqlw.forget(nil)
-	if err := c.checkStructure(ctx); err != nil {
+	if err := c.structureChanged(ctx); err != nil {
 		return res, err
 	}
+	return res, nil
+}
+
+// structureChanged forgets the tables SQL writes knew and compares the
+// databases' structures again, once a change of structure committed.
+func (c *Cluster) structureChanged(ctx context.Context) error {
+	c.sqlw.forget(nil)
+	if err := c.checkStructure(ctx); err != nil {
+		return err
+	}
 	if st := c.Structure(); !st.Match {
-		return res, st.err()
+		return st.err()
+	}
+	return nil
+}
+
+// everyDatabaseIn refuses a change of structure (words) while a database
+// is out of v: it would miss it, and nothing would bring it there.
+func (c *Cluster) everyDatabaseIn(v *view, words string) error {
+	var out []string
+	for _, n := range c.nodes {
+		if !slices.Contains(v.write, n) {
+			out = append(out, n.name)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	verb := "are"
+	if len(out) == 1 {
+		verb = "is"
+	}
+	return fmt.Errorf("%w: %s: a change of structure needs every datasource, and %s %s out of the view; retry once it has caught up",
+		ErrNodeDown, words, strings.Join(out, ", "), verb)
+}
+
+// runDDL runs a statement that changes the structure on n, inside tx,
+// with the capture that follows it: a dropped table's goes first, and
+// every table the statement names, or that has none, gets it (again)
+// afterwards.
+func (n *Node) runDDL(ctx context.Context, tx *dbTx, query string, args []any) (sql.Result, error) {
+	cp := n.caps.Capturer
+	if dropped := sqltext.DroppedTable(query); cp != nil && dropped != "" {
+		for _, stmt := range cp.RemoveCapture(dropped) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return nil, fmt.Errorf("remove the capture of %s on %s: %w", dropped, n.name, err)
+			}
+		}
+	}
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", strings.Join(strings.Fields(query), " "), n.name, err)
+	}
+	if cp == nil {
+		return res, nil
+	}
+	infos, err := n.eng.Tables(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
+	}
+	missing, err := uncaptured(ctx, n, tx)
+	if err != nil {
+		return nil, err
+	}
+	lower := strings.ToLower(query)
+	for _, t := range infos {
+		named := strings.Contains(lower, strings.ToLower(t.Name))
+		if !named && !slices.ContainsFunc(missing, func(m engine.TableInfo) bool { return m.Name == t.Name }) {
+			continue
+		}
+		for _, stmt := range cp.InstallCapture(t) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return nil, fmt.Errorf("install capture on %s of %s: %w", t.Name, n.name, err)
+			}
+		}
 	}
 	return res, nil
+}
+
+// execDDL runs a statement that changes the structure inside tx: on the
+// primary now, on each secondary in the write's order (op.ddl).
+func (tx *Tx) execDDL(ctx context.Context, query, words string, args []any) (sql.Result, error) {
+	if err := tx.usable("exec"); err != nil {
+		return nil, err
+	}
+	if err := tx.c.everyDatabaseIn(tx.view, words); err != nil {
+		return nil, err
+	}
+	if err := tx.drainPending(ctx); err != nil {
+		return nil, err
+	}
+	tx.start()
+	res, err := tx.primary.runDDL(ctx, tx.tx, query, args)
+	if err != nil {
+		tx.statementFailed(ctx, err)
+		return nil, err
+	}
+	tx.c.sqlw.forget(tx.primary) // this write's next rows are of the new structure
+	tx.ddl = true
+	o := op{ddl: query, args: args}
+	tx.ops = append(tx.ops, o)
+	for _, s := range tx.secs {
+		s.ops <- o
+	}
+	if name := sqltext.AlteredTable(query); name != "" {
+		// Each database wrote the rows' new values itself: send the
+		// primary's, every row of the table captured at once.
+		if err := tx.captureAll(ctx, name); err != nil {
+			tx.statementFailed(ctx, err)
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// captureAll sends the primary's every row of table to the secondaries,
+// as rows a statement changed.
+func (tx *Tx) captureAll(ctx context.Context, name string) error {
+	t, err := tx.c.sqlTableOf(ctx, tx.primary, tx.tx, name)
+	if err != nil {
+		return err
+	}
+	e := tx.primary.eng
+	keys := make([]string, len(t.def.PK))
+	for i, ci := range t.def.PK {
+		keys[i] = e.Quote(t.def.T.Columns[ci].Name)
+	}
+	list := strings.Join(keys, ", ")
+	if _, err := tx.tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s",
+		e.Quote(engine.CaptureName(name)), list, list, e.Quote(name))); err != nil {
+		return fmt.Errorf("capture the rows of %s on %s: %w", name, tx.primary.name, err)
+	}
+	return tx.drainTable(ctx, t)
+}
+
+// copyTable makes every secondary's rows of table (in session s) equal the
+// primary's p.
+func (c *Cluster) copyTable(ctx context.Context, s *session, p *Node, name string) error {
+	defs, err := p.tableDefs(ctx, s.txs[p])
+	if err != nil {
+		return err
+	}
+	td := defs[name]
+	if td == nil {
+		return nil // no key: nothing to copy by key
+	}
+	r, err := s.txs[p].QueryContext(ctx, td.Statements(p.eng).SelectAll)
+	if err != nil {
+		return fmt.Errorf("read %s on %s: %w", name, p.name, err)
+	}
+	var changes []rows.Change
+	raw := make([]any, len(td.T.Columns))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	for r.Next() {
+		if err := r.Scan(ptrs...); err != nil {
+			r.Close()
+			return err
+		}
+		row := make([]any, len(raw))
+		for i := range raw {
+			if row[i], err = p.eng.Scan(&td.T.Columns[i], raw[i]); err != nil {
+				r.Close()
+				return err
+			}
+		}
+		key := make([]any, len(td.PK))
+		for i, ci := range td.PK {
+			key[i] = row[ci]
+		}
+		changes = append(changes, rows.Change{Key: key, Row: row})
+	}
+	if err := engine.CloseRows(r); err != nil {
+		return fmt.Errorf("read %s on %s: %w", name, p.name, err)
+	}
+	for _, n := range s.order {
+		if n == p {
+			continue
+		}
+		refused, err := n.applyRows(ctx, s.txs[n], td, changes)
+		if err != nil {
+			return err
+		}
+		if len(refused) > 0 {
+			return rows.RefusedError(td, changes, refused)
+		}
+	}
+	return nil
 }

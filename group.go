@@ -231,6 +231,11 @@ func (tx *Tx) member(ctx context.Context, i int, fn func(*Tx) error) (err error,
 	tx.ops = tx.ops[:nops]
 	seen := make(map[records.Key]bool, len(undone))
 	for _, o := range undone {
+		if o.ddl != "" {
+			// The secondaries ran it: it cannot be undone there alone.
+			tx.broken = fmt.Errorf("%w: a transaction that changed the structure failed inside a group", ErrNotCommitted)
+			return err, panicked
+		}
 		k := records.Key{Table: o.m.table.Name, PK: value.EncodeKey(o.key)}
 		if seen[k] {
 			continue

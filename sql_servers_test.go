@@ -81,6 +81,7 @@ func pgSQLStatements(t *testing.T, p srvPair) {
 			`DELETE FROM parent WHERE id = 1`,
 		}},
 		{"TRUNCATE", []string{`TRUNCATE archive`}},
+		{"a column added with a volatile default", []string{`ALTER TABLE kv ADD COLUMN r2 double precision DEFAULT random()`}},
 		{"DELETE without WHERE", []string{`DELETE FROM child`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +109,19 @@ func pgSQLStatements(t *testing.T, p srvPair) {
 		}
 	}
 
+	// The same inside a transaction, with a write of the new column.
+	err := c.Tx(ctx, func(tx *tandem.Tx) error {
+		if _, err := tx.Exec(ctx, `ALTER TABLE items ADD COLUMN r3 double precision DEFAULT random()`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE items SET r3 = r3 * 2 WHERE id = 1`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgSameRows(t, s)
+
 	// Refused, nothing written.
 	if _, err := c.Exec(ctx, `INSERT INTO nokey VALUES (1, 'x')`); err == nil || !strings.Contains(err.Error(), "nokey has no primary key") {
 		t.Errorf("a write to a table without a key = %v, want refused", err)
@@ -118,12 +132,13 @@ func pgSQLStatements(t *testing.T, p srvPair) {
 	if _, err := c.Exec(ctx, `INSERT INTO kv (k) VALUES ('x'); DELETE FROM kv`); err == nil || !strings.Contains(err.Error(), "2 statements") {
 		t.Errorf("two statements = %v, want refused", err)
 	}
+	var conn *sql.Conn
 	// A write around tandem is refused by the trigger; an operator's
 	// emergency fix says so first.
 	if _, err := s.barDB.Exec(`INSERT INTO kv (k, v) VALUES ('around', 'x')`); err == nil || !strings.Contains(err.Error(), "bypasses tandem") {
 		t.Errorf("a write on bar directly = %v, want refused", err)
 	}
-	conn, err := s.barDB.Conn(ctx)
+	conn, err = s.barDB.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,6 +162,23 @@ func TestSQLAndModelWritesShareATransaction(t *testing.T) {
 		t.Fatalf("kv returned = %q (%v)", v, err)
 	}
 
+	// A change of structure inside a transaction, with rows of the new
+	// structure after it.
+	err = c.Tx(ctx, func(tx *tandem.Tx) error {
+		if _, err := tx.Exec(ctx, `ALTER TABLE kv ADD COLUMN tag TEXT DEFAULT 'none'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO kv (k, tag) VALUES ('tagged', hex(randomblob(4)))`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, path)
+	if st := c.Structure(); !st.Match {
+		t.Fatalf("structures differ after ALTER TABLE in a Tx: %v", st.Diffs)
+	}
+
 	// A transaction that fails writes nothing anywhere.
 	boom := errors.New("boom")
 	err = c.Tx(ctx, func(tx *tandem.Tx) error {
@@ -199,11 +216,11 @@ func TestSQLThatCannotBeMirroredIsRefused(t *testing.T) {
 		}
 	}
 	err := c.Tx(ctx, func(tx *tandem.Tx) error {
-		_, err := tx.Exec(ctx, `CREATE TABLE inside (id INTEGER PRIMARY KEY)`)
+		_, err := tx.Query(ctx, `CREATE TABLE inside (id INTEGER PRIMARY KEY)`)
 		return err
 	})
 	if !errors.Is(err, tandem.ErrRefused) {
-		t.Errorf("DDL inside a Tx = %v, want ErrRefused", err)
+		t.Errorf("DDL through Tx.Query = %v, want ErrRefused", err)
 	}
 	// Cluster.Query reads on a read-only connection: a statement that
 	// writes fails there (when it runs: on SQLite, at the first Next).

@@ -109,6 +109,8 @@ type Tx struct {
 	// release ends the hold on the view of a Tx that Begin began (nil
 	// for Cluster.Tx's).
 	release func()
+	// ddl: the write changed the structure (capture.go).
+	ddl bool
 	// capturing: capture is on in the primary's transaction (a SQL
 	// statement ran); undrained: a query may have changed rows not sent
 	// yet (capture.go).
@@ -156,6 +158,10 @@ type op struct {
 	// secondary applies it as the primary's rows, its own triggers off
 	// where the engine can (engine.Capturer.ApplyOn).
 	captured bool
+	// ddl, with args: a statement that changes the structure, run as it
+	// is on every database in the write's order (no row, no key).
+	ddl  string
+	args []any
 }
 
 // Tx runs fn in a transaction on every database a write reaches. Each of
@@ -446,6 +452,9 @@ func (tx *Tx) commit(ctx context.Context) error {
 	// ids stay, the ones the rows have or may have.
 	var pc *partialCommit
 	tx.committed = err == nil || errors.As(err, &pc) || errors.Is(err, ErrOutcomeUnknown)
+	if tx.ddl && tx.committed {
+		tx.c.structureChanged(ctx)
+	}
 	return err
 }
 
@@ -634,6 +643,12 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	for o := range s.ops {
 		if s.err != nil {
 			continue // drain: this secondary is left out
+		}
+		if o.ddl != "" {
+			if _, err := n.runDDL(s.tx.ctx, s.tx, o.ddl, o.args); err != nil {
+				s.err = err
+			}
+			continue
 		}
 		if o.captured && !applying {
 			applying = true

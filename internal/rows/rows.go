@@ -27,7 +27,7 @@ type Def struct {
 }
 
 type Statements struct {
-	SelectByKey, Upsert, Delete string
+	SelectByKey, SelectAll, Upsert, Delete string
 }
 
 // Define turns a live table's structure into a Def: its columns
@@ -67,6 +67,7 @@ func (td *Def) Statements(e engine.Engine) *Statements {
 	where := strings.Join(conds, " AND ")
 	s := &Statements{
 		SelectByKey: fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), e.Quote(td.T.Name), where),
+		SelectAll:   fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ", "), e.Quote(td.T.Name)),
 		Upsert:      e.Upsert(&td.T),
 		Delete:      fmt.Sprintf("DELETE FROM %s WHERE %s", e.Quote(td.T.Name), where),
 	}

@@ -237,3 +237,28 @@ func DroppedTable(query string) string {
 	}
 	return name
 }
+
+// AlteredTable returns the table an ALTER TABLE statement changes in a
+// way that may write its rows with values each database decides for
+// itself (a column added with a DEFAULT, a type changed USING an
+// expression): then the primary's rows are to be copied to the others.
+// "" for any other statement.
+func AlteredTable(query string) string {
+	f := strings.Fields(query)
+	if len(f) < 4 || !strings.EqualFold(f[0], "ALTER") || !strings.EqualFold(f[1], "TABLE") {
+		return ""
+	}
+	f = f[2:]
+	for len(f) > 1 && (strings.EqualFold(f[0], "IF") || strings.EqualFold(f[0], "EXISTS") || strings.EqualFold(f[0], "ONLY")) {
+		f = f[1:]
+	}
+	upper := " " + strings.ToUpper(strings.Join(f[1:], " ")) + " "
+	if !strings.Contains(upper, " DEFAULT ") && !strings.Contains(upper, " USING ") {
+		return ""
+	}
+	name := f[0]
+	if len(name) >= 2 && (name[0] == '"' || name[0] == '`') && name[len(name)-1] == name[0] {
+		name = name[1 : len(name)-1]
+	}
+	return name
+}
