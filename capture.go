@@ -190,7 +190,8 @@ func (s *sqlState) setReady(n *Node) {
 var errNotCaptured = errors.New("tables without capture triggers (Cluster.Capture installs them)")
 
 // Capture installs capture triggers on every table of every database the
-// writes reach, under tandem's exclusive lock, where they are missing: a
+// writes reach, under tandem's exclusive lock, where the primary lacks
+// them (and then wherever they are missing): a
 // table with a primary key gets its capture table and triggers, one
 // without gets triggers that refuse writes to it. SQL writes ([Cluster.Exec],
 // [Tx.Exec], the database/sql driver) need them; Cluster.Exec and the
@@ -239,33 +240,33 @@ func (c *Cluster) Capture(ctx context.Context) error {
 	return nil
 }
 
-// captureInstalled reports whether every database the writes reach has
-// capture on every table, reading without locks what it does not know.
+// captureInstalled reports whether the primary has capture on every
+// table (a write needs no more: the secondaries apply rows, whatever
+// triggers they have), reading without locks what it does not know.
 func (c *Cluster) captureInstalled(ctx context.Context) (bool, error) {
 	v := c.view.Load()
-	if v.primary == nil {
+	p := v.primary
+	if p == nil {
 		return false, v.err
 	}
-	for _, n := range v.write {
-		if n.caps.Capturer == nil {
-			return false, fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, n.name, n.eng.Name())
-		}
-		c.sqlw.mu.Lock()
-		ok := c.sqlw.ready[n]
-		c.sqlw.mu.Unlock()
-		if ok {
-			continue
-		}
-		db := n.conn()
-		if db == nil {
-			return false, nil
-		}
-		missing, err := uncaptured(ctx, n, db.Read)
-		if err != nil || len(missing) > 0 {
-			return false, err
-		}
-		c.sqlw.setReady(n)
+	if p.caps.Capturer == nil {
+		return false, fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, p.name, p.eng.Name())
 	}
+	c.sqlw.mu.Lock()
+	ok := c.sqlw.ready[p]
+	c.sqlw.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	db := p.conn()
+	if db == nil {
+		return false, nil
+	}
+	missing, err := uncaptured(ctx, p, db.Read)
+	if err != nil || len(missing) > 0 {
+		return false, err
+	}
+	c.sqlw.setReady(p)
 	return true, nil
 }
 
