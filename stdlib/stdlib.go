@@ -29,10 +29,10 @@ import (
 	"sync"
 
 	"github.com/tandemdb/tandem"
-	"github.com/tandemdb/tandem/internal/sqltext"
 	_ "github.com/tandemdb/tandem/engine/mysql"    // the engines a config may name
 	_ "github.com/tandemdb/tandem/engine/postgres" //
 	_ "github.com/tandemdb/tandem/engine/sqlite"   //
+	"github.com/tandemdb/tandem/internal/sqltext"
 )
 
 func init() { sql.Register("tandem", Driver{}) }
