@@ -167,6 +167,18 @@ func (c *Cluster) decideAgain() error {
 	if gen > 0 && newest <= gen || c.closed.Load() {
 		return nil
 	}
+	if gen > 0 {
+		// Most often the view changed and this process has not installed
+		// it yet (another process changed it; or this one did, and waits
+		// for the writes in flight to install it, while a check already
+		// read the new generation on a database): the arbiter holds it.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*c.timeout)
+		err := c.reload(ctx)
+		cancel()
+		if err == nil && c.newestGeneration() <= c.view.Load().rec.Generation {
+			return nil
+		}
+	}
 	if err := c.undecidable(); err != nil {
 		return err
 	}
