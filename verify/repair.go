@@ -41,7 +41,7 @@ func Repair(ctx context.Context, cfg *tandem.Config, opts RepairOptions) (*Repai
 	from = aliasTarget(dss, from) // another name of a database: the one opened
 	to := []*plainDB{aliasTarget(dss, others[0])}
 	rep := &RepairReport{Before: found, DryRun: opts.DryRun}
-	tables, err := verifyTables(ctx, from, to, found.tableNames())
+	tables, err := verifyTables(ctx, from, to, found.tableNames(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,9 @@ type Options struct {
 	// Progress, when set, is called as rows are checked, at most every
 	// 100 ms per table and datasource pair, and once at the end of each.
 	Progress func(Progress)
+	// KeyedOnly leaves out the tables without a primary key (they are
+	// named in Report.Keyless) where they would be an error.
+	KeyedOnly bool
 
 	// inGo (tests) hashes rows in Go even when the engines match, as
 	// verify does across engines.
@@ -101,6 +104,9 @@ type Report struct {
 	// paths to one file): they are not compared with themselves.
 	Aliases map[string]string `json:"aliases,omitempty"`
 	Tables  []TableReport     `json:"tables"`
+	// Keyless names the tables left out for having no primary key
+	// (Options.KeyedOnly).
+	Keyless []string `json:"keyless,omitempty"`
 }
 
 // TableReport is one table's comparison.
@@ -272,7 +278,11 @@ func compareOpen(ctx context.Context, dss []*plainDB, opts Options) (*Report, er
 		}
 		rep.Aliases[o.name] = rep.Reference // one database: nothing to compare
 	}
-	tables, err := verifyTables(ctx, ref, pairs, opts.Tables)
+	var keyless *[]string
+	if opts.KeyedOnly {
+		keyless = &rep.Keyless
+	}
+	tables, err := verifyTables(ctx, ref, pairs, opts.Tables, keyless)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +330,9 @@ type verifyTable struct {
 // verifyTables reads the structure of every database and picks the
 // tables to compare. A table on one side only, or with different
 // columns or keys, is an error naming it: rows cannot be compared then.
-func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []string) ([]verifyTable, error) {
+// With keyless, a table without a primary key is named there and left
+// out instead.
+func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []string, keyless *[]string) ([]verifyTable, error) {
 	read := func(p *plainDB) (map[string]engine.TableInfo, error) {
 		infos, err := p.eng.Tables(ctx, p.db)
 		if err != nil {
@@ -392,7 +404,10 @@ func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []s
 			}
 			t.others = append(t.others, o)
 		}
-		if !slices.ContainsFunc(t.ref.Columns, func(c engine.ColumnInfo) bool { return c.PK > 0 }) {
+		if !slices.ContainsFunc(t.ref.Columns, func(c engine.ColumnInfo) bool { return c.PK > 0 }) && keyless != nil {
+			*keyless = append(*keyless, name)
+			bad = true
+		} else if !slices.ContainsFunc(t.ref.Columns, func(c engine.ColumnInfo) bool { return c.PK > 0 }) {
 			errs = append(errs, fmt.Errorf("table %s has no primary key: rows are compared by primary key (leave it out with --table)", name))
 			bad = true
 		}

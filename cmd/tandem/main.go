@@ -44,6 +44,7 @@ var commands = []command{
 	{"promote", "make a datasource the primary (--force: although it missed writes)", runPromote},
 	{"verify", "prove the datasources identical, or list the rows that differ", runVerify},
 	{"repair", "make one datasource's rows equal another's", runRepair},
+	{"adopt", "take identical databases an application has into tandem (capture triggers, no row rewritten)", runAdopt},
 	{"gen", "generate Go models from a Propel schema.xml", runGen},
 	{"config", "import a Propel runtime-conf.xml or propel.yaml as a tandem config", runConfig},
 	{"demo", "write a bookstore to two SQLite files and show they are identical", runDemo},
