@@ -26,6 +26,10 @@ type clearer struct {
 	// only while they are cleared one database at a time (see
 	// overlapsDoubt).
 	known map[string]struct{}
+	// cleared holds, for clearedFor, the txids known no longer: a write
+	// that read another database's records before they were cleared, and
+	// asks after they were forgotten, must still recognise them.
+	cleared map[string]time.Time
 
 	// backlog holds, per database, txids it could not be cleared of
 	// (unreachable then), to clear when it is back. Beyond maxBacklog the
@@ -34,13 +38,14 @@ type clearer struct {
 }
 
 const (
+	clearedFor = 10 * time.Second
 	clearBatch = 256
 	clearEvery = 250 * time.Millisecond
 	maxBacklog = 100_000
 )
 
 func newClearer(c *Cluster) *clearer {
-	cl := &clearer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), backlog: map[*Node][]string{}, known: map[string]struct{}{}}
+	cl := &clearer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), backlog: map[*Node][]string{}, known: map[string]struct{}{}, cleared: map[string]time.Time{}}
 	go cl.run()
 	return cl
 }
@@ -65,11 +70,15 @@ func (cl *clearer) add(txid string) {
 }
 
 // committed reports whether txid is a write this process committed
-// everywhere and has not finished clearing.
+// everywhere and has not finished clearing, or finished clearing less
+// than clearedFor ago.
 func (cl *clearer) committed(txid string) bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	_, ok := cl.known[txid]
+	if _, ok := cl.known[txid]; ok {
+		return true
+	}
+	_, ok := cl.cleared[txid]
 	return ok
 }
 
@@ -122,15 +131,25 @@ func (cl *clearer) forget(txids []string) {
 			held[id] = true
 		}
 	}
+	now := time.Now()
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	for id, at := range cl.cleared {
+		if now.Sub(at) > clearedFor {
+			delete(cl.cleared, id)
+		}
+	}
 	for _, id := range txids {
 		if !held[id] {
 			delete(cl.known, id)
+			cl.cleared[id] = now
 		}
 	}
 	if len(cl.backlog) == 0 && len(cl.queue) == 0 {
-		clear(cl.known) // also the backlog's, now cleared
+		for id := range cl.known { // also the backlog's, now cleared
+			cl.cleared[id] = now
+		}
+		clear(cl.known)
 	}
 }
 

@@ -3,6 +3,8 @@ package compat_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/pressly/goose/v3"
@@ -24,30 +26,16 @@ func TestGoose(t *testing.T) {
 		if err := goose.SetDialect(dialect); err != nil {
 			t.Fatal(err)
 		}
-		if err := goose.UpContext(ctx, p.db, dir); err != nil {
-			for name, db := range map[string]*sql.DB{"foo": p.foo, "bar": p.bar} {
-				rows, _ := db.Query(`SELECT * FROM _tandem_pending`)
-				cols, _ := rows.Columns()
-				for rows.Next() {
-					vals := make([]any, len(cols))
-					ptrs := make([]any, len(cols))
-					for i := range vals {
-						ptrs[i] = &vals[i]
-					}
-					rows.Scan(ptrs...)
-					t.Logf("DEBUG %s %v", name, vals)
-				}
-				rows.Close()
+		migrate := func(what string, f func(context.Context, *sql.DB, string, ...goose.OptionsFunc) error) {
+			t.Helper()
+			if err := f(ctx, p.db, dir); err != nil {
+				t.Fatalf("goose %s: %v\n%s", what, err, pendingRecords(p))
 			}
-			t.Fatal(err)
 		}
+		migrate("up", goose.UpContext)
 		p.identical(t)
-		if err := goose.DownContext(ctx, p.db, dir); err != nil {
-			t.Fatal(err)
-		}
-		if err := goose.UpContext(ctx, p.db, dir); err != nil {
-			t.Fatal(err)
-		}
+		migrate("down", goose.DownContext)
+		migrate("up again", goose.UpContext)
 		version, err := goose.GetDBVersionContext(ctx, p.db)
 		if err != nil || version != 2 {
 			t.Fatalf("version %d, %v; want 2", version, err)
@@ -62,4 +50,27 @@ func TestGoose(t *testing.T) {
 			return err
 		})
 	})
+}
+
+// pendingRecords renders the intent records each database holds, for a
+// failure's message.
+func pendingRecords(p *pair) string {
+	var b strings.Builder
+	for _, side := range []struct {
+		name string
+		db   *sql.DB
+	}{{"foo", p.foo}, {"bar", p.bar}} {
+		rows, err := side.db.Query(`SELECT txid, tbl, pk FROM _tandem_pending ORDER BY txid, tbl, pk`)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", side.name, err)
+			continue
+		}
+		for rows.Next() {
+			var txid, tbl, pk string
+			rows.Scan(&txid, &tbl, &pk)
+			fmt.Fprintf(&b, "%s holds %s %s %s\n", side.name, txid, tbl, pk)
+		}
+		rows.Close()
+	}
+	return b.String()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tandemdb/tandem/engine/postgres"
 	"github.com/tandemdb/tandem/engine/sqlite"
 	"github.com/tandemdb/tandem/internal/dbserver"
+	"github.com/tandemdb/tandem/stdlib"
 	"github.com/tandemdb/tandem/verify"
 )
 
@@ -555,6 +556,35 @@ func (bn *bench) mirroredCase(t *testing.T, eng string, copies []backend) *testC
 	return tc
 }
 
+// driverCase sets up the plain transaction, as written for one database,
+// through tandem's database/sql driver over copies: Migrate creates the
+// tables, which are loaded on each copy directly; the first transaction
+// installs the capture triggers.
+func (bn *bench) driverCase(t *testing.T, eng string, copies []backend) *testCase {
+	ctx := context.Background()
+	c, err := tandem.Open(ctx, config(copies), tandem.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Migrate(ctx, models...); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range copies {
+		if err := load(ctx, b.open(t), b.engine(), bn.s.accounts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Capture(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	tc := &testCase{engine: eng, system: "driver", sys: newPlain(db, copies[0].engine())}
+	tc.check = func(committed int64) (string, error) { return verifyCopies(ctx, t, copies, committed) }
+	return tc
+}
+
 func config(copies []backend) *tandem.Config {
 	cfg := &tandem.Config{}
 	for i, b := range copies {
@@ -606,7 +636,7 @@ func TestTPCB(t *testing.T) {
 	if slices.Contains(s.engines, "postgres") {
 		t.Run("postgres", func(t *testing.T) {
 			a, b := dbserver.Start(t, dbserver.Postgres), dbserver.Start(t, dbserver.Postgres)
-			for _, name := range []string{"single", "tandem", "pgpool"} {
+			for _, name := range []string{"single", "tandem", "driver", "pgpool"} {
 				a.CreateDatabase(t, name)
 				b.CreateDatabase(t, name)
 			}
@@ -615,6 +645,7 @@ func TestTPCB(t *testing.T) {
 			bn.run(t, []*testCase{
 				bn.plainCase(t, "postgres", "single", pg(a, "single"), []backend{pg(a, "single")}),
 				bn.mirroredCase(t, "postgres", []backend{pg(a, "tandem"), pg(b, "tandem")}),
+				bn.driverCase(t, "postgres", []backend{pg(a, "driver"), pg(b, "driver")}),
 				bn.plainCase(t, "postgres", "pgpool-II", backend{"postgres", pool}, []backend{pg(a, "pgpool"), pg(b, "pgpool")}),
 			})
 		})
@@ -640,6 +671,7 @@ func TestTPCB(t *testing.T) {
 			bn.run(t, []*testCase{
 				bn.plainCase(t, "sqlite", "single", file("single"), []backend{file("single")}),
 				bn.mirroredCase(t, "sqlite", []backend{file("a"), file("b")}),
+				bn.driverCase(t, "sqlite", []backend{file("c"), file("d")}),
 			})
 		})
 	}
@@ -693,6 +725,8 @@ func (bn *bench) table(t *testing.T) {
 	ratio("postgres: tandem / pgpool-II throughput, 8 clients", bn.find("postgres", "tandem", 8), bn.find("postgres", "pgpool-II", 8), true, true, 1.5)
 	ratio("postgres: tandem / pgpool-II median latency, 1 client", bn.find("postgres", "tandem", 1), bn.find("postgres", "pgpool-II", 1), false, false, 0.6)
 	ratio("postgres: tandem / single throughput, 8 clients", bn.find("postgres", "tandem", 8), bn.find("postgres", "single", 8), true, true, 0.45)
+	ratio("postgres: driver / single throughput, 8 clients", bn.find("postgres", "driver", 8), bn.find("postgres", "single", 8), true, true, 0.45)
+	ratio("postgres: driver / pgpool-II throughput, 8 clients", bn.find("postgres", "driver", 8), bn.find("postgres", "pgpool-II", 8), true, true, 1.5)
 	ratio("mariadb: tandem / single throughput, 8 clients", bn.find("mariadb", "tandem", 8), bn.find("mariadb", "single", 8), true, true, 0.45)
 	for _, n := range bn.s.clients {
 		ratio(fmt.Sprintf("sqlite: tandem / single throughput, %s", plural(n, "client")), bn.find("sqlite", "tandem", n), bn.find("sqlite", "single", n), true, true, 0.6)
