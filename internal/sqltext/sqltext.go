@@ -59,14 +59,24 @@ func Classify(query string) (Kind, string, error) {
 // and its settings, so q is read both ways and the larger count wins: a
 // second statement is never missed.
 func sqlWords(q string, max int) (words []string, statements int) {
-	words, statements = scanWords(q, max, true)
-	if _, n := scanWords(q, max, false); n > statements {
+	return scanBoth(q, max, true)
+}
+
+// allWords is sqlWords with every word of the first statement, not only
+// the leading keywords.
+func allWords(q string) (words []string, statements int) {
+	return scanBoth(q, 1<<30, false)
+}
+
+func scanBoth(q string, max int, leading bool) (words []string, statements int) {
+	words, statements = scanWords(q, max, true, leading)
+	if _, n := scanWords(q, max, false, leading); n > statements {
 		statements = n
 	}
 	return words, statements
 }
 
-func scanWords(q string, max int, backslash bool) (words []string, statements int) {
+func scanWords(q string, max int, backslash, leading bool) (words []string, statements int) {
 	inStmt := false
 	// A CREATE of a trigger or a routine holds statements of its own
 	// between BEGIN and END (SQLite, MySQL); CASE ... END nests in them.
@@ -113,8 +123,14 @@ func scanWords(q string, max int, backslash bool) (words []string, statements in
 		switch {
 		case c == '\'' || c == '"' || c == '`':
 			i = skipQuoted(q, i, c, backslash)
+			if leading && statements == 0 && len(words) < max {
+				max = len(words) // the keywords end at the first quote
+			}
 		case c == '$':
 			i = skipDollar(q, i)
+			if leading && statements == 0 && len(words) < max {
+				max = len(words)
+			}
 		case isWordByte(c):
 			j := i
 			for j < len(q) && isWordByte(q[j]) {
@@ -136,7 +152,7 @@ func scanWords(q string, max int, backslash bool) (words []string, statements in
 		case c == '(' && statements == 0 && len(words) == 0:
 			i++ // (SELECT ...) UNION ...
 		default:
-			if statements == 0 && len(words) < max {
+			if leading && statements == 0 && len(words) < max {
 				max = len(words) // the keywords end at the first symbol
 			}
 			i++
@@ -199,7 +215,7 @@ func skipDollar(q string, i int) int {
 // one of those, a CALL or DO. A SELECT that calls a function that writes
 // is not seen; the read-only connection it runs on refuses it.
 func Writes(query string) bool {
-	words, n := sqlWords(query, 1<<20)
+	words, n := allWords(query)
 	if n != 1 || len(words) == 0 {
 		return false
 	}
