@@ -528,6 +528,7 @@ func (c *Cluster) Exec(ctx context.Context, query string, args ...any) (sql.Resu
 	}
 	var res sql.Result
 	err = c.tx(ctx, func(tx *Tx) error {
+		tx.whole = true // one write in Metrics, however many rows
 		r, err := tx.Exec(ctx, query, args...)
 		res = r
 		return err
@@ -646,10 +647,16 @@ func (c *Cluster) structureChanged(ctx context.Context) error {
 }
 
 // everyDatabaseIn refuses a change of structure (words) while a database
-// is out of v: it would miss it, and nothing would bring it there.
+// is out of v (it would miss it, and nothing would bring it there), and on
+// engines that cannot capture.
 func (c *Cluster) everyDatabaseIn(v *view, words string) error {
 	var out []string
 	for _, n := range c.nodes {
+		if n.caps.Capturer == nil {
+			// MySQL: DDL commits the transaction it runs in, and with it
+			// tandem's lock; mirrored DDL needs a way of its own there.
+			return fmt.Errorf("%w: %s: tandem cannot run changes of structure on %s (%s) yet", ErrRefused, words, n.name, n.eng.Name())
+		}
 		if !slices.Contains(v.write, n) {
 			out = append(out, n.name)
 		}
@@ -728,11 +735,7 @@ func (tx *Tx) execDDL(ctx context.Context, query, words string, args []any) (sql
 	}
 	tx.c.sqlw.forget(tx.primary) // this write's next rows are of the new structure
 	tx.ddl = true
-	o := op{ddl: query, args: args}
-	tx.ops = append(tx.ops, o)
-	for _, s := range tx.secs {
-		s.ops <- o
-	}
+	tx.sendOp(op{ddl: query, args: args})
 	if name := sqltext.AlteredTable(query); name != "" {
 		// Each database wrote the rows' new values itself: send the
 		// primary's, every row of the table captured at once.

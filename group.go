@@ -194,6 +194,7 @@ func (tx *Tx) member(ctx context.Context, i int, fn func(*Tx) error) (err error,
 		tx.statementFailed(ctx, err)
 		return fmt.Errorf("%w: savepoint on %s: %w", ErrNotCommitted, tx.primary.name, err), nil
 	}
+	tx.keepOps = true // a member that fails has its ops sent again
 	nops, nids := len(tx.ops), len(tx.ids)
 	func() {
 		defer func() { panicked = recover() }()
@@ -229,6 +230,7 @@ func (tx *Tx) member(ctx context.Context, i int, fn func(*Tx) error) (err error,
 	tx.ids = tx.ids[:nids]
 	undone := tx.ops[nops:]
 	tx.ops = tx.ops[:nops]
+	tx.nops = nops // the rows are sent again below
 	seen := make(map[records.Key]bool, len(undone))
 	for _, o := range undone {
 		if o.ddl != "" {

@@ -72,7 +72,7 @@ func (tx *Tx) weight() int64 {
 	if tx.whole {
 		return 1
 	}
-	return int64(len(tx.ops) - tx.memberOps + tx.members)
+	return int64(tx.nops - tx.memberOps + tx.members)
 }
 
 // countCommit counts tx's outcome: a write on each database that

@@ -80,7 +80,12 @@ type Tx struct {
 	primary *Node
 	tx      *dbTx // on the primary
 	secs    []*secondary
+	// nops counts the ops sent to the secondaries; ops holds them only
+	// in a group's transaction (keepOps), whose failed member's ops are
+	// sent again (group.go): a write of a million rows keeps none.
+	nops    int
 	ops     []op
+	keepOps bool
 	now     time.Time
 	done    bool
 	// ids are the auto-id fields this Tx set; they are reset to zero when
@@ -620,7 +625,15 @@ func (tx *Tx) start() {
 func (tx *Tx) send(o op) {
 	o.pk = records.Key{Table: o.m.table.Name, PK: value.EncodeKey(o.key)}
 	o.seq = tx.in.Add(o.pk)
-	tx.ops = append(tx.ops, o)
+	tx.sendOp(o)
+}
+
+// sendOp streams o to every secondary.
+func (tx *Tx) sendOp(o op) {
+	tx.nops++
+	if tx.keepOps {
+		tx.ops = append(tx.ops, o)
+	}
 	for _, s := range tx.secs {
 		s.ops <- o
 	}
@@ -915,7 +928,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	p := tx.primary
 	in := tx.in
-	if len(tx.ops) == 0 {
+	if tx.nops == 0 {
 		tx.dropSecondaries() // started for a write that then failed on the primary
 		tx.committing = true
 		if err := tx.tx.Commit(); err != nil {

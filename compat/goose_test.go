@@ -71,6 +71,22 @@ func pendingRecords(p *pair) string {
 			fmt.Fprintf(&b, "%s holds %s %s %s\n", side.name, txid, tbl, pk)
 		}
 		rows.Close()
+		if p.engine != "postgres" {
+			continue
+		}
+		act, err := side.db.Query(`SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, ''), now() - xact_start, left(query, 120)
+			FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid`)
+		if err != nil {
+			fmt.Fprintf(&b, "%s activity: %v\n", side.name, err)
+			continue
+		}
+		for act.Next() {
+			var pid int
+			var state, wt, w, age, q string
+			act.Scan(&pid, &state, &wt, &w, &age, &q)
+			fmt.Fprintf(&b, "%s pid %d %s wait %s/%s xact %s: %s\n", side.name, pid, state, wt, w, age, q)
+		}
+		act.Close()
 	}
 	return b.String()
 }
