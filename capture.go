@@ -26,9 +26,10 @@ import (
 // sqlState is what SQL writes keep between writes, per database: the
 // tables as SQL writes read them, and whether capture is installed.
 type sqlState struct {
-	mu     sync.Mutex
-	tables map[*Node]map[string]*sqlTable
-	ready  map[*Node]bool
+	mu      sync.Mutex
+	tables  map[*Node]map[string]*sqlTable
+	ready   map[*Node]bool
+	version map[*Node]int64 // engine.Capturer.SchemaVersion when ready was set
 }
 
 // forget drops what is known of n's tables (all when n is nil): their
@@ -37,11 +38,12 @@ func (s *sqlState) forget(n *Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n == nil {
-		s.tables, s.ready = nil, nil
+		s.tables, s.ready, s.version = nil, nil, nil
 		return
 	}
 	delete(s.tables, n)
 	delete(s.ready, n)
+	delete(s.version, n)
 }
 
 // sqlTable is a table that SQL statements write, as one database defines
@@ -66,29 +68,32 @@ func newSQLTable(n *Node, td *rows.Def) *sqlTable {
 	e := n.eng
 	capt := e.Quote(engine.CaptureName(td.T.Name))
 	table := e.Quote(td.T.Name)
+	// Aliases no application table is likely to share: a table called k
+	// would otherwise be shadowed by the CTE.
+	const keysAlias, rowAlias = "tandem_keys", "tandem_row"
 	keys := make([]string, len(td.PK))
 	join := make([]string, len(td.PK))
 	for i, ci := range td.PK {
 		c := e.Quote(td.T.Columns[ci].Name)
-		keys[i] = "k." + c
-		join[i] = "t." + c + " = k." + c
+		keys[i] = keysAlias + "." + c
+		join[i] = rowAlias + "." + c + " = " + keysAlias + "." + c
 	}
 	cols := make([]string, len(td.T.Columns))
 	for i, c := range td.T.Columns {
-		cols[i] = "t." + e.Quote(c.Name)
+		cols[i] = rowAlias + "." + e.Quote(c.Name)
 	}
-	firstKey := "t." + e.Quote(td.T.Columns[td.PK[0]].Name)
-	body := fmt.Sprintf("SELECT %s, %s FROM %%s LEFT JOIN %s t ON %s ORDER BY CASE WHEN %s IS NULL THEN 0 ELSE 1 END",
-		strings.Join(keys, ", "), strings.Join(cols, ", "), table, strings.Join(join, " AND "), firstKey)
+	firstKey := rowAlias + "." + e.Quote(td.T.Columns[td.PK[0]].Name)
+	body := fmt.Sprintf("SELECT %s, %s FROM %%s LEFT JOIN %s %s ON %s ORDER BY CASE WHEN %s IS NULL THEN 0 ELSE 1 END",
+		strings.Join(keys, ", "), strings.Join(cols, ", "), table, rowAlias, strings.Join(join, " AND "), firstKey)
 	st := &sqlTable{def: td, m: m}
 	if n.caps.WithInserter != nil {
 		plain := make([]string, len(td.PK))
 		for i, ci := range td.PK {
 			plain[i] = e.Quote(td.T.Columns[ci].Name)
 		}
-		st.drain = fmt.Sprintf("WITH k AS (DELETE FROM %s RETURNING %s) ", capt, strings.Join(plain, ", ")) + fmt.Sprintf(body, "k")
+		st.drain = fmt.Sprintf("WITH %s AS (DELETE FROM %s RETURNING %s) ", keysAlias, capt, strings.Join(plain, ", ")) + fmt.Sprintf(body, keysAlias)
 	} else {
-		st.drain = fmt.Sprintf(body, capt+" k")
+		st.drain = fmt.Sprintf(body, capt+" "+keysAlias)
 		st.empty = "DELETE FROM " + capt
 	}
 	return st
@@ -156,12 +161,19 @@ func (c *Cluster) captureReady(ctx context.Context, n *Node, q engine.Querier) e
 		return fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, n.name, n.eng.Name())
 	}
 	s := &c.sqlw
+	version, err := n.caps.Capturer.SchemaVersion(ctx, q)
+	if err != nil {
+		return fmt.Errorf("read the schema version of %s: %w", n.name, err)
+	}
 	s.mu.Lock()
-	ok := s.ready[n]
+	ok := s.ready[n] && s.version[n] == version
 	s.mu.Unlock()
 	if ok {
 		return nil
 	}
+	// The structure changed (around tandem, where the engine tells):
+	// the tables are read again.
+	s.forget(n)
 	missing, err := uncaptured(ctx, n, q)
 	if err != nil {
 		return err
@@ -174,6 +186,12 @@ func (c *Cluster) captureReady(ctx context.Context, n *Node, q engine.Querier) e
 		return fmt.Errorf("%w: %w: %s on %s", ErrRefused, errNotCaptured, strings.Join(names, ", "), n.name)
 	}
 	s.setReady(n)
+	s.mu.Lock()
+	if s.version == nil {
+		s.version = map[*Node]int64{}
+	}
+	s.version[n] = version
+	s.mu.Unlock()
 	return nil
 }
 
@@ -249,25 +267,15 @@ func (c *Cluster) captureInstalled(ctx context.Context) (bool, error) {
 	if p == nil {
 		return false, v.err
 	}
-	if p.caps.Capturer == nil {
-		return false, fmt.Errorf("%w: tandem cannot capture the rows SQL statements change on %s (%s)", ErrRefused, p.name, p.eng.Name())
-	}
-	c.sqlw.mu.Lock()
-	ok := c.sqlw.ready[p]
-	c.sqlw.mu.Unlock()
-	if ok {
-		return true, nil
-	}
 	db := p.conn()
 	if db == nil {
 		return false, nil
 	}
-	missing, err := uncaptured(ctx, p, db.Read)
-	if err != nil || len(missing) > 0 {
-		return false, err
+	err := c.captureReady(ctx, p, db.Read)
+	if errors.Is(err, errNotCaptured) {
+		return false, nil
 	}
-	c.sqlw.setReady(p)
-	return true, nil
+	return err == nil, err
 }
 
 // classify is sqltext.Classify, its errors ErrRefused.

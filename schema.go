@@ -87,8 +87,18 @@ func (c *Cluster) checkStructure(ctx context.Context) error {
 	}
 	st.Match = len(st.Diffs) == 0
 	c.mu.Lock()
+	old := c.structure
 	c.structure = st
 	c.mu.Unlock()
+	for name, fp := range st.Fingerprints {
+		if prev, ok := old.Fingerprints[name]; ok && prev != fp {
+			// A change of structure made around tandem (a table created
+			// by hand): SQL writes read the tables, and whether each has
+			// capture, again.
+			c.sqlw.forget(nil)
+			break
+		}
+	}
 	return nil
 }
 

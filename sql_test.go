@@ -35,6 +35,7 @@ func sqlPair(t *testing.T) (*tandem.Cluster, string) {
 		`CREATE TRIGGER items_audit AFTER INSERT ON items BEGIN
 			INSERT INTO audit (item, what, r) VALUES (NEW.id, 'insert ' || NEW.name, random()); END`,
 		`CREATE TABLE nokey (a INTEGER, b TEXT)`,
+		`CREATE TABLE k (k INTEGER PRIMARY KEY, t TEXT DEFAULT (hex(randomblob(4))))`, // names tandem's queries must not trip on
 	} {
 		if _, err := c.Exec(ctx, ddl); err != nil {
 			t.Fatalf("%s: %v", ddl, err)
@@ -51,7 +52,7 @@ func sameFiles(t *testing.T, path string) {
 		t.Fatalf("the files differ:\nfoo:\n%s\nbar:\n%s", dumps[0], dumps[1])
 	}
 	// nokey has no primary key: verify compares rows by key.
-	if d := testcluster.Diffs(testcluster.Verify(t, path, "items", "kv", "parent", "child", "audit")); len(d) > 0 {
+	if d := testcluster.Diffs(testcluster.Verify(t, path, "items", "kv", "parent", "child", "audit", "k")); len(d) > 0 {
 		t.Fatalf("verify: %q", d)
 	}
 }
@@ -104,6 +105,10 @@ func TestSQLStatementsDecideEveryValueOnce(t *testing.T) {
 		}},
 		{"DELETE without WHERE", []string{
 			`DELETE FROM child`,
+		}},
+		{"a table called k", []string{
+			`INSERT INTO k (k) VALUES (1), (2)`,
+			`UPDATE k SET k = k + 10`,
 		}},
 	}
 	for _, tc := range cases {
@@ -255,5 +260,37 @@ func TestAWriteAroundTandemIsRefused(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM kv`).Scan(&n); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A table created on every database around tandem (by hand, by another
+// tool) gets capture before the first SQL write to it: SQLite's schema
+// version tells at once.
+func TestATableCreatedAroundTandemIsCapturedBeforeItsFirstWrite(t *testing.T) {
+	ctx := context.Background()
+	c, path := sqlPair(t)
+	mustExec(t, c, `INSERT INTO kv (k) VALUES ('before')`)
+	for _, f := range []string{"foo", "bar"} {
+		db, err := sql.Open("sqlite3", "file:"+filepath.Join(filepath.Dir(path), f+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`CREATE TABLE by_hand (id INTEGER PRIMARY KEY, r INTEGER DEFAULT (random()))`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	mustExec(t, c, `INSERT INTO by_hand (id) VALUES (1), (2), (3)`)
+	err := c.Tx(ctx, func(tx *tandem.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE by_hand SET r = random()`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, path)
+	var n int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM by_hand`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("by_hand holds %d rows (%v), want 3", n, err)
 	}
 }

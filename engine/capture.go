@@ -62,6 +62,12 @@ type Capturer interface {
 	// database's first SQL write as the primary of a view.
 	SyncSequences(ctx context.Context, q Execer) error
 
+	// SchemaVersion returns a number that changes with every change of
+	// the database's structure, read cheaply through q, or 0 where the
+	// engine has none (then a change made around tandem is seen at the
+	// next structure check).
+	SchemaVersion(ctx context.Context, q Querier) (int64, error)
+
 	// ReadOnly reports whether err is the refusal of a write on a
 	// read-only connection (Conn.Read's, on engines that capture).
 	ReadOnly(err error) bool

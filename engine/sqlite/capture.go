@@ -178,3 +178,20 @@ func (Engine) ReadOnly(err error) bool {
 // more than the largest the table holds, and AUTOINCREMENT's counter
 // (sqlite_sequence) follows every rowid inserted, explicit ones too.
 func (Engine) SyncSequences(context.Context, engine.Execer) error { return nil }
+
+// SchemaVersion implements engine.Capturer: PRAGMA schema_version, which
+// SQLite bumps on every change of the schema, whoever makes it.
+func (Engine) SchemaVersion(ctx context.Context, q engine.Querier) (int64, error) {
+	rows, err := q.QueryContext(ctx, "PRAGMA schema_version")
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	if rows.Next() {
+		err = rows.Scan(&v)
+	}
+	if cerr := engine.CloseRows(rows); err == nil {
+		err = cerr
+	}
+	return v, err
+}
