@@ -380,8 +380,7 @@ func (r *Row) Err() error {
 	return r.row.Err()
 }
 
-// beginSQL checks that tx can run query and prepares it: capture on, the
-// previous statement's rows sent.
+// beginSQL checks that tx can run query and prepares it: capture on.
 func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 	kind, words, err := classify(query)
 	if err != nil {
@@ -396,9 +395,9 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 	if err := tx.usable(what); err != nil {
 		return err
 	}
-	if err := tx.drainPending(ctx); err != nil {
-		return err
-	}
+	// Rows an earlier query changed are sent by the next drain (an Exec's,
+	// a model write's, the commit's): Touched names every table touched
+	// since the last one, so the wait for a query costs no round trip.
 	if !tx.capturing {
 		if err := tx.c.captureReady(ctx, tx.primary, tx.tx); err != nil {
 			return err

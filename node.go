@@ -35,6 +35,12 @@ type Node struct {
 
 	texts sync.Map // model type -> *statements in this node's dialect
 
+	// applyOn is the statement a secondary's transaction runs before it
+	// applies rows SQL statements changed (engine.Capturer.ApplyOn), ""
+	// where the engine has none or the role may not run it (probed when
+	// opened).
+	applyOn atomic.Pointer[string]
+
 	mu   sync.Mutex
 	prob error // a lasting reason the node takes no writes (an identity clash)
 	live liveState
@@ -242,8 +248,39 @@ func (n *Node) open(ctx context.Context) error {
 	n.mu.Lock()
 	n.id = id
 	n.mu.Unlock()
+	n.probeApplyOn(ctx, conn)
 	n.connp.Store(conn)
 	return nil
+}
+
+// probeApplyOn sets n.applyOn: the engine's ApplyOn where this role may
+// run it (PostgreSQL's session_replication_role needs a superuser, or a
+// grant), else "" with a warning: the application's triggers and foreign
+// key actions then fire where n applies the primary's rows.
+func (n *Node) probeApplyOn(ctx context.Context, conn *engine.Conn) {
+	q := ""
+	if cp := n.caps.Capturer; cp != nil && cp.ApplyOn() != "" {
+		tx, err := conn.Write.BeginTx(ctx, nil)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, cp.ApplyOn())
+			tx.Rollback()
+		}
+		if err == nil {
+			q = cp.ApplyOn()
+		} else {
+			n.cluster.log.Warn("the application's triggers and foreign-key actions will fire where this datasource applies rows SQL statements changed on the primary: its role cannot switch them off",
+				"node", n.name, "statement", cp.ApplyOn(), "err", err)
+		}
+	}
+	n.applyOn.Store(&q)
+}
+
+// applyStatement is n.applyOn's statement ("" for none).
+func (n *Node) applyStatement() string {
+	if q := n.applyOn.Load(); q != nil {
+		return *q
+	}
+	return ""
 }
 
 // takenOver notes that n's address reaches another database than its own,

@@ -665,8 +665,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 		}
 		if o.captured && !applying {
 			applying = true
-			if cp := n.caps.Capturer; cp != nil && cp.ApplyOn() != "" {
-				q := cp.ApplyOn()
+			if q := n.applyStatement(); q != "" {
 				if _, err := s.tx.ExecContext(s.tx.ctx, q); err != nil {
 					s.err = fmt.Errorf("apply captured rows on %s: %w", n.name, err)
 					continue
