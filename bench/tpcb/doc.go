@@ -11,10 +11,12 @@
 // internal/dbserver) and pgpool-II itself, loads the accounts, runs every
 // case for a fixed time at 1 and at 8 clients, checks after each
 // replicated case that both databases are identical (verify.Compare) and
-// that the balances add up on each, and prints one table.
+// that the balances add up on each, and prints one table. The driver
+// case sends the single database's plain SQL through tandem's
+// database/sql driver (package stdlib).
 //
-// By default (go test ./...) it is a smoke run: few accounts, half a
-// second per case, only the correctness checks. bench/tpcb.sh runs the
+// By default (go test ./...) it is a smoke run: few accounts, two
+// seconds per case, only the correctness checks. bench/tpcb.sh runs the
 // measured one:
 //
 //	bash bench/tpcb.sh                # 100,000 accounts, 20 s per case

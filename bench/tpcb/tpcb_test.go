@@ -85,7 +85,9 @@ type settings struct {
 func settingsFromEnv(t *testing.T) settings {
 	s := settings{
 		accounts: 2000,
-		duration: 500 * time.Millisecond,
+		// Long enough that the slowest case (the driver at 8 clients,
+		// under the race detector on a loaded machine) commits some.
+		duration: 2 * time.Second,
 		rounds:   1,
 		warmup:   200 * time.Millisecond,
 		clients:  []int{1, 8},
