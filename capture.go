@@ -332,9 +332,9 @@ func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 
 // Query runs a statement that returns rows on the primary, inside tx (a
 // SELECT sees tx's writes; INSERT ... RETURNING and writable CTEs write,
-// and their rows are sent to the secondaries after the rows are closed,
-// before tx's next statement or its commit). Close the rows before tx's
-// next statement.
+// and the rows they changed are sent to the secondaries with those of
+// tx's next statement, or at its commit). Close the rows before tx's next
+// statement.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if err := tx.beginSQL(ctx, query, "query"); err != nil {
 		return nil, err

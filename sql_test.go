@@ -162,6 +162,7 @@ func TestSQLAndModelWritesShareATransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFiles(t, path)
+	noCaptureLeft(t, path)
 	var v string
 	if err := c.QueryRow(ctx, `SELECT v FROM kv WHERE k = 'returned'`).Scan(&v); err != nil || len(v) != 16 {
 		t.Fatalf("kv returned = %q (%v)", v, err)
@@ -292,5 +293,41 @@ func TestATableCreatedAroundTandemIsCapturedBeforeItsFirstWrite(t *testing.T) {
 	var n int
 	if err := c.QueryRow(ctx, `SELECT count(*) FROM by_hand`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("by_hand holds %d rows (%v), want 3", n, err)
+	}
+}
+
+// noCaptureLeft fails if a capture table of either file holds a row: each
+// write empties what it captured before it commits.
+func noCaptureLeft(t *testing.T, path string) {
+	t.Helper()
+	for _, f := range []string{"foo", "bar"} {
+		db, err := sql.Open("sqlite3", "file:"+filepath.Join(filepath.Dir(path), f+".db")+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '\_tandem\_c\_%' ESCAPE '\'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		rows.Close()
+		if len(names) == 0 {
+			t.Fatalf("%s has no capture table", f)
+		}
+		for _, n := range names {
+			var count int
+			if err := db.QueryRow(`SELECT count(*) FROM "` + n + `"`).Scan(&count); err != nil {
+				t.Fatal(err)
+			}
+			if count > 0 {
+				t.Errorf("%s: %s holds %d rows after the writes committed", f, n, count)
+			}
+		}
+		db.Close()
 	}
 }

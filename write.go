@@ -827,6 +827,10 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, err)
 	}
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
+	// With capture on (a SQL statement ran in tx), the triggers captured
+	// the row too: drained (and sent again, whole) before the commit, so
+	// that no capture row outlives the transaction.
+	tx.undrained = tx.undrained || tx.capturing
 	if m.hasHook.afterSave {
 		return v.(AfterSaver).AfterSave(ctx)
 	}
@@ -907,6 +911,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	if n > 0 {
 		tx.send(op{m: m, del: true, key: key})
 	}
+	tx.undrained = tx.undrained || tx.capturing // see Save
 	if m.hasHook.afterDelete {
 		return v.(AfterDeleter).AfterDelete(ctx)
 	}
