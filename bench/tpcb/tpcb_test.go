@@ -535,34 +535,33 @@ func (bn *bench) plainCase(t *testing.T, eng, sys string, through backend, copie
 	return c
 }
 
-// mirroredCase sets up tandem over copies: Migrate creates the tables,
-// which are loaded on each copy directly.
+// mirroredCase sets up tandem over copies (openLoaded), written through
+// its models.
 func (bn *bench) mirroredCase(t *testing.T, eng string, copies []backend) *testCase {
-	ctx := context.Background()
-	cfg := config(copies)
-	c, err := tandem.Open(ctx, cfg, tandem.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Migrate(ctx, models...); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range copies {
-		if err := load(ctx, b.open(t), b.engine(), bn.s.accounts); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := bn.openLoaded(t, copies)
 	tc := &testCase{engine: eng, system: "tandem", sys: mirrored{c}}
-	tc.check = func(committed int64) (string, error) { return verifyCopies(ctx, t, copies, committed) }
+	tc.check = func(committed int64) (string, error) { return verifyCopies(context.Background(), t, copies, committed) }
 	return tc
 }
 
 // driverCase sets up the plain transaction, as written for one database,
-// through tandem's database/sql driver over copies: Migrate creates the
-// tables, which are loaded on each copy directly; the first transaction
-// installs the capture triggers.
+// through tandem's database/sql driver over copies (openLoaded, then the
+// capture triggers installed).
 func (bn *bench) driverCase(t *testing.T, eng string, copies []backend) *testCase {
+	c := bn.openLoaded(t, copies)
+	if err := c.Capture(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	tc := &testCase{engine: eng, system: "driver", sys: newPlain(db, copies[0].engine())}
+	tc.check = func(committed int64) (string, error) { return verifyCopies(context.Background(), t, copies, committed) }
+	return tc
+}
+
+// openLoaded opens tandem over copies: Migrate creates the tables, which
+// are loaded on each copy directly.
+func (bn *bench) openLoaded(t *testing.T, copies []backend) *tandem.Cluster {
 	ctx := context.Background()
 	c, err := tandem.Open(ctx, config(copies), tandem.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
@@ -577,14 +576,7 @@ func (bn *bench) driverCase(t *testing.T, eng string, copies []backend) *testCas
 			t.Fatal(err)
 		}
 	}
-	if err := c.Capture(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db := stdlib.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
-	tc := &testCase{engine: eng, system: "driver", sys: newPlain(db, copies[0].engine())}
-	tc.check = func(committed int64) (string, error) { return verifyCopies(ctx, t, copies, committed) }
-	return tc
+	return c
 }
 
 func config(copies []backend) *tandem.Config {
