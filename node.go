@@ -2,6 +2,7 @@ package tandem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -265,9 +266,13 @@ func (n *Node) probeApplyOn(ctx context.Context, conn *engine.Conn) {
 			_, err = tx.ExecContext(ctx, cp.ApplyOn())
 			tx.Rollback()
 		}
-		if err == nil {
+		var coded interface{ SQLState() string }
+		if err == nil || !errors.As(err, &coded) || coded.SQLState() != "42501" {
+			// Allowed, or not known to be refused (the database failed
+			// meanwhile): the statement runs, and fails the write if the
+			// role may not after all.
 			q = cp.ApplyOn()
-		} else {
+		} else { // insufficient_privilege
 			n.cluster.log.Warn("the application's triggers and foreign-key actions will fire where this datasource applies rows SQL statements changed on the primary: its role cannot switch them off",
 				"node", n.name, "statement", cp.ApplyOn(), "err", err)
 		}

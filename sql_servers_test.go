@@ -9,6 +9,10 @@ package tandem_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +30,76 @@ func TestSQLOnPostgres(t *testing.T) {
 	t.Run("StatementsDecideEveryValueOnce", func(t *testing.T) { pgSQLStatements(t, p) })
 	t.Run("SequencesFollowAFailover", func(t *testing.T) { pgSQLSequences(t, p) })
 	t.Run("SecondaryKilledMidStream", func(t *testing.T) { pgSQLSecondaryKilled(t, p) })
+	t.Run("RoleWithoutSuperuser", func(t *testing.T) { pgSQLWithoutSuperuser(t, pg) })
+}
+
+// pgSQLWithoutSuperuser: tandem connects as a role that owns its
+// databases but is no superuser. Capture installs, SQL writes reach both
+// databases; the secondary cannot switch the application's triggers off
+// (a warning), which this table, without triggers of its own, does not
+// need.
+func pgSQLWithoutSuperuser(t *testing.T, pg [2]*dbserver.Server) {
+	ctx := context.Background()
+	name := fmt.Sprintf("t%d", srvDBs.Add(1))
+	var dsns [2]string
+	for i, srv := range pg {
+		admin := openPlain(t, "pgx", srv.DSN("", ""))
+		for _, q := range []string{
+			`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app LOGIN NOSUPERUSER PASSWORD 'app-secret'; END IF; END $$`,
+			`CREATE DATABASE ` + name + ` OWNER app`,
+		} {
+			if _, err := admin.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		u, err := url.Parse(srv.DSN(name, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword("app", "app-secret")
+		dsns[i] = u.String()
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	cfg := &tandem.Config{Datasources: []tandem.Datasource{
+		{Name: "foo", Driver: "postgres", DSN: dsns[0]},
+		{Name: "bar", Driver: "postgres", DSN: dsns[1]},
+	}}
+	c, err := tandem.Open(ctx, cfg, tandem.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{
+		`CREATE TABLE notes (id bigserial PRIMARY KEY, body text, at timestamptz DEFAULT clock_timestamp())`,
+		`INSERT INTO notes (body) SELECT 'n' || i FROM generate_series(1, 50) i`,
+		`UPDATE notes SET body = body || '!' WHERE id % 2 = 0`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rep, err := verify.Compare(ctx, cfg, verify.Options{})
+	if err != nil || !rep.Identical {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "cannot switch them off") {
+		t.Errorf("no warning that the role cannot switch the application's triggers off; logs:\n%s", logs.String())
+	}
+}
+
+// lockedWriter serialises a log's writes.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func pgSQLSchema(t *testing.T, c *tandem.Cluster) {
