@@ -45,6 +45,17 @@
 // Without a pk option, a field named ID is the primary key (auto, if an integer).
 // The table is named by a TableName() string method, or else the type name
 // in snake_case.
+//
+// # Any SQL
+//
+// An application's own SQL goes through [Cluster.Exec], [Cluster.Query]
+// and [Cluster.QueryRow], or the same on a [Tx] (mixed with model writes),
+// or the database/sql driver in package stdlib. A statement runs on the
+// primary as written; capture triggers (installed by [Cluster.Capture],
+// or on first use) name the rows it changed, and tandem sends those rows,
+// read on the primary, to the secondaries as model writes send theirs.
+// Changes of structure run on every database. What cannot be mirrored is
+// refused with [ErrRefused].
 package tandem
 
 import (
