@@ -26,10 +26,11 @@ import (
 // sqlState is what SQL writes keep between writes, per database: the
 // tables as SQL writes read them, and whether capture is installed.
 type sqlState struct {
-	mu      sync.Mutex
-	tables  map[*Node]map[string]*sqlTable
-	ready   map[*Node]bool
-	version map[*Node]int64 // engine.Capturer.SchemaVersion when ready was set
+	mu     sync.Mutex
+	tables map[*Node]map[string]*sqlTable
+	// ready holds the nodes found with capture on every table, each with
+	// its engine.Capturer.SchemaVersion then.
+	ready map[*Node]int64
 }
 
 // forget drops what is known of n's tables (all when n is nil): their
@@ -38,12 +39,11 @@ func (s *sqlState) forget(n *Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n == nil {
-		s.tables, s.ready, s.version = nil, nil, nil
+		s.tables, s.ready = nil, nil
 		return
 	}
 	delete(s.tables, n)
 	delete(s.ready, n)
-	delete(s.version, n)
 }
 
 // sqlTable is a table that SQL statements write, as one database defines
@@ -135,18 +135,22 @@ func (c *Cluster) sqlTableOf(ctx context.Context, n *Node, q engine.Querier, nam
 // capture installed: the tables with a primary key that lack capture
 // triggers, and those without one that lack the triggers refusing writes.
 func uncaptured(ctx context.Context, n *Node, q engine.Querier) ([]engine.TableInfo, error) {
-	cp := n.caps.Capturer
 	infos, err := n.eng.Tables(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
 	}
-	captured, refused, err := cp.Captured(ctx, q)
+	return uncapturedOf(ctx, n, q, infos)
+}
+
+// uncapturedOf is uncaptured of infos, the tables already read.
+func uncapturedOf(ctx context.Context, n *Node, q engine.Querier, infos []engine.TableInfo) ([]engine.TableInfo, error) {
+	captured, refused, err := n.caps.Capturer.Captured(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read the capture triggers of %s: %w", n.name, err)
 	}
 	var missing []engine.TableInfo
 	for _, t := range infos {
-		keyed := len(rows.Define(t).PK) > 0
+		keyed := len(t.Key()) > 0
 		if keyed && !slices.Contains(captured, t.Name) || !keyed && !slices.Contains(refused, t.Name) {
 			missing = append(missing, t)
 		}
@@ -166,7 +170,8 @@ func (c *Cluster) captureReady(ctx context.Context, n *Node, q engine.Querier) e
 		return fmt.Errorf("read the schema version of %s: %w", n.name, err)
 	}
 	s.mu.Lock()
-	ok := s.ready[n] && s.version[n] == version
+	was, ok := s.ready[n]
+	ok = ok && was == version
 	s.mu.Unlock()
 	if ok {
 		return nil
@@ -185,23 +190,13 @@ func (c *Cluster) captureReady(ctx context.Context, n *Node, q engine.Querier) e
 		}
 		return fmt.Errorf("%w: %w: %s on %s", ErrRefused, errNotCaptured, strings.Join(names, ", "), n.name)
 	}
-	s.setReady(n)
 	s.mu.Lock()
-	if s.version == nil {
-		s.version = map[*Node]int64{}
+	if s.ready == nil {
+		s.ready = map[*Node]int64{}
 	}
-	s.version[n] = version
+	s.ready[n] = version
 	s.mu.Unlock()
 	return nil
-}
-
-func (s *sqlState) setReady(n *Node) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ready == nil {
-		s.ready = map[*Node]bool{}
-	}
-	s.ready[n] = true
 }
 
 // errNotCaptured: some tables have no capture triggers yet.
@@ -703,7 +698,7 @@ func (n *Node) runDDL(ctx context.Context, tx *dbTx, query string, args []any) (
 	if err != nil {
 		return nil, fmt.Errorf("read tables of %s: %w", n.name, err)
 	}
-	missing, err := uncaptured(ctx, n, tx)
+	missing, err := uncapturedOf(ctx, n, tx, infos)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -93,6 +94,19 @@ type TableInfo struct {
 	Name    string
 	Columns []ColumnInfo // in table order
 	Indexes []IndexInfo  // sorted by name
+}
+
+// Key returns the positions in t.Columns of the primary key's columns, in
+// key order; none when the table has no primary key.
+func (t TableInfo) Key() []int {
+	var key []int
+	for i, c := range t.Columns {
+		if c.PK > 0 {
+			key = append(key, i)
+		}
+	}
+	slices.SortFunc(key, func(a, b int) int { return t.Columns[a].PK - t.Columns[b].PK })
+	return key
 }
 
 // ColumnInfo is one column of a live table.

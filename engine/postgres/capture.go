@@ -39,13 +39,8 @@ const touchedSep = "\x1f"
 func (e Engine) InstallCapture(t engine.TableInfo) []string {
 	stmts := e.RemoveCapture(t.Name)
 	table := e.Quote(t.Name)
-	var keys []engine.ColumnInfo
-	for _, c := range t.Columns {
-		if c.PK > 0 {
-			keys = append(keys, c)
-		}
-	}
-	if len(keys) == 0 {
+	key := t.Key()
+	if len(key) == 0 {
 		fn := e.Quote(engine.CaptureObject("nk", t.Name))
 		stmts = append(stmts,
 			fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $tandem$
@@ -59,14 +54,11 @@ END $tandem$`, fn),
 			fmt.Sprintf("CREATE TRIGGER _tandem_nokey BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", table, fn))
 		return stmts
 	}
-	ordered := make([]engine.ColumnInfo, len(keys))
-	for _, c := range keys {
-		ordered[c.PK-1] = c
-	}
 	capt := e.Quote(engine.CaptureName(t.Name))
-	cols := make([]string, len(ordered))
-	defs := make([]string, len(ordered))
-	for i, c := range ordered {
+	cols := make([]string, len(key))
+	defs := make([]string, len(key))
+	for i, ci := range key {
+		c := t.Columns[ci]
 		cols[i] = e.Quote(c.Name)
 		defs[i] = cols[i] + " " + c.Type
 	}

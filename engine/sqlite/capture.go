@@ -81,13 +81,8 @@ func (e Engine) InstallCapture(t engine.TableInfo) []string {
 	stmts := e.RemoveCapture(t.Name)
 	table := e.Quote(t.Name)
 	name := quoteText(t.Name)
-	var keys []engine.ColumnInfo
-	for _, c := range t.Columns {
-		if c.PK > 0 {
-			keys = append(keys, c)
-		}
-	}
-	if len(keys) == 0 {
+	key := t.Key()
+	if len(key) == 0 {
 		msg := quoteText(fmt.Sprintf("tandem: table %s has no primary key; tandem mirrors rows by key, so it refuses writes to it: give it a primary key", t.Name))
 		for _, ev := range []struct{ kind, event string }{{"ni", "INSERT"}, {"nu", "UPDATE"}, {"nd", "DELETE"}} {
 			stmts = append(stmts, fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN tandem_capture('') BEGIN SELECT RAISE(ABORT, %s); END",
@@ -95,15 +90,11 @@ func (e Engine) InstallCapture(t engine.TableInfo) []string {
 		}
 		return stmts
 	}
-	// Key columns in key order.
-	ordered := make([]engine.ColumnInfo, len(keys))
-	for _, c := range keys {
-		ordered[c.PK-1] = c
-	}
 	capt := e.Quote(engine.CaptureName(t.Name))
-	cols := make([]string, len(ordered))
-	defs := make([]string, len(ordered))
-	for i, c := range ordered {
+	cols := make([]string, len(key))
+	defs := make([]string, len(key))
+	for i, ci := range key {
+		c := t.Columns[ci]
 		cols[i] = e.Quote(c.Name)
 		defs[i] = cols[i] + " " + c.Type
 	}

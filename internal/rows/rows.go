@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -34,19 +33,12 @@ type Statements struct {
 // in logical types, and its key columns in key order (none when the table
 // has no primary key).
 func Define(info engine.TableInfo) *Def {
-	td := &Def{T: engine.Table{Name: info.Name}}
-	type keyCol struct{ pos, col int }
-	var keys []keyCol
-	for i, ci := range info.Columns {
+	td := &Def{T: engine.Table{Name: info.Name}, PK: info.Key()}
+	for _, ci := range info.Columns {
 		td.T.Columns = append(td.T.Columns, engine.Column{Name: ci.Name, Type: ci.Logical, NotNull: ci.NotNull})
-		if ci.PK > 0 {
-			keys = append(keys, keyCol{ci.PK, i})
-		}
 	}
-	sort.Slice(keys, func(a, b int) bool { return keys[a].pos < keys[b].pos })
-	for _, k := range keys {
-		td.PK = append(td.PK, k.col)
-		td.T.PK = append(td.T.PK, td.T.Columns[k.col].Name)
+	for _, i := range td.PK {
+		td.T.PK = append(td.T.PK, td.T.Columns[i].Name)
 	}
 	return td
 }

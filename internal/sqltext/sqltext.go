@@ -248,10 +248,7 @@ func DroppedTable(query string) string {
 	if strings.Contains(name, ",") {
 		return ""
 	}
-	if len(name) >= 2 && (name[0] == '"' || name[0] == '`') && name[len(name)-1] == name[0] {
-		name = name[1 : len(name)-1]
-	}
-	return name
+	return unquoted(name)
 }
 
 // AlteredTable returns the table an ALTER TABLE statement changes in a
@@ -273,8 +270,13 @@ func AlteredTable(query string) string {
 		return ""
 	}
 	name := f[0]
+	return unquoted(name)
+}
+
+// unquoted strips an identifier's quotes ("" or “).
+func unquoted(name string) string {
 	if len(name) >= 2 && (name[0] == '"' || name[0] == '`') && name[len(name)-1] == name[0] {
-		name = name[1 : len(name)-1]
+		return name[1 : len(name)-1]
 	}
 	return name
 }
