@@ -86,7 +86,11 @@ func newSQLTable(n *Node, td *rows.Def) *sqlTable {
 	body := fmt.Sprintf("SELECT %s, %s FROM %%s LEFT JOIN %s %s ON %s ORDER BY CASE WHEN %s IS NULL THEN 0 ELSE 1 END",
 		strings.Join(keys, ", "), strings.Join(cols, ", "), table, rowAlias, strings.Join(join, " AND "), firstKey)
 	st := &sqlTable{def: td, m: m}
-	if n.caps.WithInserter != nil {
+	if col, val := n.caps.Capturer.CaptureOwner(); col != "" {
+		// The capture table holds other transactions' keys too.
+		st.drain = fmt.Sprintf(strings.Replace(body, " ORDER BY ", fmt.Sprintf(" WHERE %s.%s = %s ORDER BY ", keysAlias, col, val), 1), capt+" "+keysAlias)
+		st.empty = fmt.Sprintf("DELETE FROM %s WHERE %s = %s", capt, col, val)
+	} else if n.caps.WithInserter != nil {
 		plain := make([]string, len(td.PK))
 		for i, ci := range td.PK {
 			plain[i] = e.Quote(td.T.Columns[ci].Name)
@@ -231,17 +235,22 @@ func (c *Cluster) Capture(ctx context.Context) error {
 	}
 	defer s.rollback()
 	for _, n := range s.order {
-		tx := s.txs[n]
-		missing, err := uncaptured(ctx, n, tx)
-		if err != nil {
-			return err
-		}
-		for _, t := range missing {
-			for _, stmt := range n.caps.Capturer.InstallCapture(t) {
-				if _, err := tx.dbTx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("install capture on %s of %s: %w", t.Name, n.name, err)
+		err := s.structure(ctx, n, func(q engine.QueryExecer) error {
+			missing, err := uncaptured(ctx, n, q)
+			if err != nil {
+				return err
+			}
+			for _, t := range missing {
+				for _, stmt := range n.caps.Capturer.InstallCapture(t) {
+					if _, err := q.ExecContext(ctx, stmt); err != nil {
+						return fmt.Errorf("install capture on %s of %s: %w", t.Name, n.name, err)
+					}
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if err := s.commit(); err != nil {
@@ -390,6 +399,9 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 	if err := tx.usable(what); err != nil {
 		return err
 	}
+	if why := tx.primary.caps.Capturer.Refuse(words); why != "" {
+		return fmt.Errorf("%w: %s on %s: %s", ErrRefused, words, tx.primary.name, why)
+	}
 	// Rows an earlier query changed are sent by the next drain (an Exec's,
 	// a model write's, the commit's): Touched names every table touched
 	// since the last one, so the wait for a query costs no round trip.
@@ -406,7 +418,9 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 			}
 			tx.view.autoSynced.Store(sequencesSynced, true)
 		}
-		if _, err := tx.tx.ExecContext(ctx, tx.primary.caps.Capturer.CaptureOn()); err != nil {
+		cp := tx.primary.caps.Capturer
+		tx.tx.captureOff = cp.CaptureOff() // before: the SET may fail half done
+		if _, err := tx.tx.ExecContext(ctx, cp.CaptureOn()); err != nil {
 			tx.statementFailed(ctx, err)
 			return fmt.Errorf("turn capture on, on %s: %w", tx.primary.name, err)
 		}
@@ -613,12 +627,15 @@ func (c *Cluster) execDDL(ctx context.Context, query, words string, args []any) 
 	defer s.rollback()
 	var res sql.Result
 	for _, n := range s.order {
-		r, err := n.runDDL(ctx, s.txs[n].dbTx, query, args)
+		err := s.structure(ctx, n, func(q engine.QueryExecer) error {
+			r, err := n.runDDL(ctx, q, query, args)
+			if n == v.primary {
+				res = r
+			}
+			return err
+		})
 		if err != nil {
 			return nil, err
-		}
-		if n == v.primary {
-			res = r
 		}
 	}
 	if t := sqltext.AlteredTable(query); t != "" {
@@ -655,9 +672,7 @@ func (c *Cluster) everyDatabaseIn(v *view, words string) error {
 	var out []string
 	for _, n := range c.nodes {
 		if n.caps.Capturer == nil {
-			// MySQL: DDL commits the transaction it runs in, and with it
-			// tandem's lock; mirrored DDL needs a way of its own there.
-			return fmt.Errorf("%w: %s: tandem cannot run changes of structure on %s (%s) yet", ErrRefused, words, n.name, n.eng.Name())
+			return fmt.Errorf("%w: %s: tandem cannot run changes of structure on %s (%s)", ErrRefused, words, n.name, n.eng.Name())
 		}
 		if !slices.Contains(v.write, n) {
 			out = append(out, n.name)
@@ -674,11 +689,30 @@ func (c *Cluster) everyDatabaseIn(v *view, words string) error {
 		ErrNodeDown, words, strings.Join(out, ", "), verb)
 }
 
-// runDDL runs a statement that changes the structure on n, inside tx,
+// structure runs fn, which changes the structure of n's database, with
+// the session's transaction on n where the engine's changes of structure
+// are transactional; elsewhere (MySQL, where they commit the transaction
+// they run in, and with it tandem's lock) on a connection of its own,
+// while the session's transaction holds tandem's lock. There, a change
+// that fails on one database after it ran on another is not undone: the
+// structure check reports the difference.
+func (s *session) structure(ctx context.Context, n *Node, fn func(engine.QueryExecer) error) error {
+	if n.caps.Capturer == nil || n.caps.Capturer.TransactionalDDL() {
+		return fn(s.txs[n].dbTx)
+	}
+	conn, err := n.conn().Write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", n.name, err)
+	}
+	defer conn.Close()
+	return fn(conn)
+}
+
+// runDDL runs a statement that changes the structure on n, through tx,
 // with the capture that follows it: a dropped table's goes first, and
 // every table the statement names, or that has none, gets it (again)
 // afterwards.
-func (n *Node) runDDL(ctx context.Context, tx *dbTx, query string, args []any) (sql.Result, error) {
+func (n *Node) runDDL(ctx context.Context, tx engine.QueryExecer, query string, args []any) (sql.Result, error) {
 	cp := n.caps.Capturer
 	if dropped := sqltext.DroppedTable(query); cp != nil && dropped != "" {
 		for _, stmt := range cp.RemoveCapture(dropped) {
@@ -726,6 +760,11 @@ func (tx *Tx) execDDL(ctx context.Context, query, words string, args []any) (sql
 	if err := tx.c.everyDatabaseIn(tx.view, words); err != nil {
 		return nil, err
 	}
+	for _, n := range tx.view.write {
+		if !n.caps.Capturer.TransactionalDDL() {
+			return nil, fmt.Errorf("%w: %s inside a transaction: %s (%s) commits the transaction a change of structure runs in; run it on its own (Cluster.Exec, or outside the driver's transaction)", ErrRefused, words, n.name, n.eng.Name())
+		}
+	}
 	if err := tx.drainPending(ctx); err != nil {
 		return nil, err
 	}
@@ -762,8 +801,12 @@ func (tx *Tx) captureAll(ctx context.Context, name string) error {
 		keys[i] = e.Quote(t.def.T.Columns[ci].Name)
 	}
 	list := strings.Join(keys, ", ")
+	into, from := list, list
+	if col, val := tx.primary.caps.Capturer.CaptureOwner(); col != "" {
+		into, from = col+", "+list, val+", "+list
+	}
 	if _, err := tx.tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s",
-		e.Quote(engine.CaptureName(name)), list, list, e.Quote(name))); err != nil {
+		e.Quote(engine.CaptureName(name)), into, from, e.Quote(name))); err != nil {
 		return fmt.Errorf("capture the rows of %s on %s: %w", name, tx.primary.name, err)
 	}
 	return tx.drainTable(ctx, t)

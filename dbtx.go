@@ -7,6 +7,7 @@ package tandem
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -31,6 +32,11 @@ type dbTx struct {
 	// detach keeps the statements' contexts from interrupting them (a
 	// group's transaction, which one member's cancellation must not end).
 	detach bool
+	// captureOff, when set, runs on the connection once the transaction
+	// ended, before the pool has it again: the transaction turned capture
+	// on, and on this engine the setting outlives it
+	// (engine.Capturer.CaptureOff).
+	captureOff string
 }
 
 // begin starts a write transaction on n. ctx bounds the wait for a
@@ -314,6 +320,24 @@ func (t *dbTx) abandon() {
 func (t *dbTx) end() {
 	t.once.Do(func() {
 		t.cancel(nil)
+		if t.captureOff != "" {
+			t.resetCapture()
+		}
 		t.conn.Close()
 	})
+}
+
+// resetCapture turns capture off on t's connection, or has the pool
+// discard the connection when it cannot: a connection that captures
+// would fill capture tables with keys nobody reads.
+func (t *dbTx) resetCapture() {
+	wait := t.guard
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := t.conn.ExecContext(ctx, t.captureOff); err != nil {
+		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }

@@ -37,13 +37,34 @@ type Capturer interface {
 	RemoveCapture(name string) []string
 
 	// CaptureOn returns the statement that turns capture on until the
-	// transaction it runs in ends.
+	// transaction it runs in ends (or CaptureOff runs).
 	CaptureOn() string
+
+	// CaptureOff returns the statement that turns capture off again on
+	// the connection once a capturing transaction ended, where the
+	// setting outlives the transaction; "" where it does not.
+	CaptureOff() string
+
+	// CaptureOwner returns the column of a capture table that names the
+	// connection that captured a row, and the expression of the current
+	// connection's; "" where a capture table's rows are the current
+	// transaction's only (the others' are invisible to it, and emptying
+	// it waits for none of them).
+	CaptureOwner() (column, value string)
 
 	// Touched returns, in the order first touched, the tables whose
 	// capture tables the transaction (through q) filled since capture
 	// was turned on or Touched last ran, and forgets them.
-	Touched(ctx context.Context, q Querier) ([]string, error)
+	Touched(ctx context.Context, q QueryExecer) ([]string, error)
+
+	// TransactionalDDL reports whether a change of structure runs inside
+	// a transaction, to be committed or rolled back with it; false where
+	// it commits the transaction (MySQL).
+	TransactionalDDL() bool
+
+	// Refuse returns why the engine's triggers cannot capture what a
+	// statement (its leading keywords, upper case) changes, or "".
+	Refuse(words string) string
 
 	// ApplyOn returns the statement that makes a transaction apply rows
 	// read on another database: the application's triggers and foreign
@@ -71,6 +92,12 @@ type Capturer interface {
 	// ReadOnly reports whether err is the refusal of a write on a
 	// read-only connection (Conn.Read's, on engines that capture).
 	ReadOnly(err error) bool
+}
+
+// QueryExecer runs queries and statements: a transaction, a connection.
+type QueryExecer interface {
+	Querier
+	Execer
 }
 
 // CaptureName returns the name of the capture table of table: tandem's

@@ -647,7 +647,7 @@ func TestTPCB(t *testing.T) {
 	if slices.Contains(s.engines, "mariadb") {
 		t.Run("mariadb", func(t *testing.T) {
 			a, b := dbserver.Start(t, dbserver.MariaDB), dbserver.Start(t, dbserver.MariaDB)
-			for _, name := range []string{"single", "tandem"} {
+			for _, name := range []string{"single", "tandem", "driver"} {
 				a.CreateDatabase(t, name)
 				b.CreateDatabase(t, name)
 			}
@@ -655,6 +655,7 @@ func TestTPCB(t *testing.T) {
 			bn.run(t, []*testCase{
 				bn.plainCase(t, "mariadb", "single", my(a, "single"), []backend{my(a, "single")}),
 				bn.mirroredCase(t, "mariadb", []backend{my(a, "tandem"), my(b, "tandem")}),
+				bn.driverCase(t, "mariadb", []backend{my(a, "driver"), my(b, "driver")}),
 			})
 		})
 	}

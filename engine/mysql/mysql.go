@@ -109,10 +109,15 @@ func (Engine) Redact(dsn string) string { return redact(dsn) }
 // lockTable holds the row whose lock is tandem's database-wide lock.
 const lockTable = "_tandem_lock"
 
-func openDB(dsn string) (*sql.DB, error) {
+// openDB opens a pool whose connections set, besides tandem's session
+// variables, those of extra.
+func openDB(dsn string, extra map[string]string) (*sql.DB, error) {
 	cfg, err := config(dsn)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range extra {
+		cfg.Params[k] = v
 	}
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
@@ -145,11 +150,16 @@ func (Engine) BoundStalls(dsn string, d time.Duration) (string, error) {
 	return cfg.FormatDSN(), nil
 }
 
-// Open implements engine.Engine. Reads and writes share one pool: the
-// server runs them concurrently. Open creates tandem's lock table: DDL
-// commits implicitly, so it cannot wait for the first transaction.
+// readSession is the read pool's (Open): its transactions are read-only,
+// so a statement sent as a read that writes is refused, not written on
+// one database.
+var readSession = map[string]string{captureVar: "'off'", "tx_read_only": "1"}
+
+// Open implements engine.Engine. Reads have a pool of their own, whose
+// sessions are read-only. Open creates tandem's lock table: DDL commits
+// implicitly, so it cannot wait for the first transaction.
 func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
-	db, err := openDB(dsn)
+	db, err := openDB(dsn, captureSession)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +171,14 @@ func (Engine) Open(ctx context.Context, dsn string) (*engine.Conn, error) {
 		db.Close()
 		return nil, fmt.Errorf("create %s: %w", lockTable, err)
 	}
-	return &engine.Conn{Write: db, Read: db}, nil
+	r, err := openDB(dsn, readSession)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(16)
+	r.SetMaxIdleConns(8)
+	return &engine.Conn{Write: db, Read: r}, nil
 }
 
 // createLock makes the lock table and its row unless they are there. It
@@ -189,7 +206,8 @@ func createLock(ctx context.Context, db *sql.DB) error {
 // OpenPlain implements engine.Engine. The session variables it sets last
 // as long as the connection.
 func (Engine) OpenPlain(ctx context.Context, dsn string) (*sql.DB, error) {
-	db, err := openDB(dsn)
+	// Repair writes rows as tandem does: not captured, not refused.
+	db, err := openDB(dsn, captureSession)
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func (Engine) ApplyOn() string {
 }
 
 // Touched implements engine.Capturer.
-func (Engine) Touched(ctx context.Context, q engine.Querier) ([]string, error) {
+func (Engine) Touched(ctx context.Context, q engine.QueryExecer) ([]string, error) {
 	list, err := engine.QueryStrings(ctx, q, "SELECT coalesce(current_setting('tandem.touched', true), '') || set_config('tandem.touched', '', true)")
 	if err != nil || len(list) == 0 || list[0] == "" {
 		return nil, err
@@ -185,3 +185,16 @@ END $tandem$`)
 // SchemaVersion implements engine.Capturer: PostgreSQL keeps no such
 // number (an event trigger could, but needs a superuser to install).
 func (Engine) SchemaVersion(context.Context, engine.Querier) (int64, error) { return 0, nil }
+
+// CaptureOff implements engine.Capturer: capture ends with the transaction.
+func (Engine) CaptureOff() string { return "" }
+
+// CaptureOwner implements engine.Capturer: a transaction sees no other's
+// captured keys.
+func (Engine) CaptureOwner() (column, value string) { return "", "" }
+
+// TransactionalDDL implements engine.Capturer.
+func (Engine) TransactionalDDL() bool { return true }
+
+// Refuse implements engine.Capturer: the triggers see every statement.
+func (Engine) Refuse(string) string { return "" }

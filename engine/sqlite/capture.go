@@ -135,7 +135,7 @@ func (Engine) CaptureOn() string { return "SELECT tandem_capture_on()" }
 func (Engine) ApplyOn() string { return "" }
 
 // Touched implements engine.Capturer.
-func (Engine) Touched(ctx context.Context, q engine.Querier) ([]string, error) {
+func (Engine) Touched(ctx context.Context, q engine.QueryExecer) ([]string, error) {
 	list, err := engine.QueryStrings(ctx, q, "SELECT tandem_touched()")
 	if err != nil || len(list) == 0 {
 		return nil, err
@@ -186,3 +186,16 @@ func (Engine) SchemaVersion(ctx context.Context, q engine.Querier) (int64, error
 	}
 	return v, err
 }
+
+// CaptureOff implements engine.Capturer: capture ends with the transaction.
+func (Engine) CaptureOff() string { return "" }
+
+// CaptureOwner implements engine.Capturer: a transaction sees no other's
+// captured keys.
+func (Engine) CaptureOwner() (column, value string) { return "", "" }
+
+// TransactionalDDL implements engine.Capturer.
+func (Engine) TransactionalDDL() bool { return true }
+
+// Refuse implements engine.Capturer: the triggers see every statement.
+func (Engine) Refuse(string) string { return "" }
