@@ -605,7 +605,8 @@ func (c *Cluster) QueryRow(ctx context.Context, query string, args ...any) *Row 
 
 // execDDL runs a statement that changes the structure on every database,
 // in lock order, under tandem's exclusive lock, and commits it on all or
-// none (DDL is transactional on SQLite and PostgreSQL). The capture
+// none where DDL is transactional (SQLite, PostgreSQL; on MySQL each
+// database commits it as it runs: session.structure). The capture
 // triggers follow: a dropped table's capture goes first, and every table
 // the statement names, or that has none, gets it (again) afterwards.
 func (c *Cluster) execDDL(ctx context.Context, query, words string, args []any) (sql.Result, error) {

@@ -177,7 +177,7 @@ func (c *Cluster) repairDoubts(ctx context.Context, v *view, refused map[*Node]*
 		if err != nil {
 			return err
 		}
-		in := &records.Intent{TxID: d.txid, At: time.Now().UnixMilli(), Keys: keys}
+		in := records.IntentOf(d.txid, time.Now().UnixMilli(), keys)
 		t, err := p.readRows(ctx, s.txs[p], defs, keys, "intent "+d.txid)
 		if err != nil {
 			return err

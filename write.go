@@ -105,7 +105,7 @@ type Tx struct {
 	// primary recorded in the statements that wrote them
 	// (engine.WithInserter).
 	in    *records.Intent
-	noted map[int]bool
+	noted seqSet
 	// settled names the writes in doubt that an earlier run of this
 	// write had settled (see overlapsDoubt): not settled twice.
 	settled map[string]bool
@@ -442,7 +442,7 @@ func (c *Cluster) runTx(ctx context.Context, v *view, ptx *dbTx, fn func(tx *Tx)
 // newTx is a write begun on v's primary (ptx).
 func (c *Cluster) newTx(ctx context.Context, v *view, ptx *dbTx, settled map[string]bool) *Tx {
 	now := time.Now()
-	return &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), noted: map[int]bool{}, settled: settled}
+	return &Tx{c: c, ctx: ctx, view: v, primary: v.primary, tx: ptx, now: now, in: records.NewIntent(now), settled: settled}
 }
 
 // commit commits tx everywhere (mirror).
@@ -651,7 +651,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 	if s.err == nil {
 		s.err = n.checkNotAhead(s.tx.ctx, s.tx, s.primary)
 	}
-	noted := map[int]bool{}
+	var noted seqSet
 	applying := false
 	for o := range s.ops {
 		if s.err != nil {
@@ -673,7 +673,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 			}
 		}
 		var note []any
-		if s.rec != nil && n.notes() && !noted[o.seq] {
+		if s.rec != nil && n.notes() && !noted.has(o.seq) {
 			note = s.rec.Note(o.seq, o.pk)
 		}
 		var err error
@@ -683,14 +683,14 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 			err = n.upsert(s.tx.ctx, s.tx, o.m, o.row, note)
 		}
 		if err == nil && note != nil {
-			noted[o.seq] = true
+			noted.add(o.seq)
 		}
 		if err != nil {
 			s.err = fmt.Errorf("mirror %s %s to %s: %w", o.m.table.Name, value.EncodeKey(o.key), n.name, err)
 		}
 	}
 	if s.err == nil && s.in != nil {
-		if err := n.records.RecordIntent(s.tx.ctx, s.tx, s.in, func(i int) bool { return noted[i] }); err != nil {
+		if err := n.records.RecordIntent(s.tx.ctx, s.tx, s.in, noted.has); err != nil {
 			s.err = fmt.Errorf("record intent on %s: %w", n.name, err)
 		}
 	}
@@ -698,7 +698,7 @@ func (s *secondary) run(ctx context.Context, timeout time.Duration) {
 		// After the write's own rows: a write that held any of them here
 		// has committed or rolled back by now, and this statement sees
 		// which (read committed; SQLite's one writer).
-		if s.named, s.err = n.records.IntentsNaming(s.tx.ctx, s.tx, s.in.Keys, s.in.TxID); s.err != nil {
+		if s.named, s.err = n.records.IntentsNaming(s.tx.ctx, s.tx, s.in.TxID); s.err != nil {
 			s.err = fmt.Errorf("read intent records on %s: %w", n.name, s.err)
 		}
 	}
@@ -851,7 +851,7 @@ func (tx *Tx) note(p *Node, m *model, key []any) []any {
 		return nil
 	}
 	tx.in.Add(k)
-	tx.noted[seq] = true
+	tx.noted.add(seq)
 	return tx.in.Note(seq, k)
 }
 
@@ -938,17 +938,17 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 		if err := tx.tx.Commit(); err != nil {
 			return fmt.Errorf("commit on %s: %w", p.name, err)
 		}
-		if len(tx.noted) > 0 {
+		if tx.noted.any() {
 			c.clear.add(in.TxID) // a delete that found no row, noted on the primary
 		}
 		return nil
 	}
 	if c.noIntent {
-		in.Keys = nil // benchmarks only: measures what the record costs
+		in.DropKeys() // benchmarks only: measures what the record costs
 	}
 	tx.handOver(in)
 	// The secondaries record theirs meanwhile.
-	if err := p.records.RecordIntent(ctx, tx.tx, in, func(i int) bool { return tx.noted[i] }); err != nil {
+	if err := p.records.RecordIntent(ctx, tx.tx, in, tx.noted.has); err != nil {
 		tx.rollbackSecondaries()
 		tx.tx.Rollback()
 		return fmt.Errorf("record intent on %s: %w", p.name, err)
@@ -956,7 +956,7 @@ func (c *Cluster) mirror(ctx context.Context, tx *Tx) error {
 	var named []string
 	if c.checksDoubts() && len(tx.secs) > 0 {
 		var err error
-		if named, err = p.records.IntentsNaming(ctx, tx.tx, in.Keys, in.TxID); err != nil {
+		if named, err = p.records.IntentsNaming(ctx, tx.tx, in.TxID); err != nil {
 			tx.rollbackSecondaries()
 			tx.tx.Rollback()
 			return fmt.Errorf("read intent records on %s: %w", p.name, err)
@@ -1341,4 +1341,26 @@ func (tx *Tx) overlapsDoubt(named []string, ok []*secondary) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// seqSet is a set of seqs of a write's intent record: a bit each, as a
+// statement may change a million rows.
+type seqSet []uint64
+
+func (s *seqSet) add(i int) {
+	for len(*s) <= i/64 {
+		*s = append(*s, 0)
+	}
+	(*s)[i/64] |= 1 << (i % 64)
+}
+
+func (s seqSet) has(i int) bool { return i/64 < len(s) && s[i/64]&(1<<(i%64)) != 0 }
+
+func (s seqSet) any() bool {
+	for _, w := range s {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
 }

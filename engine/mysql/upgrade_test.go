@@ -56,7 +56,11 @@ func TestBookkeepingFromAnEarlierVersionIsUpgraded(t *testing.T) {
 	if typ != "varchar(512)" {
 		t.Errorf("pk is %s after Create; want varchar(512)", typ)
 	}
-	ids, err := st.IntentsNaming(ctx, c.Read, []records.Key{{Table: "items", PK: "[1]"}}, "")
+	in := records.IntentOf("x", 0, []records.Key{{Table: "items", PK: "[1]"}})
+	if err := st.RecordIntent(ctx, c.Write, in, func(int) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := st.IntentsNaming(ctx, c.Read, in.TxID)
 	if err != nil || len(ids) != 1 || ids[0] != "w" {
 		t.Fatalf("IntentsNaming after the upgrade: %v, %v; want the earlier record w", ids, err)
 	}

@@ -3,6 +3,7 @@ package records
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"time"
@@ -16,8 +17,7 @@ import (
 type Intent struct {
 	TxID string
 	At   int64 // unix ms
-	Keys []Key
-	seq  map[Key]int // each key's index in Keys, its seq in the record
+	keys keyList
 }
 
 // NewIntent starts the intent record of a write made at now; its keys are
@@ -27,25 +27,128 @@ func NewIntent(now time.Time) *Intent {
 		// Time-ordered, so records sort by age.
 		TxID: fmt.Sprintf("%016x%s", now.UnixNano(), NewID(8)),
 		At:   now.UnixMilli(),
-		seq:  map[Key]int{},
 	}
 }
+
+// IntentOf is the record txid (made at at, unix ms) naming keys, in order
+// (each once).
+func IntentOf(txid string, at int64, keys []Key) *Intent {
+	in := &Intent{TxID: txid, At: at}
+	for _, k := range keys {
+		in.Add(k)
+	}
+	return in
+}
+
+// Len returns how many keys the record names.
+func (in *Intent) Len() int { return in.keys.len() }
+
+// Key returns the key whose seq is i (0 <= i < Len()).
+func (in *Intent) Key(i int) Key { return in.keys.at(i) }
 
 // Next returns the seq k has, or would have once added, and whether k is
 // new to the record.
 func (in *Intent) Next(k Key) (seq int, fresh bool) {
-	if i, ok := in.seq[k]; ok {
+	if i := in.keys.find(k); i >= 0 {
 		return i, false
 	}
-	return len(in.Keys), true
+	return in.keys.len(), true
 }
 
 // Add adds k unless the record holds it, and returns its seq.
 func (in *Intent) Add(k Key) int {
-	i, fresh := in.Next(k)
-	if fresh {
-		in.seq[k] = i
-		in.Keys = append(in.Keys, k)
+	if i := in.keys.find(k); i >= 0 {
+		return i
+	}
+	return in.keys.add(k)
+}
+
+// DropKeys forgets every key (benchmarks that measure what recording
+// costs).
+func (in *Intent) DropKeys() { in.keys = keyList{} }
+
+// keyList holds a write's keys compactly: a statement can change a
+// million rows, and each key costs here its text and about 40 bytes, where
+// a Key in a slice and a map of them cost about 150.
+type keyList struct {
+	tables []string // distinct, in the order first seen
+	data   []byte   // every key's PK text, back to back
+	ends   []int    // key i's text is data[ends[i-1]:ends[i]]
+	table  []uint32 // key i's table, an index in tables
+	seed   maphash.Seed
+	first  map[uint64]int32 // a hash of a key to the first key with it
+	others map[Key]int      // keys whose hash an earlier key has
+}
+
+func (l *keyList) len() int { return len(l.ends) }
+
+func (l *keyList) at(i int) Key {
+	start := 0
+	if i > 0 {
+		start = l.ends[i-1]
+	}
+	return Key{Table: l.tables[l.table[i]], PK: string(l.data[start:l.ends[i]])}
+}
+
+// is reports whether key i is k, without copying it.
+func (l *keyList) is(i int, k Key) bool {
+	start := 0
+	if i > 0 {
+		start = l.ends[i-1]
+	}
+	return l.tables[l.table[i]] == k.Table && string(l.data[start:l.ends[i]]) == k.PK
+}
+
+func (l *keyList) hash(k Key) uint64 {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(k.Table)
+	h.WriteByte(0)
+	h.WriteString(k.PK)
+	return h.Sum64()
+}
+
+// find returns k's index, or -1.
+func (l *keyList) find(k Key) int {
+	if l.first == nil {
+		return -1
+	}
+	i, ok := l.first[l.hash(k)]
+	if !ok {
+		return -1
+	}
+	if l.is(int(i), k) {
+		return int(i)
+	}
+	if j, ok := l.others[k]; ok {
+		return j
+	}
+	return -1
+}
+
+// add appends k, which the list does not hold, and returns its index.
+func (l *keyList) add(k Key) int {
+	if l.first == nil {
+		l.seed = maphash.MakeSeed()
+		l.first = map[uint64]int32{}
+	}
+	t := slices.Index(l.tables, k.Table) // a write touches few tables
+	if t < 0 {
+		t = len(l.tables)
+		l.tables = append(l.tables, k.Table)
+	}
+	i := len(l.ends)
+	l.data = append(l.data, k.PK...)
+	l.ends = append(l.ends, len(l.data))
+	l.table = append(l.table, uint32(t))
+	h := l.hash(k)
+	if _, taken := l.first[h]; !taken {
+		l.first[h] = int32(i)
+	} else {
+		if l.others == nil {
+			l.others = map[Key]int{}
+		}
+		l.others[k] = i
 	}
 	return i
 }
@@ -63,23 +166,30 @@ const recordChunk = 100
 // those noted already (in the statements that wrote them: see
 // InsertIntent).
 func (s Store) RecordIntent(ctx context.Context, tx Execer, in *Intent, noted func(seq int) bool) error {
-	var rest []int
-	for i := range in.Keys {
-		if !noted(i) {
-			rest = append(rest, i)
+	chunk := make([]int, 0, recordChunk)
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
 		}
-	}
-	for start := 0; start < len(rest); start += recordChunk {
-		chunk := rest[start:min(start+recordChunk, len(rest))]
 		args := make([]any, 0, 5*len(chunk))
 		for _, i := range chunk {
-			args = append(args, in.Note(i, in.Keys[i])...)
+			args = append(args, in.Note(i, in.Key(i))...)
 		}
-		if _, err := tx.ExecContext(ctx, s.InsertIntent(len(chunk), 0), args...); err != nil {
-			return err
+		_, err := tx.ExecContext(ctx, s.InsertIntent(len(chunk), 0), args...)
+		chunk = chunk[:0]
+		return err
+	}
+	for i := range in.Len() {
+		if noted(i) {
+			continue
+		}
+		if chunk = append(chunk, i); len(chunk) == recordChunk {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // InsertIntent inserts rows intent records, with placeholders numbered
@@ -137,35 +247,15 @@ func (s Store) HoldsIntent(ctx context.Context, q Querier, txid string) (bool, e
 	return count > 0, err
 }
 
-// IntentsNaming returns, sorted, the txids other than except of the intent
-// records that name any of keys.
-func (s Store) IntentsNaming(ctx context.Context, q Querier, keys []Key, except string) ([]string, error) {
-	byTable := map[string][]string{}
-	var tables []string
-	for _, k := range keys {
-		if byTable[k.Table] == nil {
-			tables = append(tables, k.Table)
-		}
-		byTable[k.Table] = append(byTable[k.Table], k.PK)
-	}
-	var found []string
-	for _, table := range tables {
-		pks := byTable[table]
-		for len(pks) > 0 {
-			chunk := pks[:min(len(pks), recordChunk)]
-			pks = pks[len(chunk):]
-			args := []any{table, except}
-			query := fmt.Sprintf("SELECT DISTINCT txid FROM %s WHERE tbl = %s AND txid <> %s AND pk IN (%s)",
-				s.table(&Pending), s.e.Placeholder(1), s.e.Placeholder(2), s.inList(chunk, 2, &args))
-			ids, err := queryStrings(ctx, q, query, args...)
-			if err != nil {
-				return nil, err
-			}
-			found = append(found, ids...)
-		}
-	}
-	slices.Sort(found)
-	return slices.Compact(found), nil
+// IntentsNaming returns, sorted, the txids of the intent records other
+// than txid's that name a key txid's record names: one query, through q
+// (a transaction that holds txid's record, written already), however many
+// keys the record names.
+func (s Store) IntentsNaming(ctx context.Context, q Querier, txid string) ([]string, error) {
+	t := s.table(&Pending)
+	query := fmt.Sprintf("SELECT DISTINCT o.txid FROM %s m JOIN %s o ON o.tbl = m.tbl AND o.pk = m.pk WHERE m.txid = %s AND o.txid <> %s ORDER BY o.txid",
+		t, t, s.e.Placeholder(1), s.e.Placeholder(2))
+	return queryStrings(ctx, q, query, txid, txid)
 }
 
 // IntentKeys returns the keys of txid's intent record, in the order the

@@ -20,7 +20,8 @@ func (s Store) RecordMissed(ctx context.Context, tx Execer, in *Intent, missing 
 	}
 	q := s.e.Upsert(&Missed)
 	for _, m := range missing {
-		for _, k := range in.Keys {
+		for i := range in.Len() {
+			k := in.Key(i)
 			if _, err := tx.ExecContext(ctx, q, m, k.Table, k.PK, in.At); err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -169,5 +170,37 @@ func TestConflictsRoundTrip(t *testing.T) {
 	}
 	if all, _ := s.ReadConflicts(ctx, db.Read, true); len(all) != 1 || all[0].ResolvedAt == nil {
 		t.Fatalf("all: %+v", all)
+	}
+}
+
+// IntentsNaming finds the other records that name a key a record names,
+// and none that name only other keys.
+func TestIntentsNaming(t *testing.T) {
+	ctx := context.Background()
+	s, db := open(t)
+	none := func(int) bool { return false }
+	rec := func(txid string, keys ...records.Key) *records.Intent {
+		in := records.IntentOf(txid, 1, keys)
+		if err := s.RecordIntent(ctx, db.Write, in, none); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	var many []records.Key
+	for i := range 1000 {
+		many = append(many, records.Key{Table: "t", PK: fmt.Sprintf("[%d]", i)})
+	}
+	rec("a", many...)
+	rec("b", records.Key{Table: "t", PK: "[999]"})
+	rec("c", records.Key{Table: "u", PK: "[999]"}, records.Key{Table: "t", PK: "[1000]"})
+	rec("d", records.Key{Table: "t", PK: "[5]"}, records.Key{Table: "t", PK: "[6]"})
+	for _, tc := range []struct {
+		txid string
+		want []string
+	}{{"a", []string{"b", "d"}}, {"b", []string{"a"}}, {"c", nil}, {"d", []string{"a"}}, {"nosuch", nil}} {
+		got, err := s.IntentsNaming(ctx, db.Read, tc.txid)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("IntentsNaming(%s) = %v (%v), want %v", tc.txid, got, err, tc.want)
+		}
 	}
 }
