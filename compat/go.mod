@@ -1,6 +1,6 @@
 module github.com/tandemdb/tandem/compat
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/ncruces/go-sqlite3/gormlite v0.23.0
