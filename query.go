@@ -236,24 +236,34 @@ func (n *Node) selectSQL(m *model, what string, opts []QueryOption, ordered bool
 	fmt.Fprintf(&b, "SELECT %s FROM %s", what, e.Quote(m.table.Name))
 	var conds []string
 	var args []any
-	p := 0
+	marks := 0
 	for _, w := range q.where {
-		cond, used, err := rebind(w, e, p)
+		_, used, err := rebind(w, e, 0)
 		if err != nil {
 			return "", nil, err
 		}
+		marks += used
+	}
+	if marks != len(q.args) {
+		return "", nil, fmt.Errorf("conditions have %d placeholders and %d arguments", marks, len(q.args))
+	}
+	p, next := 0, 0
+	for _, w := range q.where {
+		_, used, _ := rebind(w, e, 0)
+		cond, flat, err := expand(w, e, p, q.args[next:next+used])
+		if err != nil {
+			return "", nil, err
+		}
+		next += used
 		conds = append(conds, "("+cond+")")
-		p += used
-	}
-	if p != len(q.args) {
-		return "", nil, fmt.Errorf("conditions have %d placeholders and %d arguments", p, len(q.args))
-	}
-	for _, a := range q.args {
-		v, err := n.arg(a)
-		if err != nil {
-			return "", nil, err
+		p += len(flat)
+		for _, a := range flat {
+			v, err := n.arg(a)
+			if err != nil {
+				return "", nil, fmt.Errorf("condition %q: %w", w, err)
+			}
+			args = append(args, v)
 		}
-		args = append(args, v)
 	}
 	for _, eq := range q.eq {
 		col := m.table.Column(eq.col)
@@ -335,6 +345,63 @@ func rebind(cond string, e engine.Engine, after int) (string, int, error) {
 		return "", 0, fmt.Errorf("condition %q: unterminated quote", cond)
 	}
 	return b.String(), n, nil
+}
+
+// expand is rebind with the condition's arguments, one per ?: an argument
+// that is a list (a slice or an array, other than bytes) stands for as many
+// placeholders as it has elements, for IN (?). It returns the condition and
+// its arguments, lists spread.
+func expand(cond string, e engine.Engine, after int, args []any) (string, []any, error) {
+	var b strings.Builder
+	var flat []any
+	i := 0
+	var quote rune
+	for _, r := range cond {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"' || r == '`':
+			quote = r
+		case r == '?':
+			a := args[i]
+			i++
+			list, ok := listOf(a)
+			if !ok {
+				flat = append(flat, a)
+				b.WriteString(e.Placeholder(after + len(flat)))
+				continue
+			}
+			if len(list) == 0 {
+				return "", nil, fmt.Errorf("condition %q: argument %d is an empty list (%T); IN () is not SQL, and matches nothing: leave the condition out", cond, i, a)
+			}
+			for j, x := range list {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				flat = append(flat, x)
+				b.WriteString(e.Placeholder(after + len(flat)))
+			}
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String(), flat, nil
+}
+
+// listOf returns the elements of a, when a is a list: a slice or an array
+// whose elements are not bytes ([]byte is one value, a blob).
+func listOf(a any) ([]any, bool) {
+	v := reflect.ValueOf(a)
+	if !v.IsValid() || (v.Kind() != reflect.Slice && v.Kind() != reflect.Array) || v.Type().Elem().Kind() == reflect.Uint8 {
+		return nil, false
+	}
+	out := make([]any, v.Len())
+	for i := range out {
+		out[i] = v.Index(i).Interface()
+	}
+	return out, true
 }
 
 // arg converts a query argument to n's storage form, the way column values

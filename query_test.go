@@ -3,6 +3,7 @@ package tandem_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -21,7 +22,7 @@ import (
 
 // qtCluster opens a two-file cluster with the models' tables and returns
 // it with the directory holding foo.db and bar.db.
-func qtCluster(t *testing.T, models ...any) (*tandem.Cluster, string) {
+func qtCluster(t testing.TB, models ...any) (*tandem.Cluster, string) {
 	t.Helper()
 	c, path := testcluster.New(t)
 	if err := c.Migrate(context.Background(), models...); err != nil {
@@ -415,7 +416,7 @@ type qItem struct {
 	Qty   int
 }
 
-func qtItems(t *testing.T) (*tandem.Cluster, string) {
+func qtItems(t testing.TB) (*tandem.Cluster, string) {
 	t.Helper()
 	c, dir := qtCluster(t, &qItem{})
 	for _, v := range []qItem{
@@ -457,6 +458,11 @@ func TestQueryFindAndCount(t *testing.T) {
 		{"EqNilIsNull", []tandem.QueryOption{tandem.Eq("price", nil)}, []int64{2, 4}},
 		{"EqPointer", []tandem.QueryOption{tandem.Eq("price", qtPtr(5.5))}, []int64{3}},
 		{"WhereAndEq", []tandem.QueryOption{tandem.Where("qty < ?", 5), tandem.Eq("price", nil)}, []int64{2, 4}},
+		{"WhereInSlice", []tandem.QueryOption{tandem.Where("id IN (?)", []int64{3, 4})}, []int64{3, 4}},
+		{"WhereInSliceOfStrings", []tandem.QueryOption{tandem.Where("title IN (?) AND qty > ?", []string{"go", "sql", "none"}, 1)}, []int64{1}},
+		{"WhereInArrayThenEq", []tandem.QueryOption{tandem.Where("qty IN (?)", [2]int{5, 3}), tandem.Eq("price", nil)}, []int64{4}},
+		{"WhereInTwoLists", []tandem.QueryOption{tandem.Where("id IN (?) OR id IN (?)", []int{1}, []uint8{0x35})}, []int64{1}},
+		{"WhereNotInSlice", []tandem.QueryOption{tandem.Where("id NOT IN (?)", []int{1, 2, 3})}, []int64{4, 5}},
 		{"NoMatch", []tandem.QueryOption{tandem.Eq("title", "none")}, []int64{}},
 		{"OrderByDescThenAsc", []tandem.QueryOption{tandem.OrderBy("qty DESC", "title")}, []int64{1, 3, 4, 2, 5}},
 		{"OrderByLowerCaseDirection", []tandem.QueryOption{tandem.OrderBy("title asc")}, []int64{1, 5, 2, 4, 3}},
@@ -530,6 +536,10 @@ func TestQueryRejectsBadOptions(t *testing.T) {
 		{"UnterminatedQuote", []tandem.QueryOption{tandem.Where("title = 'x")}, "unterminated quote", true},
 		{"EqUnknownColumn", []tandem.QueryOption{tandem.Eq("nope", 1)}, `no column "nope"`, true},
 		{"UnsupportedArgument", []tandem.QueryOption{tandem.Where("qty = ?", map[string]int{})}, "unsupported", true},
+		{"EmptyList", []tandem.QueryOption{tandem.Where("id IN (?)", []int64{})}, "argument 1 is an empty list", true},
+		{"ListOfLists", []tandem.QueryOption{tandem.Where("id IN (?)", [][]int{{1}})}, "a list ([]int) is not one value", true},
+		{"ListInEq", []tandem.QueryOption{tandem.Eq("id", []int{1, 2})}, "a list ([]int) is not one value", true},
+		{"PointerToList", []tandem.QueryOption{tandem.Where("id = ?", &[]int{1})}, "a list ([]int) is not one value", true},
 		{"ArgumentTooLarge", []tandem.QueryOption{tandem.Eq("qty", uint64(math.MaxUint64))}, "larger than", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -741,5 +751,78 @@ func TestTextThatLooksLikeATimeReadsBackAsText(t *testing.T) {
 		if err != nil || got.Text != text {
 			t.Errorf("Get note %d: %+v, %v; want text %q", i, got, err, text)
 		}
+	}
+}
+
+// FuzzWhere: Find and Count with conditions and arguments of any kind
+// (drawn from the input) return rows or an error, and never panic. The
+// seeds cover lists, bytes, pointers, nested lists, maps and channels.
+func FuzzWhere(f *testing.F) {
+	c, _ := qtItems(f)
+	for _, seed := range []struct {
+		cond  string
+		kinds []byte
+	}{
+		{"id IN (?)", []byte{3}},
+		{"id IN (?) AND qty > ?", []byte{3, 0}},
+		{"title = ?", []byte{1}},
+		{"id = ?", []byte{4}},
+		{"id IN (?)", []byte{5}},
+		{"qty = ?", []byte{6, 7}},
+		{"? IS NULL", []byte{8}},
+		{"id IN (?) OR title IN (?)", []byte{9, 10}},
+		{"title = '?' OR id = ?", []byte{11}},
+	} {
+		f.Add(seed.cond, seed.kinds)
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, cond string, kinds []byte) {
+		var args []any
+		for i, k := range kinds {
+			args = append(args, fuzzArg(k, i))
+		}
+		list, err := tandem.Find[qItem](ctx, c, tandem.Where(cond, args...))
+		if err == nil && len(list) > 5 {
+			t.Fatalf("Find returned %d rows of 5", len(list))
+		}
+		_, _ = tandem.Count[qItem](ctx, c, tandem.Where(cond, args...))
+	})
+}
+
+// fuzzArg is an argument of the kind k picks.
+func fuzzArg(k byte, i int) any {
+	switch k % 16 {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Sprint("go", i)
+	case 2:
+		return []byte{byte(i)}
+	case 3:
+		return []int64{int64(i), 3, 4}
+	case 4:
+		return [2]uint16{1, uint16(i)}
+	case 5:
+		return []int{}
+	case 6:
+		return map[string]int{"a": i}
+	case 7:
+		return make(chan int)
+	case 8:
+		return &[]string{"x"}
+	case 9:
+		return [][]int{{i}}
+	case 10:
+		return []any{1, "x", nil, []byte("b")}
+	case 11:
+		return math.NaN()
+	case 12:
+		return struct{ A int }{i}
+	case 13:
+		return func() {}
+	case 14:
+		return [3]byte{1, 2, byte(i)}
+	default:
+		return qtPtr(float64(i))
 	}
 }

@@ -56,10 +56,20 @@ func FromField(f reflect.Value) (any, error) {
 	case reflect.Bool:
 		return f.Bool(), nil
 	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.Uint8 {
+			return nil, fmt.Errorf("a list (%s) is not one value", f.Type())
+		}
 		if f.IsNil() {
 			return []byte{}, nil // a nil slice in a field is empty; only a nil *[]byte is NULL
 		}
 		return f.Bytes(), nil
+	case reflect.Array:
+		if f.Type().Elem().Kind() != reflect.Uint8 {
+			return nil, fmt.Errorf("a list (%s) is not one value", f.Type())
+		}
+		b := make([]byte, f.Len())
+		reflect.Copy(reflect.ValueOf(b), f)
+		return b, nil
 	}
 	return nil, fmt.Errorf("unsupported kind %v", f.Kind())
 }
