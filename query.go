@@ -72,6 +72,9 @@ type eqCond struct {
 
 // Where adds a condition in SQL, with ? for each argument, e.g.
 // Where("price < ? AND title LIKE ?", 20, "Go%"). Conditions are ANDed.
+// An argument that is a slice or an array (other than []byte, one value)
+// stands for its elements, comma-separated: Where("id IN (?)", ids). An
+// empty list is refused with an error (IN () is not SQL).
 func Where(cond string, args ...any) QueryOption {
 	return func(q *query) {
 		q.where = append(q.where, cond)
