@@ -326,7 +326,7 @@ func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 	res, err := tx.tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		tx.statementFailed(ctx, err)
-		return nil, fmt.Errorf("exec on %s: %w", tx.primary.name, err)
+		return nil, fmt.Errorf("exec on %s: %w", tx.primary.name, tx.primary.violation(err))
 	}
 	if err := tx.drain(ctx); err != nil {
 		return nil, err
@@ -346,7 +346,7 @@ func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	r, err := tx.tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		tx.statementFailed(ctx, err)
-		return nil, fmt.Errorf("query on %s: %w", tx.primary.name, err)
+		return nil, fmt.Errorf("query on %s: %w", tx.primary.name, tx.primary.violation(err))
 	}
 	tx.undrained = true
 	return r, nil

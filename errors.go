@@ -3,6 +3,9 @@ package tandem
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/tandemdb/tandem/engine"
 )
 
 // Sentinel errors; test for them with errors.Is.
@@ -47,7 +50,74 @@ var (
 	// in one string, a session setting, a table without a primary key, a
 	// statement that cannot run in a transaction); nothing was written.
 	ErrRefused = errors.New("statement refused")
+	// ErrDuplicateKey: a write would give a row a primary key or a unique
+	// value another row has. Nothing was written. The error is a
+	// *ConstraintError naming the table and columns where the engine says.
+	ErrDuplicateKey = errors.New("duplicate key")
+	// ErrForeignKey: a write would leave a row referencing a missing row,
+	// or delete a row others reference. Nothing was written
+	// (*ConstraintError).
+	ErrForeignKey = errors.New("foreign key violated")
+	// ErrNotNull: a write gave a NOT NULL column no value. Nothing was
+	// written (*ConstraintError).
+	ErrNotNull = errors.New("NOT NULL column without a value")
 )
+
+// ConstraintError is a write the primary refused because it broke a
+// constraint, alike on every engine: errors.Is(err, ErrDuplicateKey) (or
+// ErrForeignKey, ErrNotNull) tells the kind, and errors.As reaches both
+// this and the engine's own error (*pgconn.PgError, *mysql.MySQLError,
+// *sqlite3.Error), which it wraps.
+type ConstraintError struct {
+	Kind       error    // ErrDuplicateKey, ErrForeignKey or ErrNotNull
+	Table      string   // the table, where the engine names it
+	Columns    []string // the columns, where the engine names them
+	Constraint string   // the constraint's or index's name, where the engine names it
+	Err        error    // the engine's error
+}
+
+func (e *ConstraintError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Kind.Error())
+	if e.Table != "" {
+		b.WriteString(" in " + e.Table)
+	}
+	if len(e.Columns) > 0 {
+		b.WriteString(" (" + strings.Join(e.Columns, ", ") + ")")
+	}
+	if e.Constraint != "" {
+		b.WriteString(", constraint " + e.Constraint)
+	}
+	return b.String() + ": " + e.Err.Error()
+}
+
+// Is reports whether target is e's kind.
+func (e *ConstraintError) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the engine's error.
+func (e *ConstraintError) Unwrap() error { return e.Err }
+
+// violation returns err as a *ConstraintError when n's engine says it
+// broke a constraint, and err otherwise.
+func (n *Node) violation(err error) error {
+	if err == nil || n.caps.Violator == nil {
+		return err
+	}
+	v, ok := n.caps.Violator.Violation(err)
+	if !ok {
+		return err
+	}
+	ce := &ConstraintError{Table: v.Table, Columns: v.Columns, Constraint: v.Constraint, Err: err}
+	switch v.Kind {
+	case engine.Unique:
+		ce.Kind = ErrDuplicateKey
+	case engine.ForeignKey:
+		ce.Kind = ErrForeignKey
+	default:
+		ce.Kind = ErrNotNull
+	}
+	return ce
+}
 
 // Errors that stay inside the package: each marks why a step failed, so
 // that the step's caller can tell busy from down, or retry.

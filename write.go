@@ -814,7 +814,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 		id, err := p.insertAuto(ctx, tx.tx, tx.view, m, row)
 		if err != nil {
 			tx.statementFailed(ctx, err)
-			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, err)
+			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, p.violation(err))
 		}
 		row[m.auto] = id
 		f := rv.FieldByIndex(m.fields[m.auto])
@@ -824,7 +824,7 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 		tx.ids = append(tx.ids, f)
 	} else if err := p.upsert(ctx, tx.tx, m, row, tx.note(p, m, m.keyVals(row))); err != nil {
 		tx.statementFailed(ctx, err)
-		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, err)
+		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, p.upsertViolation(m, err))
 	}
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
 	// With capture on (a SQL statement ran in tx), the triggers captured
@@ -903,7 +903,7 @@ func (tx *Tx) Delete(ctx context.Context, v any) error {
 	n, err := tx.primary.delete(ctx, tx.tx, m, key, tx.note(tx.primary, m, key))
 	if err != nil {
 		tx.statementFailed(ctx, err)
-		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, value.EncodeKey(key), tx.primary.name, err)
+		return fmt.Errorf("delete %s %s on %s: %w", m.table.Name, value.EncodeKey(key), tx.primary.name, tx.primary.violation(err))
 	}
 	// A delete that found no row on the primary is not mirrored: with no
 	// row there was no lock to order it against a concurrent insert of the
@@ -1363,4 +1363,17 @@ func (s seqSet) any() bool {
 		}
 	}
 	return false
+}
+
+// upsertViolation is violation for an upsert of m's row, which gave every
+// key column a value: a NOT NULL refusal of the key's first column is
+// MySQL's Upsert guard, a unique value another row holds (the
+// engine/mysql package doc).
+func (n *Node) upsertViolation(m *model, err error) error {
+	err = n.violation(err)
+	var ce *ConstraintError
+	if errors.As(err, &ce) && ce.Kind == ErrNotNull && len(ce.Columns) == 1 && ce.Columns[0] == m.table.PK[0] {
+		return &ConstraintError{Kind: ErrDuplicateKey, Table: m.table.Name, Err: ce.Err}
+	}
+	return err
 }

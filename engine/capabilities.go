@@ -14,6 +14,7 @@ type Capabilities struct {
 	StallBounder StallBounder
 	Checksummer  Checksummer
 	Capturer     Capturer
+	Violator     Violator
 }
 
 // CapabilitiesOf returns the optional interfaces e implements.
@@ -29,6 +30,7 @@ func CapabilitiesOf(e Engine) Capabilities {
 	c.StallBounder, _ = e.(StallBounder)
 	c.Checksummer, _ = e.(Checksummer)
 	c.Capturer, _ = e.(Capturer)
+	c.Violator, _ = e.(Violator)
 	return c
 }
 

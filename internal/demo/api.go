@@ -129,11 +129,11 @@ func routes[T any](m *http.ServeMux, s *Server, res resource[T]) {
 // writeFailed answers a write tandem refused: a unique value taken is the
 // client's (409), anything else the cluster's (503).
 func (s *Server) writeFailed(w http.ResponseWriter, err error) {
-	msg := err.Error()
-	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(strings.ToLower(msg), "duplicate") {
-		field := ""
-		if i := strings.LastIndex(msg, "."); i >= 0 {
-			field = strings.Fields(msg[i+1:] + " ")[0]
+	if errors.Is(err, tandem.ErrDuplicateKey) {
+		field := "a unique value"
+		var ce *tandem.ConstraintError
+		if errors.As(err, &ce) && len(ce.Columns) > 0 {
+			field = strings.Join(ce.Columns, ", ")
 		}
 		fail(w, http.StatusConflict, field, "%s is already taken", field)
 		return

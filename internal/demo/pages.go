@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -162,7 +163,8 @@ func (s *Server) addBook(w http.ResponseWriter, r *http.Request) {
 }
 
 func formError(err error) string {
-	if strings.Contains(err.Error(), "UNIQUE constraint failed: book.isbn") {
+	var ce *tandem.ConstraintError
+	if errors.As(err, &ce) && errors.Is(err, tandem.ErrDuplicateKey) && slices.Contains(ce.Columns, "isbn") {
 		return "isbn: another book has this ISBN"
 	}
 	return err.Error()

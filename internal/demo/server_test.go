@@ -210,6 +210,16 @@ func TestBookPages(t *testing.T) {
 	if res := post("/books", url.Values{"title": {"Dune again"}, "isbn": {"1"}}); res.StatusCode != 422 {
 		t.Errorf("add with a taken ISBN: %d, want 422", res.StatusCode)
 	}
+	// The page says why, from tandem.ErrDuplicateKey's columns.
+	res, err := client.PostForm(ts.URL+"/books", url.Values{"title": {"Dune again"}, "isbn": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), "isbn: another book has this ISBN") {
+		t.Errorf("add with a taken ISBN: the page does not say so")
+	}
 	page := get(t, ts, "/books")
 	for _, want := range []string{`<form id="new-book"`, `<tr data-id="1">`, `<td class="title">Dune</td>`, "9.50", "Frank Herbert", "Tandem Press"} {
 		if !strings.Contains(page, want) {
