@@ -23,8 +23,12 @@ type ceParent struct {
 }
 
 func TestConstraintErrorsArePortable(t *testing.T) {
-	c, _ := testcluster.New(t)
-	constraintErrors(t, c, "sqlite")
+	c, path := testcluster.New(t)
+	constraintErrors(t, c, "sqlite", func() {
+		if d := testcluster.Diffs(testcluster.Verify(t, path, "ce_parent", "ce_child")); len(d) > 0 {
+			t.Fatalf("verify: %q", d)
+		}
+	})
 	// The engine's error is still there.
 	err := c.Save(context.Background(), &ceParent{ID: 9, Name: "a"})
 	var se *sqlite3.Error
@@ -33,9 +37,11 @@ func TestConstraintErrorsArePortable(t *testing.T) {
 	}
 }
 
-// constraintErrors runs the three kinds through Save, Delete and Exec on c,
-// whose primary's engine is driver.
-func constraintErrors(t *testing.T, c *tandem.Cluster, driver string) {
+// constraintErrors runs the three kinds through Save, Insert, Update,
+// Delete and Exec on c, whose primary's engine is driver, then Insert and
+// Update that succeed; identical fails unless every database holds the
+// same rows.
+func constraintErrors(t *testing.T, c *tandem.Cluster, driver string, identical func()) {
 	ctx := context.Background()
 	if err := c.Migrate(ctx, &ceParent{}); err != nil {
 		t.Fatal(err)
@@ -92,11 +98,40 @@ func constraintErrors(t *testing.T, c *tandem.Cluster, driver string) {
 	names("INSERT without a NOT NULL column", err, tandem.ErrNotNull, "", "parent")
 	err = c.Delete(ctx, &ceParent{ID: 1})
 	names("Delete of a referenced row", err, tandem.ErrForeignKey, "")
+	// Insert refuses a taken key; Update a missing one, or a taken value.
+	err = c.Insert(ctx, &ceParent{ID: 1, Name: "z"})
+	if mysql {
+		names("Insert of a taken key", err, tandem.ErrDuplicateKey, "")
+	} else {
+		names("Insert of a taken key", err, tandem.ErrDuplicateKey, "ce_parent", "id")
+	}
+	if err := c.Update(ctx, &ceParent{ID: 42, Name: "q"}); !errors.Is(err, tandem.ErrNotFound) {
+		t.Errorf("Update of a missing row: %v, want ErrNotFound", err)
+	}
+	if err := c.Insert(ctx, &ceParent{ID: 3, Name: "c"}); err != nil {
+		t.Fatalf("Insert of a new key: %v", err)
+	}
+	err = c.Update(ctx, &ceParent{ID: 3, Name: "a"})
+	if mysql {
+		names("Update to a taken unique value", err, tandem.ErrDuplicateKey, "")
+	} else {
+		names("Update to a taken unique value", err, tandem.ErrDuplicateKey, "ce_parent", "name")
+	}
+	for i := 0; i < 2; i++ { // the second writes the same values: still found
+		if err := c.Update(ctx, &ceParent{ID: 3, Name: "c2"}); err != nil {
+			t.Fatalf("Update %d of a row that is there: %v", i+1, err)
+		}
+	}
+	got, err := tandem.Get[ceParent](ctx, c, int64(3))
+	if err != nil || got.Name != "c2" {
+		t.Errorf("after Update: %+v, %v", got, err)
+	}
 	var n int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM ce_parent`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("ce_parent holds %d rows (%v), want 2", n, err)
+	}
+	identical()
 	if err := c.QueryRow(ctx, `SELECT count(*) FROM ce_child`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("ce_child holds %d rows (%v), want 1: a refused write wrote something", n, err)
-	}
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM ce_parent`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("ce_parent holds %d rows (%v), want 1", n, err)
 	}
 }

@@ -2,6 +2,7 @@ package tandem
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -38,6 +39,8 @@ type (
 // Writer is what Cluster and Tx have in common for writes.
 type Writer interface {
 	Save(ctx context.Context, v any) error
+	Insert(ctx context.Context, v any) error
+	Update(ctx context.Context, v any) error
 	Delete(ctx context.Context, v any) error
 }
 
@@ -58,6 +61,22 @@ func (c *Cluster) Save(ctx context.Context, v any) error {
 		return c.writeGrouped(ctx, v, false)
 	}
 	return c.tx(ctx, func(tx *Tx) error { return tx.Save(ctx, v) }, true)
+}
+
+// Insert inserts the row v (a pointer to a model struct) on every
+// database, as Save does, but refuses a key that is taken: the error
+// wraps ErrDuplicateKey (a *ConstraintError), nothing written. A model
+// with an auto key and a zero key gets its id from the primary, as with
+// Save.
+func (c *Cluster) Insert(ctx context.Context, v any) error {
+	return c.tx(ctx, func(tx *Tx) error { return tx.Insert(ctx, v) }, true)
+}
+
+// Update writes the row v (a pointer to a model struct) over the row of
+// its key on every database, and refuses a key that has no row: the error
+// wraps ErrNotFound, nothing written.
+func (c *Cluster) Update(ctx context.Context, v any) error {
+	return c.tx(ctx, func(tx *Tx) error { return tx.Update(ctx, v) }, true)
 }
 
 // Delete deletes the row with v's primary key from every database. Deleting
@@ -784,8 +803,27 @@ func (tx *Tx) abort() {
 }
 
 // Save writes v within the transaction; see Cluster.Save.
-func (tx *Tx) Save(ctx context.Context, v any) error {
-	if err := tx.usable("save"); err != nil {
+func (tx *Tx) Save(ctx context.Context, v any) error { return tx.write(ctx, v, writeSave) }
+
+// Insert inserts the row v within the transaction; see Cluster.Insert.
+func (tx *Tx) Insert(ctx context.Context, v any) error { return tx.write(ctx, v, writeInsert) }
+
+// Update updates the row v within the transaction; see Cluster.Update.
+func (tx *Tx) Update(ctx context.Context, v any) error { return tx.write(ctx, v, writeUpdate) }
+
+// writeKind is what a model write may do to the row it writes.
+type writeKind int
+
+const (
+	writeSave   writeKind = iota // insert, or replace the row of its key
+	writeInsert                  // insert; a key taken is ErrDuplicateKey
+	writeUpdate                  // replace the row of its key; none is ErrNotFound
+)
+
+func (k writeKind) String() string { return [...]string{"save", "insert", "update"}[k] }
+
+func (tx *Tx) write(ctx context.Context, v any, how writeKind) error {
+	if err := tx.usable(how.String()); err != nil {
 		return err
 	}
 	if err := tx.drainPending(ctx); err != nil {
@@ -809,12 +847,15 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 	}
 	tx.start()
 	p := tx.primary
+	if how == writeUpdate && m.auto >= 0 && row[m.auto] == int64(0) {
+		return fmt.Errorf("update %s: %w: the key is zero, the row of a new object (Insert or Save it)", m.table.Name, ErrNotFound)
+	}
 	if m.auto >= 0 && row[m.auto] == int64(0) {
 		// The primary decides the id; every other database is told it.
 		id, err := p.insertAuto(ctx, tx.tx, tx.view, m, row)
 		if err != nil {
 			tx.statementFailed(ctx, err)
-			return fmt.Errorf("save %s on %s: %w", m.table.Name, p.name, p.violation(err))
+			return fmt.Errorf("%s %s on %s: %w", how, m.table.Name, p.name, p.violation(err))
 		}
 		row[m.auto] = id
 		f := rv.FieldByIndex(m.fields[m.auto])
@@ -822,9 +863,20 @@ func (tx *Tx) Save(ctx context.Context, v any) error {
 			return fmt.Errorf("save %s: set id %d: %w", m.table.Name, id, err)
 		}
 		tx.ids = append(tx.ids, f)
-	} else if err := p.upsert(ctx, tx.tx, m, row, tx.note(p, m, m.keyVals(row))); err != nil {
-		tx.statementFailed(ctx, err)
-		return fmt.Errorf("save %s %s on %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, p.upsertViolation(m, err))
+	} else if how == writeSave {
+		if err := p.upsert(ctx, tx.tx, m, row, tx.note(p, m, m.keyVals(row))); err != nil {
+			tx.statementFailed(ctx, err)
+			return fmt.Errorf("save %s %s on %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, p.upsertViolation(m, err))
+		}
+	} else {
+		found, err := p.insertOrUpdate(ctx, tx.tx, m, row, tx.note(p, m, m.keyVals(row)), how)
+		if err != nil {
+			tx.statementFailed(ctx, err)
+			return fmt.Errorf("%s %s %s on %s: %w", how, m.table.Name, value.EncodeKey(m.keyVals(row)), p.name, p.violation(err))
+		}
+		if !found {
+			return fmt.Errorf("update %s %s: %w", m.table.Name, value.EncodeKey(m.keyVals(row)), ErrNotFound)
+		}
 	}
 	tx.send(op{m: m, key: m.keyVals(row), row: row})
 	// With capture on (a SQL statement ran in tx), the triggers captured
@@ -1229,6 +1281,54 @@ func (n *Node) upsert(ctx context.Context, tx engine.Execer, m *model, row, note
 	}
 	_, err = tx.ExecContext(ctx, q, args...)
 	return err
+}
+
+// insertOrUpdate writes row on n as Insert or Update does; with note, as
+// upsert. found is false when an Update found no row of the key.
+func (n *Node) insertOrUpdate(ctx context.Context, tx *dbTx, m *model, row, note []any, how writeKind) (found bool, err error) {
+	s := n.sql(m)
+	var cols []int
+	q := s.insert
+	if how == writeInsert {
+		cols = m.all
+		if note != nil {
+			q = s.insertNoted
+		}
+	} else {
+		for _, ci := range m.all {
+			if !slices.Contains(m.pk, ci) {
+				cols = append(cols, ci)
+			}
+		}
+		cols = append(cols, m.pk...)
+		q = s.update
+		if note != nil {
+			q = s.updateNoted
+		}
+	}
+	vals := make([]any, len(cols))
+	for i, ci := range cols {
+		vals[i] = row[ci]
+	}
+	args, err := n.args(m, cols, vals)
+	if err != nil {
+		return false, err
+	}
+	res, err := tx.ExecContext(ctx, q, append(args, note...)...)
+	if err != nil || how == writeInsert {
+		return true, err
+	}
+	if affected, err := res.RowsAffected(); err != nil || affected > 0 {
+		return true, err
+	}
+	// MySQL counts the rows an UPDATE changed, not those it found: is
+	// the row there with these very values?
+	var one int
+	err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT 1 FROM %s WHERE %s", n.eng.Quote(m.table.Name), s.byKey), args[len(args)-len(m.pk):]...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // notes reports whether n's statements can record intent as they write
