@@ -28,8 +28,8 @@ type statements struct {
 	// the key's intent row, whose values follow the statement's
 	// (engine.WithInserter); "" elsewhere.
 	upsertNoted, deleteNoted, insertNoted, updateNoted string
-	selectCols               string // "a", "b", ... for SELECT
-	byKey                    string // WHERE clause on the primary key
+	selectCols                                         string // "a", "b", ... for SELECT
+	byKey                                              string // WHERE clause on the primary key
 }
 
 // sql returns m's statements for n's engine, building them once.
