@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -327,6 +328,9 @@ type verifyTable struct {
 	others []engine.TableInfo
 }
 
+// ErrNoSuchTable: a table named in Options.Tables is on no datasource.
+var ErrNoSuchTable = errors.New("no such table on any datasource")
+
 // verifyTables reads the structure of every database and picks the
 // tables to compare. A table on one side only, or with different
 // columns or keys, is an error naming it: rows cannot be compared then.
@@ -370,6 +374,22 @@ func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []s
 		}
 		sort.Strings(names)
 	}
+	// A table asked for that no database has is a wrong name, not a
+	// difference of structure.
+	var unknown []string
+	for _, name := range only {
+		_, held := refTables[name]
+		for _, m := range otherTables {
+			_, ok := m[name]
+			held = held || ok
+		}
+		if !held && !slices.Contains(unknown, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%w: %s (%s has: %s)", ErrNoSuchTable, strings.Join(unknown, ", "), ref.name, strings.Join(slices.Sorted(maps.Keys(refTables)), ", "))
+	}
 	var out []verifyTable
 	var errs []error
 	for _, name := range names {
@@ -382,11 +402,7 @@ func verifyTables(ctx context.Context, ref *plainDB, others []*plainDB, only []s
 					holders = append(holders, others[i].name)
 				}
 			}
-			if len(holders) == 0 {
-				errs = append(errs, fmt.Errorf("table %s: no such table on %s", name, ref.name))
-			} else {
-				errs = append(errs, fmt.Errorf("table %s: on %s, not on %s", name, strings.Join(holders, ", "), ref.name))
-			}
+			errs = append(errs, fmt.Errorf("table %s: on %s, not on %s", name, strings.Join(holders, ", "), ref.name))
 			continue
 		}
 		bad := false

@@ -180,7 +180,9 @@ func TestVerifyAndRepairErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"verify", "--config", cfg}, "table only_foo: on foo, not on bar"},
-		{[]string{"verify", "--config", cfg, "--table", "nope"}, "table nope: no such table on foo"},
+		{[]string{"verify", "--config", cfg, "--table", "nope"}, "no such table on any datasource: nope (foo has: only_foo, t)"},
+		{[]string{"verify", "--config", cfg, "--table", "t", "--table", "nope", "--table", "nix"}, "no such table on any datasource: nope, nix (foo has"},
+		{[]string{"repair", "--config", cfg, "--from", "foo", "--to", "bar", "--table", "nope"}, "no such table on any datasource: nope"},
 		{[]string{"verify", "--config", filepath.Join(dir, "missing.yaml")}, "missing.yaml"},
 		{[]string{"verify", "--config", cfg, "extra"}, `unexpected argument "extra"`},
 		{[]string{"repair", "--config", cfg, "--to", "bar"}, "--from is required"},
