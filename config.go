@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,8 +121,14 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	cfg, err := ParseConfig(data, filepath.Dir(abs))
 	if err != nil {
+		var many *ConfigErrors
 		var ce *ConfigError
-		if errors.As(err, &ce) {
+		switch {
+		case errors.As(err, &many):
+			for _, e := range many.Errors {
+				e.File = path
+			}
+		case errors.As(err, &ce):
 			ce.File = path
 		}
 		return nil, err
@@ -156,69 +163,117 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &ConfigError{Line: root.Line, Msg: "want a mapping with primary and datasources"}
 	}
+	var errs configErrors
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if seen[k.Value] {
-			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "given twice"}
+			errs.add(&ConfigError{Line: k.Line, Field: k.Value, Msg: "given twice"})
+			continue
 		}
 		seen[k.Value] = true
 		cfg.lines[k.Value] = v.Line
 		switch k.Value {
 		case "primary":
 			s, err := scalar(v, "primary")
-			if err != nil {
-				return nil, err
-			}
+			errs.add(err)
 			cfg.Primary = s
 			cfg.primaryLine = v.Line
 		case "datasources":
 			cfg.datasourcesLine = k.Line
 			if v.Kind != yaml.SequenceNode {
-				return nil, &ConfigError{Line: v.Line, Field: "datasources", Msg: "want a list of datasources"}
+				errs.add(&ConfigError{Line: v.Line, Field: "datasources", Msg: "want a list of datasources"})
+				continue
 			}
 			for j, item := range v.Content {
-				ds, err := parseDatasource(item, j)
-				if err != nil {
-					return nil, err
-				}
+				ds, dsErrs := parseDatasource(item, j)
+				errs = append(errs, dsErrs...)
 				cfg.Datasources = append(cfg.Datasources, ds)
 			}
 		case "timeout", "health_interval":
 			d, err := duration(v, k.Value)
-			if err != nil {
-				return nil, err
-			}
+			errs.add(err)
 			if k.Value == "timeout" {
 				cfg.Timeout = d
 			} else {
 				cfg.HealthInterval = d
 			}
 		case "conflicts":
-			if err := parseConflicts(v, cfg); err != nil {
-				return nil, err
-			}
+			errs = append(errs, parseConflicts(v, cfg)...)
 		case "commit":
 			s, err := scalar(v, "commit")
-			if err != nil {
-				return nil, err
-			}
+			errs.add(err)
 			cfg.Commit = s
 		case "arbiter":
-			if err := parseArbiter(v, cfg); err != nil {
-				return nil, err
-			}
+			errs.add(parseArbiter(v, cfg))
 		default:
-			return nil, &ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, commit, conflicts, arbiter)"}
+			errs.add(&ConfigError{Line: k.Line, Field: k.Value, Msg: "unknown field (known: primary, datasources, timeout, health_interval, commit, conflicts, arbiter)"})
 		}
 	}
 	if !seen["datasources"] {
-		return nil, &ConfigError{Line: root.Line, Field: "datasources", Msg: "missing: list at least two datasources"}
+		errs.add(&ConfigError{Line: root.Line, Field: "datasources", Msg: "missing: list at least two datasources"})
 	}
-	if err := cfg.Validate(); err != nil {
+	// What parsed is checked as a whole too, but for what failed to parse:
+	// its checks would only repeat that.
+	var checked configErrors
+	checked.add(cfg.Validate())
+	for _, ce := range checked {
+		if !errs.covers(ce.Field) {
+			errs = append(errs, ce)
+		}
+	}
+	slices.SortStableFunc(errs, func(a, b *ConfigError) int { return a.Line - b.Line })
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// covers reports whether an error in l is about field, or about the
+// datasource or section field is in.
+func (l configErrors) covers(field string) bool {
+	for _, ce := range l {
+		if ce.Field == field || strings.HasPrefix(field, ce.Field+".") || strings.HasPrefix(ce.Field, field+".") {
+			return true
+		}
+		if i := strings.Index(field, "]"); i > 0 && strings.HasPrefix(ce.Field, field[:i+1]) {
+			return true // the same datasource
+		}
+	}
+	return false
+}
+
+// configErrors collects every error of a config, so that all are
+// reported at once.
+type configErrors []*ConfigError
+
+// add appends err (a *ConfigError, or a ConfigErrors), unless nil.
+func (l *configErrors) add(err error) {
+	if err == nil {
+		return
+	}
+	var many *ConfigErrors
+	if errors.As(err, &many) {
+		*l = append(*l, many.Errors...)
+		return
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		*l = append(*l, ce)
+		return
+	}
+	*l = append(*l, &ConfigError{Msg: err.Error()})
+}
+
+// err returns nil, the one error, or a *ConfigErrors holding them all.
+func (l configErrors) err() error {
+	switch len(l) {
+	case 0:
+		return nil
+	case 1:
+		return l[0]
+	}
+	return &ConfigErrors{Errors: l}
 }
 
 var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
@@ -286,21 +341,24 @@ func parseArbiter(n *yaml.Node, cfg *Config) error {
 	return nil
 }
 
-func parseConflicts(n *yaml.Node, cfg *Config) error {
+func parseConflicts(n *yaml.Node, cfg *Config) configErrors {
 	if n.Kind != yaml.MappingNode {
-		return &ConfigError{Line: n.Line, Field: "conflicts", Msg: "want a mapping with policy (and column for newest)"}
+		return configErrors{{Line: n.Line, Field: "conflicts", Msg: "want a mapping with policy (and column for newest)"}}
 	}
+	var errs configErrors
 	seen := map[string]bool{}
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
 		field := "conflicts." + k.Value
 		if seen[k.Value] {
-			return &ConfigError{Line: k.Line, Field: field, Msg: "given twice"}
+			errs.add(&ConfigError{Line: k.Line, Field: field, Msg: "given twice"})
+			continue
 		}
 		seen[k.Value] = true
 		s, err := scalar(v, field)
 		if err != nil {
-			return err
+			errs.add(err)
+			continue
 		}
 		cfg.lines[field] = v.Line
 		switch k.Value {
@@ -309,18 +367,19 @@ func parseConflicts(n *yaml.Node, cfg *Config) error {
 		case "column":
 			cfg.Conflicts.Column = s
 		default:
-			return &ConfigError{Line: k.Line, Field: field, Msg: "unknown field (known: policy, column)"}
+			errs.add(&ConfigError{Line: k.Line, Field: field, Msg: "unknown field (known: policy, column)"})
 		}
 	}
-	return nil
+	return errs
 }
 
-func parseDatasource(n *yaml.Node, i int) (Datasource, error) {
+func parseDatasource(n *yaml.Node, i int) (Datasource, configErrors) {
 	at := fmt.Sprintf("datasources[%d]", i)
 	ds := Datasource{line: n.Line, fields: map[string]int{}}
 	if n.Kind != yaml.MappingNode {
-		return ds, &ConfigError{Line: n.Line, Field: at, Msg: "want a mapping with name, driver and dsn"}
+		return ds, configErrors{{Line: n.Line, Field: at, Msg: "want a mapping with name, driver and dsn"}}
 	}
+	var errs configErrors
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
 		field := at + "." + k.Value
@@ -333,29 +392,33 @@ func parseDatasource(n *yaml.Node, i int) (Datasource, error) {
 		case "dsn":
 			dst = &ds.DSN
 		default:
-			return ds, &ConfigError{Line: k.Line, Field: field, Msg: "unknown field (known: name, driver, dsn)"}
+			errs.add(&ConfigError{Line: k.Line, Field: field, Msg: "unknown field (known: name, driver, dsn)"})
+			continue
 		}
 		if _, dup := ds.fields[k.Value]; dup {
-			return ds, &ConfigError{Line: k.Line, Field: field, Msg: "given twice"}
+			errs.add(&ConfigError{Line: k.Line, Field: field, Msg: "given twice"})
+			continue
 		}
+		ds.fields[k.Value] = v.Line
 		s, err := scalar(v, field)
 		if err != nil {
-			return ds, err
+			errs.add(err)
+			continue
 		}
 		*dst = s
-		ds.fields[k.Value] = v.Line
 	}
-	return ds, nil
+	return ds, errs
 }
 
 // Validate checks the config and resolves each datasource's DSN. It is
 // called by LoadConfig and Open; it creates and writes nothing.
 func (c *Config) Validate() error {
-	fail := func(line int, field, format string, args ...any) error {
-		return &ConfigError{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	var errs configErrors
+	fail := func(line int, field, format string, args ...any) {
+		errs.add(&ConfigError{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Datasources) < 2 {
-		return fail(c.datasourcesLine, "datasources", "%d given: tandem mirrors at least two", len(c.Datasources))
+		fail(c.datasourcesLine, "datasources", "%d given: tandem mirrors at least two", len(c.Datasources))
 	}
 	seen := map[string]int{}
 	for i := range c.Datasources {
@@ -368,27 +431,34 @@ func (c *Config) Validate() error {
 			return ds.line
 		}
 		if ds.Name == "" {
-			return fail(ds.line, at+".name", "missing")
+			fail(ds.line, at+".name", "missing")
+			continue
 		}
 		if !nameRE.MatchString(ds.Name) {
-			return fail(line("name"), at+".name", "%q: want a letter, then letters, digits, '_' or '-' (at most 63)", ds.Name)
+			fail(line("name"), at+".name", "%q: want a letter, then letters, digits, '_' or '-' (at most 63)", ds.Name)
+			continue
 		}
 		if j, dup := seen[ds.Name]; dup {
-			return fail(line("name"), at+".name", "%q is already the name of datasources[%d]", ds.Name, j)
+			fail(line("name"), at+".name", "%q is already the name of datasources[%d]", ds.Name, j)
+			continue
 		}
 		seen[ds.Name] = i
 		if ds.Driver == "" {
-			return fail(ds.line, at+".driver", "missing (known: %s)", knownDrivers())
+			fail(ds.line, at+".driver", "missing (known: %s)", knownDrivers())
+			continue
 		}
 		eng, ok := engine.Lookup(ds.Driver)
 		if !ok {
 			if pkg, own := enginePackage(ds.Driver); own {
-				return fail(line("driver"), at+".driver", "driver %q is not linked into this program: import _ %q", ds.Driver, pkg)
+				fail(line("driver"), at+".driver", "driver %q is not linked into this program: import _ %q", ds.Driver, pkg)
+				continue
 			}
-			return fail(line("driver"), at+".driver", "unknown driver %q (known: %s)", ds.Driver, knownDrivers())
+			fail(line("driver"), at+".driver", "unknown driver %q (known: %s)", ds.Driver, knownDrivers())
+			continue
 		}
 		if ds.DSN == "" {
-			return fail(ds.line, at+".dsn", "missing")
+			fail(ds.line, at+".dsn", "missing")
+			continue
 		}
 		dir := c.dir
 		if dir == "" {
@@ -396,44 +466,45 @@ func (c *Config) Validate() error {
 		}
 		resolved, err := eng.ResolveDSN(ds.DSN, dir)
 		if err != nil {
-			return fail(line("dsn"), at+".dsn", "%v", err)
+			fail(line("dsn"), at+".dsn", "%v", err)
+			continue
 		}
 		ds.dsn = resolved
 		ds.eng = eng
 	}
 	if c.Timeout < 0 {
-		return fail(c.lines["timeout"], "timeout", "%v: want a positive duration", c.Timeout)
+		fail(c.lines["timeout"], "timeout", "%v: want a positive duration", c.Timeout)
 	}
 	if c.HealthInterval < 0 {
-		return fail(c.lines["health_interval"], "health_interval", "%v: want a positive duration", c.HealthInterval)
+		fail(c.lines["health_interval"], "health_interval", "%v: want a positive duration", c.HealthInterval)
 	}
 	switch c.Commit {
 	case "", CommitConcurrent:
 	case CommitTwoPhase:
 		for i, ds := range c.Datasources {
-			if engine.CapabilitiesOf(ds.eng).TwoPhaser == nil {
-				return fail(c.lines["commit"], "commit", "two-phase: datasources[%d] (%s) uses driver %s, which has no two-phase commit (postgres has)", i, ds.Name, ds.Driver)
+			if ds.eng != nil && engine.CapabilitiesOf(ds.eng).TwoPhaser == nil {
+				fail(c.lines["commit"], "commit", "two-phase: datasources[%d] (%s) uses driver %s, which has no two-phase commit (postgres has)", i, ds.Name, ds.Driver)
 			}
 		}
 	default:
-		return fail(c.lines["commit"], "commit", "%q: want concurrent or two-phase", c.Commit)
+		fail(c.lines["commit"], "commit", "%q: want concurrent or two-phase", c.Commit)
 	}
 	switch p := c.Conflicts; p.Policy {
 	case "", ConflictManual, ConflictPrimary:
 		if p.Column != "" {
-			return fail(c.lines["conflicts.column"], "conflicts.column", "only the newest policy takes a column (policy is %q)", p.Policy)
+			fail(c.lines["conflicts.column"], "conflicts.column", "only the newest policy takes a column (policy is %q)", p.Policy)
 		}
 	case ConflictNewest:
 		if p.Column == "" {
-			return fail(c.lines["conflicts.policy"], "conflicts.column", "missing: the newest policy compares rows by a named column, such as updated_at")
+			fail(c.lines["conflicts.policy"], "conflicts.column", "missing: the newest policy compares rows by a named column, such as updated_at")
 		}
 	default:
-		return fail(c.lines["conflicts.policy"], "conflicts.policy", "%q: want manual, primary or newest", p.Policy)
+		fail(c.lines["conflicts.policy"], "conflicts.policy", "%q: want manual, primary or newest", p.Policy)
 	}
 	switch k := c.Arbiter.Kind; k {
 	case "", ArbiterNone:
 		if k == ArbiterNone && len(c.Arbiter.Fields) > 0 {
-			return fail(c.lines["arbiter.kind"], "arbiter", "none takes no settings")
+			fail(c.lines["arbiter.kind"], "arbiter", "none takes no settings")
 		}
 	default:
 		if _, ok := arbiter.Lookup(k); !ok {
@@ -441,20 +512,20 @@ func (c *Config) Validate() error {
 			if k == "etcd" {
 				msg = `kind "etcd" is not linked into this program: import _ "github.com/tandemdb/tandem/arbiter/etcd"`
 			}
-			return fail(c.lines["arbiter.kind"], "arbiter.kind", "%s", msg)
+			fail(c.lines["arbiter.kind"], "arbiter.kind", "%s", msg)
 		}
 	}
-	if c.Primary != "" {
+	if c.Primary != "" && len(seen) > 0 { // with none, the datasources' own errors say enough
 		if _, ok := seen[c.Primary]; !ok {
 			names := make([]string, 0, len(seen))
 			for n := range seen {
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			return fail(c.primaryLine, "primary", "%q is not a datasource (have: %s)", c.Primary, strings.Join(names, ", "))
+			fail(c.primaryLine, "primary", "%q is not a datasource (have: %s)", c.Primary, strings.Join(names, ", "))
 		}
 	}
-	return nil
+	return errs.err()
 }
 
 // knownDrivers lists the registered engines for an error message.

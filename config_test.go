@@ -46,6 +46,24 @@ func cfgWrite(t testing.TB, dir, text string) string {
 }
 
 // cfgAsError asserts that err is a *tandem.ConfigError matching ErrConfig.
+// cfgProblem returns the problem err reports about field (the first when
+// it reports one only).
+func cfgProblem(t testing.TB, err error, field string) *tandem.ConfigError {
+	t.Helper()
+	first := cfgAsError(t, err)
+	var many *tandem.ConfigErrors
+	if !errors.As(err, &many) {
+		return first
+	}
+	for _, ce := range many.Errors {
+		if ce.Field == field {
+			return ce
+		}
+	}
+	t.Errorf("no problem about %q among %v", field, err)
+	return first
+}
+
 func cfgAsError(t testing.TB, err error) *tandem.ConfigError {
 	t.Helper()
 	if err == nil {
@@ -394,7 +412,7 @@ func TestConfigRejectsBadConfigNamingFieldAndLine(t *testing.T) {
 			if cfg != nil {
 				t.Errorf("LoadConfig returned a config with its error")
 			}
-			ce := cfgAsError(t, err)
+			ce := cfgProblem(t, err, tc.field)
 			if ce.File != path || ce.Field != tc.field || ce.Line != tc.line || !strings.Contains(ce.Msg, tc.msg) {
 				t.Errorf("got File=%q Field=%q Line=%d Msg=%q\nwant File=%q Field=%q Line=%d Msg containing %q",
 					ce.File, ce.Field, ce.Line, ce.Msg, path, tc.field, tc.line, tc.msg)
@@ -403,13 +421,13 @@ func TestConfigRejectsBadConfigNamingFieldAndLine(t *testing.T) {
 			if tc.field != "" {
 				prefix += tc.field + ": "
 			}
-			if !strings.HasPrefix(err.Error(), prefix) {
-				t.Errorf("Error() = %q, want it to start with %q", err, prefix)
+			if !strings.HasPrefix(err.Error(), prefix) && !strings.Contains(err.Error(), "\n"+prefix) {
+				t.Errorf("Error() = %q, want a line starting with %q", err, prefix)
 			}
 
 			// ParseConfig reports the same field and line, without a file.
 			_, err = tandem.ParseConfig([]byte(tc.text), dir)
-			pe := cfgAsError(t, err)
+			pe := cfgProblem(t, err, tc.field)
 			if pe.File != "" || pe.Field != tc.field || pe.Line != tc.line {
 				t.Errorf("ParseConfig: got File=%q Field=%q Line=%d, want no file, Field=%q Line=%d", pe.File, pe.Field, pe.Line, tc.field, tc.line)
 			}
@@ -601,4 +619,52 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("parsing created files: %v", after)
 		}
 	})
+}
+
+// Every problem of a config is reported at once, each with its line, in
+// the order of the file.
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := cfgWrite(t, dir, `timeout: soon
+datasources:
+  - name: foo
+    driver: sqlite
+    dsn: foo.db
+  - name: 9bar
+    driver: sqlite
+    dsn: bar.db
+  - name: baz
+    driver: nosuch
+    dsn: baz.db
+  - name: qux
+    drvier: sqlite
+commit: sometimes
+`)
+	_, err := tandem.LoadConfig(path)
+	var many *tandem.ConfigErrors
+	if !errors.As(err, &many) || !errors.Is(err, tandem.ErrConfig) {
+		t.Fatalf("LoadConfig = %v, want *ConfigErrors", err)
+	}
+	want := []struct {
+		line  int
+		field string
+	}{
+		{1, "timeout"},
+		{6, "datasources[1].name"},
+		{10, "datasources[2].driver"},
+		{13, "datasources[3].drvier"},
+		{14, "commit"},
+	}
+	if len(many.Errors) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(many.Errors), len(want), err)
+	}
+	for i, w := range want {
+		ce := many.Errors[i]
+		if ce.Line != w.line || ce.Field != w.field || ce.File != path {
+			t.Errorf("problem %d: %s:%d %s, want %s:%d %s", i, ce.File, ce.Line, ce.Field, path, w.line, w.field)
+		}
+	}
+	if !strings.HasPrefix(err.Error(), "5 problems:\n"+path+":1: timeout: ") {
+		t.Errorf("Error() = %q", err)
+	}
 }

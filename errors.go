@@ -168,6 +168,30 @@ func (e *ConfigError) Error() string {
 // Is makes errors.Is(err, ErrConfig) true for every ConfigError.
 func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
 
+// ConfigErrors is every problem of a configuration at once, by line:
+// errors.Is(err, ErrConfig) holds, and errors.As finds the first
+// *ConfigError.
+type ConfigErrors struct {
+	Errors []*ConfigError
+}
+
+func (e *ConfigErrors) Error() string {
+	lines := make([]string, len(e.Errors))
+	for i, ce := range e.Errors {
+		lines[i] = ce.Error()
+	}
+	return fmt.Sprintf("%d problems:\n", len(lines)) + strings.Join(lines, "\n")
+}
+
+// Unwrap returns each problem.
+func (e *ConfigErrors) Unwrap() []error {
+	out := make([]error, len(e.Errors))
+	for i, ce := range e.Errors {
+		out[i] = ce
+	}
+	return out
+}
+
 // ValueError says which value of which row does not fit its column.
 type ValueError struct {
 	Table  string
