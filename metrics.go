@@ -133,11 +133,13 @@ func (c *Cluster) Metrics() Metrics {
 //	tandem_conflicts_unresolved        gauge    Status.Conflicts
 //	tandem_primary{node}               gauge    1 for the primary
 //
-// The gauges come from c.Status(ctx), which checks every datasource now.
+// The gauges come from LastStatus: what the health loop last found, so a
+// scrape answers at once and never waits on a datasource that is down.
 // Metrics come in that order, each with its # HELP and # TYPE lines, and
-// the nodes in configured order. Nothing is written if Status fails.
-func (c *Cluster) WritePrometheus(ctx context.Context, w io.Writer) error {
-	st, err := c.Status(ctx)
+// the nodes in configured order. Nothing is written once the cluster is
+// closed.
+func (c *Cluster) WritePrometheus(_ context.Context, w io.Writer) error {
+	st, err := c.LastStatus()
 	if err != nil {
 		return err
 	}

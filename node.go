@@ -36,6 +36,10 @@ type Node struct {
 
 	texts sync.Map // model type -> *statements in this node's dialect
 
+	// inDoubtSeen is the count of writes in doubt the last Status read
+	// (LastStatus reports it).
+	inDoubtSeen atomic.Int64
+
 	// applyOn is the statement a secondary's transaction runs before it
 	// applies rows SQL statements changed (engine.Capturer.ApplyOn), ""
 	// where the engine has none or the role may not run it (probed when

@@ -524,6 +524,23 @@ func srvSecondaryHung(t *testing.T, p srvPair) {
 		}
 	}()
 	foWait(t, s.c, "bar down", func(st *tandem.Status) bool { return foNode(st, "bar").State != tandem.StateInSync })
+	// Dashboards and scrapes read the health loop's last round: bar hung
+	// shows there, and they do not wait for it as Status does.
+	start := time.Now()
+	last, err := s.c.LastStatus()
+	lastTook := time.Since(start)
+	if err != nil || foNode(last, "bar").State == tandem.StateInSync {
+		t.Errorf("LastStatus with bar hung: %+v, %v; want bar not in sync", last, err)
+	}
+	var scrape strings.Builder
+	if err := s.c.WritePrometheus(ctx, &scrape); err != nil || !strings.Contains(scrape.String(), `tandem_node_in_sync{node="bar"} 0`) {
+		t.Errorf("WritePrometheus with bar hung: %v\n%s", err, scrape.String())
+	}
+	start = time.Now()
+	if _, err := s.c.Status(ctx); err != nil {
+		t.Error(err)
+	}
+	t.Logf("with bar hung: LastStatus answered in %v, Status in %v", lastTook, time.Since(start))
 	foProgress(t, "with bar hung", setRun, 50, bankRun, 20)
 	if err := p.bar.server.Resume(); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,9 @@ func (s *Status) Healthy() bool {
 	return true
 }
 
-// Status checks every datasource now and reports it.
+// Status checks every datasource now and reports it. It waits for each
+// (at most Config.Timeout for one that does not answer); LastStatus does
+// not.
 func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
@@ -105,6 +107,24 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 	if err := c.checkStructure(ctx); err != nil {
 		c.log.Warn("structure check failed", "err", err)
 	}
+	return c.report(ctx, true), nil
+}
+
+// LastStatus reports what the health loop's last round (or the last
+// Status call) found, without asking any database: it answers at once,
+// a datasource down or not, for dashboards and metrics scrapes. The
+// health loop checks every Config.HealthInterval; InDoubt is the count the
+// last Status call read (0 before the first).
+func (c *Cluster) LastStatus() (*Status, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	return c.report(context.Background(), false), nil
+}
+
+// report builds a Status from what the cluster knows; now: reading each
+// datasource's writes in doubt now (Status), else the last count read.
+func (c *Cluster) report(ctx context.Context, now bool) *Status {
 	st := c.Structure()
 	v := c.view.Load()
 	if newest := c.newestGeneration(); v.rec.Generation == 0 || newest > v.rec.Generation {
@@ -174,8 +194,11 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		if err == nil && d.conn() == nil {
 			err = ErrNodeDown
 		}
-		if err == nil {
+		if err == nil && now {
 			ns.InDoubt, err = d.inDoubt(ctx, cutoff)
+			d.inDoubtSeen.Store(ns.InDoubt)
+		} else if err == nil {
+			ns.InDoubt = d.inDoubtSeen.Load()
 		}
 		switch {
 		case err != nil:
@@ -199,7 +222,7 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		out.Conflicts = max(out.Conflicts, live.conflicts)
 		out.Nodes = append(out.Nodes, ns)
 	}
-	return out, nil
+	return out
 }
 
 // inDoubt counts n's intent records made before cutoff (unix ms).
