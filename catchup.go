@@ -200,6 +200,7 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 			return 0, nil, nil // a database found down is not read or written until it is back
 		}
 	}
+	start := time.Now()
 	s, err := c.lockAll(ctx, v, x)
 	if err != nil {
 		return 0, nil, err
@@ -217,6 +218,9 @@ func (c *Cluster) catchUpStep(ctx context.Context, x *Node, reverse bool, from r
 		return 0, nil, err
 	}
 	countCaughtUp(receivers, copied)
+	for _, n := range receivers {
+		n.counters.catchUp.since(start)
+	}
 	return copied, next, nil
 }
 

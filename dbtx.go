@@ -282,8 +282,12 @@ func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *
 func (t *dbTx) Commit() error {
 	done := t.guarded()
 	defer done()
+	start := time.Now()
 	if t.n.caps.StallBounder == nil {
 		err := t.explain(context.Background(), t.Tx.Commit())
+		if err == nil {
+			t.n.counters.commit.since(start)
+		}
 		t.end()
 		return err
 	}
@@ -291,6 +295,9 @@ func (t *dbTx) Commit() error {
 	go func() { answer <- t.Tx.Commit() }()
 	select {
 	case err := <-answer:
+		if err == nil {
+			t.n.counters.commit.since(start)
+		}
 		t.end()
 		return t.explain(context.Background(), err)
 	case <-t.ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tandemdb/tandem/internal/records"
 	"github.com/tandemdb/tandem/internal/rows"
@@ -84,6 +85,15 @@ func (c *Cluster) txGrouped(ctx context.Context, fn func(*Tx) error) error {
 // joinGroup queues r, leads a group when its turn comes, and returns r's
 // result once its group has committed (or failed).
 func (c *Cluster) joinGroup(r *groupRequest) error {
+	start := time.Now()
+	err := c.groupResult(r)
+	if err == nil {
+		c.writeLatency.since(start) // each member counts, as in Metrics
+	}
+	return err
+}
+
+func (c *Cluster) groupResult(r *groupRequest) error {
 	g := &c.group
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
@@ -135,7 +145,7 @@ func (c *Cluster) leadGroup() {
 
 	// The group's own work must not fail because one member's context ends.
 	gctx := context.WithoutCancel(members[0].ctx)
-	err := c.tx(gctx, func(tx *Tx) error {
+	err := c.txRuns(gctx, func(tx *Tx) error { // each member's latency is observed in joinGroup
 		// A member's cancellation must not interrupt a statement: on
 		// SQLite that rolls back the whole transaction.
 		tx.tx.detach = true

@@ -2,6 +2,7 @@ package tandem
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -49,17 +50,29 @@ type NodeMetrics struct {
 	// if the policy could). After a split brain, the keys only the other
 	// side changed count on each datasource they were copied to.
 	CaughtUpRows int64
+	// CommitSeconds: how long this datasource took to commit each
+	// transaction tandem committed there (writes, catch-up, bookkeeping).
+	CommitSeconds Histogram
+	// CatchUpBatchSeconds: how long each catch-up batch that copied keys
+	// to this datasource took, from taking the locks to the commit.
+	CatchUpBatchSeconds Histogram
 }
 
-// Metrics are the cluster's counters, by datasource name.
+// Metrics are the cluster's counters, by datasource name, and the
+// latency of the writes this process made.
 type Metrics struct {
 	Nodes map[string]NodeMetrics
+	// WriteSeconds: how long each acknowledged write took, from the call
+	// (Save, Delete, Insert, Update, Tx, Exec, a driver transaction's
+	// commit) to its return, runs again included.
+	WriteSeconds Histogram
 }
 
 // nodeCounters are a database node's counters: an atomic add per write,
 // no lock and no allocation on the write path.
 type nodeCounters struct {
 	writes, failures, skipped, caughtUp atomic.Int64
+	commit, catchUp                     histogram
 }
 
 func (n *Node) countFailures(w int64) { n.counters.failures.Add(w) }
@@ -114,8 +127,12 @@ func (c *Cluster) Metrics() Metrics {
 			WriteFailures: k.failures.Load(),
 			Skipped:       k.skipped.Load(),
 			CaughtUpRows:  k.caughtUp.Load(),
+
+			CommitSeconds:       k.commit.snapshot(),
+			CatchUpBatchSeconds: k.catchUp.snapshot(),
 		}
 	}
+	m.WriteSeconds = c.writeLatency.snapshot()
 	return m
 }
 
@@ -132,6 +149,9 @@ func (c *Cluster) Metrics() Metrics {
 //	tandem_copy_refused{node}          gauge    NodeStatus.CopyRefused
 //	tandem_conflicts_unresolved        gauge    Status.Conflicts
 //	tandem_primary{node}               gauge    1 for the primary
+//	tandem_write_seconds               histogram Metrics.WriteSeconds
+//	tandem_commit_seconds{node}        histogram NodeMetrics.CommitSeconds
+//	tandem_catchup_batch_seconds{node} histogram NodeMetrics.CatchUpBatchSeconds
 //
 // The gauges come from LastStatus: what the health loop last found, so a
 // scrape answers at once and never waits on a datasource that is down.
@@ -185,8 +205,41 @@ func (c *Cluster) WritePrometheus(_ context.Context, w io.Writer) error {
 	b.WriteString("tandem_conflicts_unresolved " + strconv.FormatInt(st.Conflicts, 10) + "\n")
 	perNode("tandem_primary", "gauge", "1 for the primary (the datasource that takes writes first and serves reads).",
 		func(i int) int64 { return bit(st.Nodes[i].Primary) })
+	promHeader(&b, "tandem_write_seconds", "histogram", "Time from a write's call to its acknowledgement, runs again included.")
+	promHistogram(&b, "tandem_write_seconds", "", m.WriteSeconds)
+	for _, h := range []struct {
+		name, help string
+		get        func(NodeMetrics) Histogram
+	}{
+		{"tandem_commit_seconds", "Time the datasource took to commit a transaction of tandem's.", func(x NodeMetrics) Histogram { return x.CommitSeconds }},
+		{"tandem_catchup_batch_seconds", "Time a catch-up batch that copied keys to the datasource took, locks to commit.", func(x NodeMetrics) Histogram { return x.CatchUpBatchSeconds }},
+	} {
+		promHeader(&b, h.name, "histogram", h.help)
+		for _, n := range c.nodes {
+			promHistogram(&b, h.name, `node="`+promLabel(n.name)+`"`, h.get(m.Nodes[n.name]))
+		}
+	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// promHistogram writes a histogram's samples: a bucket per bound and
+// +Inf, the sum in seconds and the count; labels, if any, go first.
+func promHistogram(b *strings.Builder, name, labels string, h Histogram) {
+	sep := ""
+	if labels != "" {
+		sep = ","
+	}
+	for i, bound := range h.Bounds {
+		fmt.Fprintf(b, "%s_bucket{%s%sle=\"%s\"} %d\n", name, labels, sep, strconv.FormatFloat(bound, 'g', -1, 64), h.Cumulative[i])
+	}
+	fmt.Fprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, labels, sep, h.Count)
+	lb := ""
+	if labels != "" {
+		lb = "{" + labels + "}"
+	}
+	fmt.Fprintf(b, "%s_sum%s %s\n", name, lb, strconv.FormatFloat(h.Sum.Seconds(), 'g', -1, 64))
+	fmt.Fprintf(b, "%s_count%s %d\n", name, lb, h.Count)
 }
 
 func promHeader(b *strings.Builder, name, typ, help string) {

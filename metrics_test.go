@@ -2,9 +2,12 @@ package tandem_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,8 +55,8 @@ func promParse(text string) (samples map[string]float64, problems []string) {
 		case strings.HasPrefix(line, "# TYPE "):
 			f := strings.Fields(strings.TrimPrefix(line, "# TYPE "))
 			switch {
-			case len(f) != 2 || (f[1] != "counter" && f[1] != "gauge"):
-				fail("TYPE is not counter or gauge")
+			case len(f) != 2 || (f[1] != "counter" && f[1] != "gauge" && f[1] != "histogram"):
+				fail("TYPE is not counter, gauge or histogram")
 			case !help[f[0]] || f[0] != current:
 				fail("TYPE not right after its HELP")
 			case typ[f[0]] != "":
@@ -73,6 +76,13 @@ func promParse(text string) (samples map[string]float64, problems []string) {
 				continue
 			}
 			name := m[1]
+			if typ[current] == "histogram" {
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if base, ok := strings.CutSuffix(name, suffix); ok && base == current {
+						name = base
+					}
+				}
+			}
 			switch {
 			case !help[name] || typ[name] == "":
 				fail("sample before its HELP and TYPE")
@@ -83,7 +93,7 @@ func promParse(text string) (samples map[string]float64, problems []string) {
 			if err != nil {
 				fail(err.Error())
 			}
-			key := name + m[2]
+			key := m[1] + m[2]
 			if _, dup := samples[key]; dup {
 				fail("duplicate sample")
 			}
@@ -160,7 +170,7 @@ func TestMetricsCountEachWrite(t *testing.T) {
 		m := c.Metrics()
 		for _, name := range []string{"foo", "bar"} {
 			got := m.Nodes[name]
-			if got != (tandem.NodeMetrics{Writes: want}) {
+			if got.Writes != want || got.WriteFailures != 0 || got.Skipped != 0 || got.CaughtUpRows != 0 {
 				t.Errorf("%s: %s has %+v, want Writes %d and nothing else", when, name, got, want)
 			}
 		}
@@ -265,8 +275,34 @@ func TestMetricsCountEachWrite(t *testing.T) {
 		`tandem_primary{node="foo"}`:              1,
 		`tandem_primary{node="bar"}`:              0,
 	})
-	if len(got) != 9*2+1 {
-		t.Errorf("%d samples, want 19 (9 metrics of 2 nodes, 1 of the cluster):\n%s", len(got), text)
+	// 15 buckets, a sum and a count per histogram: one of the cluster's,
+	// two per node.
+	if len(got) != 9*2+1+17*(1+2*2) {
+		t.Errorf("%d samples, want 104 (9 metrics of 2 nodes, 1 of the cluster, 5 histograms of 17):\n%s", len(got), text)
+	}
+	if n := got["tandem_write_seconds_count"]; n < float64(want) {
+		t.Errorf("tandem_write_seconds_count = %v, want at least the %d writes", n, want)
+	}
+	for _, h := range []string{"tandem_write_seconds", `tandem_commit_seconds{node="foo"}`, `tandem_commit_seconds{node="bar"}`} {
+		name, labels, _ := strings.Cut(h, "{")
+		if labels != "" {
+			labels = strings.TrimSuffix(labels, "}") + ","
+		}
+		count := got[name+"_count"+strings.TrimPrefix(h, name)]
+		if count == 0 {
+			t.Errorf("%s: no observation", h)
+		}
+		prev := 0.0
+		for _, le := range []string{"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"} {
+			v, ok := got[name+"_bucket{"+labels+`le="`+le+`"}`]
+			if !ok || v < prev {
+				t.Errorf("%s bucket le=%s = %v (present %v), below the bucket before it (%v)", h, le, v, ok, prev)
+			}
+			prev = v
+		}
+		if prev != count {
+			t.Errorf("%s: the +Inf bucket holds %v, the count is %v", h, prev, count)
+		}
 	}
 	// The order is fixed: by metric, then node in configured order.
 	var names []string
@@ -275,7 +311,7 @@ func TestMetricsCountEachWrite(t *testing.T) {
 			names = append(names, strings.Fields(name)[0])
 		}
 	}
-	order := "tandem_writes_total tandem_write_failures_total tandem_writes_skipped_total tandem_catchup_rows_total tandem_node_up tandem_node_in_sync tandem_rows_behind tandem_copy_refused tandem_conflicts_unresolved tandem_primary"
+	order := "tandem_writes_total tandem_write_failures_total tandem_writes_skipped_total tandem_catchup_rows_total tandem_node_up tandem_node_in_sync tandem_rows_behind tandem_copy_refused tandem_conflicts_unresolved tandem_primary tandem_write_seconds tandem_commit_seconds tandem_catchup_batch_seconds"
 	if strings.Join(names, " ") != order {
 		t.Errorf("metrics in order %v, want %s", names, order)
 	}
@@ -293,5 +329,36 @@ func TestWritePrometheusAfterCloseFails(t *testing.T) {
 	}
 	if b.Len() != 0 {
 		t.Errorf("WritePrometheus after Close wrote %q", b.String())
+	}
+}
+
+// Prometheus's own linter accepts WritePrometheus's output
+// (`promtool check metrics`, from Debian's prometheus package).
+func TestWritePrometheusPassesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("TANDEM_FAIL_ON_SKIP") == "1" {
+			t.Fatalf("promtool not found: apt-get install prometheus (TANDEM_FAIL_ON_SKIP=1)")
+		}
+		t.Skip("promtool not found: apt-get install prometheus")
+	}
+	c, _ := testcluster.New(t, faultQuietLogs())
+	ctx := context.Background()
+	if err := c.Migrate(ctx, &FailoverItem{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := c.Save(ctx, &FailoverItem{ID: int64(i + 1), Val: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b strings.Builder
+	if err := c.WritePrometheus(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s\nof:\n%s", err, out, b.String())
 	}
 }

@@ -86,6 +86,9 @@ func Drivers() []string { return engine.Drivers() }
 // use by many goroutines; several processes may open the same datasources
 // at once (they must agree on the primary).
 type Cluster struct {
+	// writeLatency observes each acknowledged write (Metrics.WriteSeconds).
+	writeLatency histogram
+
 	nodes    []*Node // in configured order
 	mixed    bool    // the datasources use more than one engine
 	primary  *Node   // the configured primary (or the first datasource): first in rank

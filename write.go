@@ -229,6 +229,17 @@ func (c *Cluster) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 // turned out to miss writes another database holds, or because the view
 // changed under it, runs again under the new view.
 func (c *Cluster) tx(ctx context.Context, fn func(tx *Tx) error, rerun bool) error {
+	start := time.Now()
+	err := c.txRuns(ctx, fn, rerun)
+	if err == nil {
+		c.writeLatency.since(start)
+	}
+	return err
+}
+
+// txRuns is tx's work: each run of fn, until one is acknowledged or fails
+// for good.
+func (c *Cluster) txRuns(ctx context.Context, fn func(tx *Tx) error, rerun bool) error {
 	retries, views := 0, 0
 	var settled map[string]bool // writes in doubt this write had settled
 	for attempt := 0; ; attempt++ {
@@ -541,7 +552,10 @@ func (tx *Tx) Commit() error {
 	}
 	err = tx.finish(err)
 	tx.release()
-	return tx.c.afterWrite(tx.ctx, tx, err)
+	if err = tx.c.afterWrite(tx.ctx, tx, err); err == nil {
+		tx.c.writeLatency.since(tx.now)
+	}
+	return err
 }
 
 // Rollback ends a transaction Begin began without writing anything; after

@@ -21,6 +21,7 @@ fi
 #   mariadb-server  the MariaDB servers internal/dbserver starts
 #   pgpool2         pgpool-II, which bench/tpcb compares tandem with
 #   etcd-server     the etcd clusters internal/dbserver starts (arbiter/etcd)
+#   prometheus      promtool, which checks the /metrics output (metrics_test.go)
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 # internal/dbserver finds initdb and postgres the same ways.
@@ -36,6 +37,7 @@ fi
 { [ -x /usr/sbin/pgpool ] || command -v pgpool >/dev/null; } || missing+=(pgpool2)
 # internal/dbserver runs /usr/bin/etcd, or etcd on PATH.
 { [ -x /usr/bin/etcd ] || command -v etcd >/dev/null; } || missing+=(etcd-server)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "test.sh: ${missing[*]} not found: installing (apt-get install ${missing[*]})"
