@@ -212,6 +212,22 @@ func TestBrowserStory(t *testing.T) {
 	st.navigate("/tandem/", `div.node[data-node="bar"]`)
 	st.waitState("bar", "down", 10*time.Second)
 	st.shot("bar-down")
+	// Loaded again with bar down, the page draws its cards from the first
+	// answer of /api/status (the health loop's last round), bar's state
+	// included: it does not wait for bar.
+	loadStart := time.Now()
+	st.navigate("/tandem/", `div.node[data-node="bar"][data-state="down"]`)
+	t.Logf("the dashboard drew bar down %v after the load began", time.Since(loadStart).Round(time.Millisecond))
+	// Each card charts the last minutes: foo's writes/s line has a point a
+	// second since the demo began.
+	points, err := evalT[string](st, `document.querySelector('div.node[data-node="foo"] svg.chart[data-series="writes"] polyline').getAttribute("points")`, 5*time.Second)
+	if err != nil || len(strings.Fields(points)) < 2 {
+		st.fatalf("foo's writes/s chart: points %q (%v), want a line of 2 or more", points, err)
+	}
+	peak, err := evalT[string](st, `document.querySelector('div.node[data-node="foo"] svg.chart[data-series="writes"] polyline').dataset.max`, 5*time.Second)
+	if err != nil || peak == "" || peak == "0" {
+		st.fatalf("foo's writes/s chart: peak %q (%v), want the writes the books made", peak, err)
+	}
 	t.Logf("bar while down: .behind %q, .writes %q, .error %q",
 		st.text(`div.node[data-node="bar"] .behind`),
 		st.text(`div.node[data-node="bar"] .writes`),

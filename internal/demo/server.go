@@ -62,9 +62,31 @@ type verifyStats struct {
 }
 
 type rate struct {
-	at     time.Time
-	writes int64
-	perSec float64
+	at       time.Time
+	writes   int64
+	caughtUp int64
+	perSec   float64
+	// history: the last historyLen samples, oldest first, for the
+	// dashboard's charts.
+	history history
+}
+
+// history is a datasource's recent samples, one a second.
+type history struct {
+	WritesPerSec   []float64 `json:"writes_per_second"`
+	Behind         []int64   `json:"behind"`
+	CaughtUpPerSec []float64 `json:"caught_up_per_second"`
+}
+
+// historyLen is how many samples the charts show: the last 5 minutes.
+const historyLen = 300
+
+func keepLast[T any](list []T, x T) []T {
+	list = append(list, x)
+	if len(list) > historyLen {
+		list = list[len(list)-historyLen:]
+	}
+	return list
 }
 
 // Open sets up the demo's datasources (the embedded default unless
@@ -171,7 +193,8 @@ func (s *Server) Close() error {
 	return s.c.Close()
 }
 
-// sample computes each datasource's writes per second, once a second.
+// sample computes each datasource's writes per second, and keeps its
+// recent writes/s, keys behind and catch-up rate, once a second.
 func (s *Server) sample() {
 	defer close(s.done)
 	t := time.NewTicker(time.Second)
@@ -179,12 +202,22 @@ func (s *Server) sample() {
 	for {
 		now := time.Now()
 		m := s.c.Metrics()
+		behind := map[string]int64{}
+		if st, err := s.c.LastStatus(); err == nil { // no wait: the health loop's last round
+			for _, n := range st.Nodes {
+				behind[n.Name] = n.Behind
+			}
+		}
 		s.mu.Lock()
 		for name, nm := range m.Nodes {
 			old, ok := s.rates[name]
-			r := rate{at: now, writes: nm.Writes}
+			r := rate{at: now, writes: nm.Writes, caughtUp: nm.CaughtUpRows, history: old.history}
 			if ok {
-				r.perSec = float64(nm.Writes-old.writes) / now.Sub(old.at).Seconds()
+				secs := now.Sub(old.at).Seconds()
+				r.perSec = float64(nm.Writes-old.writes) / secs
+				r.history.WritesPerSec = keepLast(r.history.WritesPerSec, r.perSec)
+				r.history.Behind = keepLast(r.history.Behind, behind[name])
+				r.history.CaughtUpPerSec = keepLast(r.history.CaughtUpPerSec, float64(nm.CaughtUpRows-old.caughtUp)/secs)
 			}
 			s.rates[name] = r
 		}
@@ -256,6 +289,7 @@ type nodeView struct {
 	WritesPerSec  float64 `json:"writes_per_second"`
 	CaughtUpRows  int64   `json:"caught_up_rows"`
 	CanGoOffline  bool    `json:"can_go_offline"`
+	History       history `json:"history"` // the last minutes, a sample a second
 }
 
 type statusView struct {
@@ -282,7 +316,8 @@ func (s *Server) status(context.Context) (*statusView, error) {
 		nm := m.Nodes[n.Name]
 		_, canOff := s.files[n.Name]
 		v.Nodes = append(v.Nodes, nodeView{NodeStatus: n, Offline: isOffline(s.offline, n.Name), Writes: nm.Writes,
-			WriteFailures: nm.WriteFailures, WritesPerSec: s.rates[n.Name].perSec, CaughtUpRows: nm.CaughtUpRows, CanGoOffline: canOff})
+			WriteFailures: nm.WriteFailures, WritesPerSec: s.rates[n.Name].perSec, CaughtUpRows: nm.CaughtUpRows, CanGoOffline: canOff,
+			History: s.rates[n.Name].history})
 	}
 	return v, nil
 }
