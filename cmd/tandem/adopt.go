@@ -20,13 +20,34 @@ import (
 // an error (bad config, a datasource unreachable, structures that differ).
 func runAdopt(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("adopt", stderr)
+	setUsage(fs, "tandem adopt [--json] [--config F]",
+		"Takes an application's identical databases into tandem for SQL writes: proves\n"+
+			"them identical, installs tandem's bookkeeping tables and capture triggers\n"+
+			"(creating no table of the application's, rewriting no row), and proves them\n"+
+			"identical again. Exit 1 when they differ (then nothing is installed).")
 	config := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object: adopted or not, the tables, and verify's report when the datasources differ")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
 	cfg, err := tandem.LoadConfig(*config)
 	if err != nil {
 		return fail(stderr, "adopt", err)
+	}
+	type adoptJSON struct {
+		Adopted     bool           `json:"adopted"`
+		Reference   string         `json:"reference,omitempty"`
+		Datasources []string       `json:"datasources,omitempty"`
+		Tables      int            `json:"tables"`
+		Keyless     []string       `json:"keyless"`
+		Differences *verify.Report `json:"differences,omitempty"` // verify's report, when the datasources differ
+	}
+	writeVerify := func(w io.Writer, rep *verify.Report) {
+		if *asJSON {
+			writeJSON(w, adoptJSON{Reference: rep.Reference, Datasources: rep.Datasources, Tables: len(rep.Tables), Keyless: rep.Keyless, Differences: rep})
+			return
+		}
+		writeVerify(w, rep)
 	}
 	compare := func() (*verify.Report, int) {
 		prog := newProgress(stderr)
@@ -57,6 +78,16 @@ func runAdopt(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if _, code := compare(); code != 0 {
 		fmt.Fprintln(stderr, "tandem adopt: capture is installed, but a write reached one datasource around tandem meanwhile: repair, then verify")
 		return code
+	}
+	if *asJSON {
+		keyless := rep.Keyless
+		if keyless == nil {
+			keyless = []string{}
+		}
+		if err := writeJSON(stdout, adoptJSON{Adopted: true, Reference: rep.Reference, Datasources: rep.Datasources, Tables: len(rep.Tables), Keyless: keyless}); err != nil {
+			return fail(stderr, "adopt", err)
+		}
+		return 0
 	}
 	fmt.Fprintf(stdout, "adopted: %s identical on %s and %s; capture installed: SQL writes through tandem (Cluster.Exec, the database/sql driver) reach every datasource, and writes around it are refused\n",
 		plural(int64(len(rep.Tables)), "table"), rep.Reference, strings.Join(rep.Datasources, ", "))

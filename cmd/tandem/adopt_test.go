@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +55,16 @@ func TestAdoptTakesIdenticalDatabasesWithoutRewritingThem(t *testing.T) {
 	if !strings.Contains(out, "adopted: 1 table identical") || !strings.Contains(out, "without a primary key, whose writes tandem refuses until they have one: log") {
 		t.Errorf("adopt said:\n%s", out)
 	}
+	// Again, with --json: capture is there already; the same answer.
+	code, out, errs = runT(t, "adopt", "--config", path, "--json")
+	var got struct {
+		Adopted bool     `json:"adopted"`
+		Tables  int      `json:"tables"`
+		Keyless []string `json:"keyless"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 || !got.Adopted || got.Tables != 1 || !slices.Equal(got.Keyless, []string{"log"}) {
+		t.Errorf("adopt --json: exit %d, %+v (%v)\n%s%s", code, got, err, out, errs)
+	}
 	for _, f := range []string{"foo", "bar"} {
 		if got := testcluster.Dump(t, filepath.Join(dir, f+".db")); got != before {
 			t.Errorf("%s.db's rows changed:\nbefore %q\nafter  %q", f, before, got)
@@ -92,6 +104,16 @@ func TestAdoptRefusesDatabasesThatDiffer(t *testing.T) {
 	code, out, errs := runT(t, "adopt", "--config", path)
 	if code != 1 || !strings.Contains(errs, "tandem repair") || !strings.Contains(out, "customers: 1 differing row") {
 		t.Fatalf("adopt: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = runT(t, "adopt", "--config", path, "--json")
+	var got struct {
+		Adopted     bool `json:"adopted"`
+		Differences *struct {
+			Identical bool `json:"identical"`
+		} `json:"differences"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 1 || got.Adopted || got.Differences == nil || got.Differences.Identical {
+		t.Errorf("adopt --json of databases that differ: exit %d, %+v (%v)\n%s", code, got, err, out)
 	}
 	// Nothing installed: a write around tandem still goes through.
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "bar.db"))

@@ -18,7 +18,8 @@ import (
 func runCatchUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("catch-up", stderr)
 	config := configFlag(fs)
-	setUsage(fs, "tandem catch-up [--config F] [NODE...]",
+	asJSON := fs.Bool("json", false, "print JSON instead of a table: the datasources caught up, as status reports them, and whether all are in sync")
+	setUsage(fs, "tandem catch-up [--config F] [--json] [NODE...]",
 		"Copies to each NODE (default: every datasource but the primary) the rows\n"+
 			"it missed, copies from it the rows only it holds, and records keys both\n"+
 			"sides changed as conflicts (resolved by the configured policy, else by\n"+
@@ -67,7 +68,23 @@ func runCatchUp(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, "catch-up", err)
 	}
-	synced, err := writeCatchUp(stdout, st, uniq)
+	var synced bool
+	if *asJSON {
+		out := struct {
+			Nodes  []tandem.NodeStatus `json:"nodes"`
+			Synced bool                `json:"synced"`
+		}{Nodes: []tandem.NodeStatus{}, Synced: true}
+		for _, n := range st.Nodes {
+			if slices.Contains(uniq, n.Name) {
+				out.Nodes = append(out.Nodes, n)
+				out.Synced = out.Synced && n.State == tandem.StateInSync
+			}
+		}
+		synced = out.Synced
+		err = writeJSON(stdout, out)
+	} else {
+		synced, err = writeCatchUp(stdout, st, uniq)
+	}
 	if err != nil {
 		return fail(stderr, "catch-up", err)
 	}

@@ -20,6 +20,10 @@ import (
 // identical at the end).
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", stderr)
+	setUsage(fs, "tandem demo [--dir DIR] [--addr A] [--config F] [--token T] [--check]",
+		"Serves a bookstore written through tandem to two SQLite files (or the\n"+
+			"datasources of --config), with an operator dashboard and metrics. --check\n"+
+			"tells the demo's story through its HTTP API and exits.")
 	dir := fs.String("dir", "tandem-demo", "directory for the embedded default: foo.db, bar.db and tandem.yaml (created if absent)")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	config := fs.String("config", "", "run on the datasources of this config instead of the embedded default")

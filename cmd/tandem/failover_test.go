@@ -311,6 +311,14 @@ func TestSplitBrainConflictsResolve(t *testing.T) {
 	if r := row(t, stdout, "bar"); !strings.Contains(r, tandem.StateInSync) {
 		t.Errorf("catch-up: bar's row %q is not %q", r, tandem.StateInSync)
 	}
+	stdout, _ = want(t, 0, nil, "catch-up", "--config", path, "--json")
+	var cu struct {
+		Nodes  []tandem.NodeStatus `json:"nodes"`
+		Synced bool                `json:"synced"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &cu); err != nil || !cu.Synced || len(cu.Nodes) != 1 || cu.Nodes[0].Name != "bar" || cu.Nodes[0].State != tandem.StateInSync {
+		t.Errorf("catch-up --json: %+v (%v)\n%s", cu, err, stdout)
+	}
 	if code, st := statusJSON(t, path); code != 0 || !st.Healthy() {
 		t.Errorf("status after catch-up: exit %d, %+v; want 0, healthy", code, st)
 	}

@@ -20,6 +20,9 @@ import (
 // written then).
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("gen", stderr)
+	setUsage(fs, "tandem gen --schema schema.xml --out DIR [--package NAME]",
+		"Writes a Go package of tandem models from a Propel schema.xml: per table a\n"+
+			"struct with tandem tags, and typed constants for its enums.")
 	schema := fs.String("schema", "", "the Propel schema.xml (required)")
 	out := fs.String("out", "", "the directory to write the Go package to (required)")
 	pkg := fs.String("package", "", "the Go package name (default: the last element of --out)")

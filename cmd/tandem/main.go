@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -150,4 +151,11 @@ func openCluster(ctx context.Context, path string, stderr io.Writer, opts ...tan
 		return nil, err
 	}
 	return tandem.Open(ctx, cfg, append([]tandem.Option{tandem.WithLogger(logger(stderr))}, opts...)...)
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

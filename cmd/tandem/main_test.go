@@ -583,3 +583,20 @@ func TestDemo(t *testing.T) {
 		t.Errorf("verify on the demo: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
+
+// Every command's help has one format: "usage: tandem NAME ...", what it
+// does, then its flags; exit 0.
+func TestEveryCommandsHelpHasOneFormat(t *testing.T) {
+	for _, c := range commands {
+		args := []string{c.name, "-h"}
+		if c.name == "config" {
+			args = []string{"config", "import", "-h"}
+		}
+		var out, errs bytes.Buffer
+		code := run(t.Context(), args, &out, &errs)
+		help := out.String() + errs.String()
+		if code != 0 || !strings.HasPrefix(help, "usage: tandem "+strings.Join(args[:len(args)-1], " ")) || !strings.Contains(help, "\n\nflags:\n  -") {
+			t.Errorf("tandem %s: exit %d, help:\n%s", strings.Join(args, " "), code, help)
+		}
+	}
+}

@@ -13,6 +13,10 @@ import (
 // when not; 2 on error. It only looks: it catches nothing up.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", stderr)
+	setUsage(fs, "tandem status [--config F] [--json]",
+		"Shows each datasource: its role, state (in sync, behind, catching up,\n"+
+			"outdated, down), keys behind, conflicts, writes in doubt, structure and last\n"+
+			"error, then the view. Exit 0 when every datasource is in sync, 1 otherwise.")
 	config := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if ok, code := parseFlags(fs, args); !ok {

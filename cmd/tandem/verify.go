@@ -19,6 +19,10 @@ import (
 // or with other columns, a table without a primary key).
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("verify", stderr)
+	setUsage(fs, "tandem verify [--table T...] [--json] [--config F]",
+		"Proves the datasources identical, comparing checksums of key ranges inside\n"+
+			"each database, or lists every row that differs (missing, extra, changed).\n"+
+			"Exit 0 when identical, 1 when rows differ, 2 on an error.")
 	config := configFlag(fs)
 	var tables listFlag
 	fs.Var(&tables, "table", "compare only this table (repeat, or separate by commas)")

@@ -134,6 +134,21 @@ func TestVerifyAndRepairCommands(t *testing.T) {
 	if after := readFiles(t, dir); !maps2Equal(before, after) {
 		t.Errorf("a dry run changed the files")
 	}
+	code, out, _ = runT(t, "repair", "--config", cfg, "--from", "foo", "--to", "bar", "--dry-run", "--json")
+	var dry struct {
+		DryRun  bool `json:"dry_run"`
+		Written int  `json:"written"`
+		Changes []struct {
+			Table string `json:"table"`
+			Kind  string `json:"kind"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(out), &dry); err != nil || code != 1 || !dry.DryRun || dry.Written != 0 || len(dry.Changes) != 4 {
+		t.Errorf("repair --dry-run --json: exit %d, %+v (%v)\n%s", code, dry, err, out)
+	}
+	if after := readFiles(t, dir); !maps2Equal(before, after) {
+		t.Errorf("a dry run with --json changed the files")
+	}
 
 	code, out, errOut = runT(t, "repair", "--config", cfg, "--from", "foo", "--to", "bar")
 	for _, c := range wantChanges {
@@ -146,6 +161,16 @@ func TestVerifyAndRepairCommands(t *testing.T) {
 	}
 	if code, out, _ := runT(t, "verify", "--config", cfg); code != 0 {
 		t.Errorf("verify after the repair: exit %d\n%s", code, out)
+	}
+	code, out, _ = runT(t, "repair", "--config", cfg, "--from", "foo", "--to", "bar", "--json")
+	var again struct {
+		Written   int             `json:"written"`
+		Identical bool            `json:"identical"`
+		Changes   []any           `json:"changes"`
+		After     json.RawMessage `json:"verify_after"`
+	}
+	if err := json.Unmarshal([]byte(out), &again); err != nil || code != 0 || again.Written != 0 || !again.Identical || again.Changes == nil || len(again.Changes) != 0 || len(again.After) == 0 {
+		t.Errorf("repair --json with nothing to repair: exit %d, %+v (%v)\n%s", code, again, err, out)
 	}
 }
 

@@ -42,6 +42,9 @@ func buildVersion() versionInfo {
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version", stderr)
+	setUsage(fs, "tandem version [--json]",
+		"Prints the module version and, for a build of a checkout, the VCS revision\n"+
+			"it was built from.")
 	asJSON := fs.Bool("json", false, "print the version as JSON")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
