@@ -285,6 +285,7 @@ func TestSplitBrainConflictsResolve(t *testing.T) {
 	}
 	want(t, 0, []string{"resolved 1 conflict: kept foo's row"}, "resolve", "--config", path, "--take", "foo", "--all")
 	want(t, 0, []string{"resolved 0 conflicts"}, "resolve", "--config", path, "--take", "foo", "--all")
+	want(t, 0, []string{`"resolved": 0`, `"kept": "foo"`}, "resolve", "--config", path, "--take", "foo", "--all", "--json")
 
 	want(t, 0, []string{"no unresolved conflicts"}, "conflicts", "--config", path)
 	if list := conflictsJSON(t, 0, "--config", path); len(list) != 0 {
@@ -380,6 +381,7 @@ func TestPromote(t *testing.T) {
 	}
 	save(t, onlyBar, "k5", "written on bar after promote")
 	want(t, 0, []string{"bar is the primary already"}, "promote", "--force", "bar", "--config", onlyBar)
+	want(t, 0, []string{`"primary": "bar"`, `"changed": false`}, "promote", "--json", "bar", "--config", onlyBar)
 
 	// foo returns: the view is decided again from the databases (bar, which
 	// misses nothing, stays the primary; the application's processes hand
@@ -447,7 +449,7 @@ func TestFailoverUsage(t *testing.T) {
 		{"promote two nodes", []string{"promote", "foo", "bar"}, 2, []string{"NODE", "got 2"}},
 		{"promote unknown flag", []string{"promote", "--bogus", "foo"}, 2, []string{"-bogus"}},
 		{"promote unknown node", []string{"promote", "--config", "$CONFIG", "baz"}, 2, []string{`"baz"`, "foo, bar"}},
-		{"promote -h", []string{"promote", "-h"}, 0, []string{"tandem promote [--force] NODE", "-force", "-config"}},
+		{"promote -h", []string{"promote", "-h"}, 0, []string{"tandem promote [--force] [--json] NODE", "-force", "-json", "-config"}},
 		{"conflicts unknown flag", []string{"conflicts", "--bogus"}, 2, []string{"-bogus"}},
 		{"conflicts argument", []string{"conflicts", "extra"}, 2, []string{`unexpected argument "extra"`}},
 		{"conflicts missing config", []string{"conflicts", "--config", "absent.yaml"}, 2, []string{"tandem conflicts: absent.yaml"}},

@@ -20,7 +20,8 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlags("promote", stderr)
 	config := configFlag(fs)
 	force := fs.Bool("force", false, "promote the datasource although it is left out of the writes (it missed writes)")
-	setUsage(fs, "tandem promote [--force] NODE [--config F]",
+	asJSON := fs.Bool("json", false, "print JSON: the primary, the view generation, whether it changed, and what a forced promotion may have missed")
+	setUsage(fs, "tandem promote [--force] [--json] NODE [--config F]",
 		"Makes NODE the primary: every process writes it first from then on. Without an\n"+
 			"arbiter this is how the primary changes when it is lost; with one, the first\n"+
 			"datasource in rank order that misses nothing takes over again once it can.\n"+
@@ -48,7 +49,19 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, "promote", err)
 	}
+	type promoted struct {
+		Primary string `json:"primary"`
+		View    int64  `json:"view"`
+		Changed bool   `json:"changed"`
+		Missed  string `json:"missed,omitempty"` // with --force: what it may have missed
+	}
 	if st.Primary == name && st.View > 0 && st.WriteError == "" {
+		if *asJSON {
+			if err := writeJSON(stdout, promoted{Primary: name, View: int64(st.View)}); err != nil {
+				return fail(stderr, "promote", err)
+			}
+			return 0
+		}
 		fmt.Fprintf(stdout, "%s is the primary already (view generation %d): nothing to change\n", name, st.View)
 		return 0
 	}
@@ -65,6 +78,16 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if st, err = c.Status(ctx); err != nil {
 		return fail(stderr, "promote", err)
+	}
+	if *asJSON {
+		out := promoted{Primary: name, View: int64(st.View), Changed: true}
+		if *force {
+			out.Missed = missed
+		}
+		if err := writeJSON(stdout, out); err != nil {
+			return fail(stderr, "promote", err)
+		}
+		return 0
 	}
 	fmt.Fprintf(stdout, "promoted %s: it is the primary (view generation %d)\n", name, st.View)
 	if *force {

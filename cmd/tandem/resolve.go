@@ -21,7 +21,8 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	all := fs.Bool("all", false, "resolve every unresolved conflict the --take datasource is part of")
 	table := fs.String("table", "", "resolve the conflict of this table (with --key)")
 	key := fs.String("key", "", "the conflict's key as tandem conflicts prints it, e.g. '[42]' (with --table); a one-column key may be given bare: 42")
-	setUsage(fs, "tandem resolve --take NODE (--all | --table T --key K) [--config F]",
+	asJSON := fs.Bool("json", false, "print JSON: how many conflicts were resolved, keeping whose rows")
+	setUsage(fs, "tandem resolve --take NODE (--all | --table T --key K) [--json] [--config F]",
 		"Resolves conflicts by keeping NODE's row (or its absence) on every database\n"+
 			"of the conflict. A datasource left outdated by the conflict rejoins the writes\n"+
 			"once caught up (tandem catch-up, or any application's health loop).")
@@ -57,6 +58,15 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	n, err := c.Resolve(ctx, *table, k, *take)
 	if err != nil {
 		return fail(stderr, "resolve", err)
+	}
+	if *asJSON {
+		if err := writeJSON(stdout, struct {
+			Resolved int    `json:"resolved"`
+			Kept     string `json:"kept"`
+		}{n, *take}); err != nil {
+			return fail(stderr, "resolve", err)
+		}
+		return 0
 	}
 	if n == 0 {
 		fmt.Fprintf(stdout, "resolved 0 conflicts: none unresolved that %s is part of\n", *take)
