@@ -324,30 +324,13 @@ func (m *model) columnNames() string {
 // rebind replaces each ? outside quotes in cond with the engine's
 // placeholder, numbering from after+1. It returns how many it replaced.
 func rebind(cond string, e engine.Engine, after int) (string, int, error) {
-	var b strings.Builder
 	n := 0
-	var quote rune
-	for _, r := range cond {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			}
-		case r == '\'' || r == '"' || r == '`':
-			quote = r
-		case r == '?':
-			n++
-			b.WriteString(e.Placeholder(after + n))
-			continue
-		case r == ';':
-			return "", 0, fmt.Errorf("condition %q: ';' is not allowed", cond)
-		}
-		b.WriteRune(r)
-	}
-	if quote != 0 {
-		return "", 0, fmt.Errorf("condition %q: unterminated quote", cond)
-	}
-	return b.String(), n, nil
+	out, err := walkCond(cond, func(b *strings.Builder) error {
+		n++
+		b.WriteString(e.Placeholder(after + n))
+		return nil
+	})
+	return out, n, err
 }
 
 // expand is rebind with the condition's arguments, one per ?: an argument
@@ -355,9 +338,33 @@ func rebind(cond string, e engine.Engine, after int) (string, int, error) {
 // placeholders as it has elements, for IN (?). It returns the condition and
 // its arguments, lists spread.
 func expand(cond string, e engine.Engine, after int, args []any) (string, []any, error) {
-	var b strings.Builder
 	var flat []any
 	i := 0
+	out, err := walkCond(cond, func(b *strings.Builder) error {
+		a := args[i]
+		i++
+		list, ok := listOf(a)
+		if !ok {
+			list = []any{a}
+		} else if len(list) == 0 {
+			return fmt.Errorf("condition %q: argument %d is an empty list (%T); IN () is not SQL, and matches nothing: leave the condition out", cond, i, a)
+		}
+		for j, x := range list {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			flat = append(flat, x)
+			b.WriteString(e.Placeholder(after + len(flat)))
+		}
+		return nil
+	})
+	return out, flat, err
+}
+
+// walkCond copies cond, calling mark for each ? outside quotes (it writes
+// what stands for it); a ';' or an unterminated quote is an error.
+func walkCond(cond string, mark func(*strings.Builder) error) (string, error) {
+	var b strings.Builder
 	var quote rune
 	for _, r := range cond {
 		switch {
@@ -368,29 +375,19 @@ func expand(cond string, e engine.Engine, after int, args []any) (string, []any,
 		case r == '\'' || r == '"' || r == '`':
 			quote = r
 		case r == '?':
-			a := args[i]
-			i++
-			list, ok := listOf(a)
-			if !ok {
-				flat = append(flat, a)
-				b.WriteString(e.Placeholder(after + len(flat)))
-				continue
-			}
-			if len(list) == 0 {
-				return "", nil, fmt.Errorf("condition %q: argument %d is an empty list (%T); IN () is not SQL, and matches nothing: leave the condition out", cond, i, a)
-			}
-			for j, x := range list {
-				if j > 0 {
-					b.WriteString(", ")
-				}
-				flat = append(flat, x)
-				b.WriteString(e.Placeholder(after + len(flat)))
+			if err := mark(&b); err != nil {
+				return "", err
 			}
 			continue
+		case r == ';':
+			return "", fmt.Errorf("condition %q: ';' is not allowed", cond)
 		}
 		b.WriteRune(r)
 	}
-	return b.String(), flat, nil
+	if quote != 0 {
+		return "", fmt.Errorf("condition %q: unterminated quote", cond)
+	}
+	return b.String(), nil
 }
 
 // listOf returns the elements of a, when a is a list: a slice or an array
