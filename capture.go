@@ -701,7 +701,11 @@ func (s *session) structure(ctx context.Context, n *Node, fn func(engine.QueryEx
 	if n.caps.Capturer == nil || n.caps.Capturer.TransactionalDDL() {
 		return fn(s.txs[n].dbTx)
 	}
-	conn, err := n.conn().Write.Conn(ctx)
+	db := n.conn()
+	if db == nil {
+		return fmt.Errorf("%w: %s is not open", ErrNodeDown, n.name)
+	}
+	conn, err := db.Write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", n.name, err)
 	}
