@@ -10,16 +10,22 @@ import (
 // value as that driver gave it (int64, float64, bool, []byte, string,
 // time.Time or nil), so that database/sql converts it as it would have.
 type rows struct {
-	r    *sql.Rows
-	cols []string
-	vals []any
-	ptrs []any
-	err  error
+	r     *sql.Rows
+	cols  []string
+	types []string // the primary driver's database type names
+	vals  []any
+	ptrs  []any
+	err   error
 }
 
 func newRows(r *sql.Rows) *rows {
 	cols, err := r.Columns()
-	out := &rows{r: r, cols: cols, err: err}
+	out := &rows{r: r, cols: cols, err: err, types: make([]string, len(cols))}
+	if cts, cerr := r.ColumnTypes(); cerr == nil && len(cts) == len(cols) {
+		for i, ct := range cts {
+			out.types[i] = ct.DatabaseTypeName()
+		}
+	}
 	out.vals = make([]any, len(cols))
 	out.ptrs = make([]any, len(cols))
 	for i := range out.vals {
@@ -29,7 +35,11 @@ func newRows(r *sql.Rows) *rows {
 }
 
 func (r *rows) Columns() []string { return r.cols }
-func (r *rows) Close() error      { return r.r.Close() }
+
+// ColumnTypeDatabaseTypeName implements driver.RowsColumnTypeDatabaseTypeName:
+// the primary driver's name ("INT8", "TEXT", ...).
+func (r *rows) ColumnTypeDatabaseTypeName(i int) string { return r.types[i] }
+func (r *rows) Close() error                            { return r.r.Close() }
 
 func (r *rows) Next(dest []driver.Value) error {
 	if r.err != nil {
@@ -53,9 +63,10 @@ func (r *rows) Next(dest []driver.Value) error {
 // bufferedRows are the rows of a statement that wrote, read in full
 // before its write committed.
 type bufferedRows struct {
-	cols []string
-	data [][]any
-	next int
+	cols  []string
+	types []string
+	data  [][]any
+	next  int
 }
 
 func buffer(r *sql.Rows) (*bufferedRows, error) {
@@ -64,7 +75,7 @@ func buffer(r *sql.Rows) (*bufferedRows, error) {
 	if in.err != nil {
 		return nil, in.err
 	}
-	out := &bufferedRows{cols: in.cols}
+	out := &bufferedRows{cols: in.cols, types: in.types}
 	for {
 		row := make([]driver.Value, len(in.cols))
 		err := in.Next(row)
@@ -99,3 +110,6 @@ func (b *bufferedRows) Next(dest []driver.Value) error {
 	b.next++
 	return nil
 }
+
+// ColumnTypeDatabaseTypeName implements driver.RowsColumnTypeDatabaseTypeName.
+func (b *bufferedRows) ColumnTypeDatabaseTypeName(i int) string { return b.types[i] }

@@ -1,0 +1,404 @@
+package pgwire
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tandemdb/tandem"
+	"github.com/tandemdb/tandem/internal/sqltext"
+)
+
+// Server serves PostgreSQL's protocol (version 3) in front of a tandem
+// cluster, through DB: a *sql.DB of tandem's database/sql driver
+// (stdlib.OpenDB), so that the protocol front stays apart from the capture
+// path (a MySQL front can share it). This part speaks the simple query
+// protocol (what psql sends), with transactions; the extended protocol is
+// refused with an error that says so.
+type Server struct {
+	DB    *sql.DB
+	Users Users // SCRAM-SHA-256 verifiers; every client authenticates
+	Log   *slog.Logger
+	// IdleTimeout closes a connection that sends nothing for that long
+	// (0: 10 minutes).
+	IdleTimeout time.Duration
+	// MaxConns bounds the connections served at once (0: 100); one over
+	// is refused with SQLSTATE 53300.
+	MaxConns int
+
+	mu    sync.Mutex
+	conns int
+}
+
+// maxMessage bounds a client message: a larger one closes the connection.
+const maxMessage = 16 << 20
+
+// Serve accepts connections on l until it is closed.
+func (s *Server) Serve(l net.Listener) error {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		go s.serve(conn)
+	}
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// session is one client connection.
+type session struct {
+	s      *Server
+	conn   net.Conn
+	b      *pgproto3.Backend
+	tx     *sql.Tx
+	failed bool // the transaction met an error: only ROLLBACK (or COMMIT) ends it
+	types  *pgtype.Map
+}
+
+func (s *Server) serve(conn net.Conn) {
+	defer conn.Close()
+	max := s.MaxConns
+	if max == 0 {
+		max = 100
+	}
+	s.mu.Lock()
+	s.conns++
+	over := s.conns > max
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.conns--; s.mu.Unlock() }()
+	idle := s.IdleTimeout
+	if idle == 0 {
+		idle = 10 * time.Minute
+	}
+	b := pgproto3.NewBackend(conn, conn)
+	b.SetMaxBodyLen(maxMessage)
+	conn.SetDeadline(time.Now().Add(30 * time.Second)) // the startup and authentication
+	user, err := startup(conn, b)
+	if err != nil {
+		return
+	}
+	if over {
+		b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "53300", Message: fmt.Sprintf("sorry, too many clients already (the proxy serves at most %d)", max)})
+		b.Flush()
+		return
+	}
+	if err := Authenticate(b, s.Users, user); err != nil {
+		s.log().Info("proxy: authentication failed", "user", user, "remote", conn.RemoteAddr().String())
+		return
+	}
+	ss := &session{s: s, conn: conn, b: b, types: pgtype.NewMap()}
+	defer ss.end()
+	for _, p := range [][2]string{
+		{"server_version", "15.0 (tandem proxy)"}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
+		{"DateStyle", "ISO, MDY"}, {"TimeZone", "UTC"}, {"integer_datetimes", "on"},
+		{"standard_conforming_strings", "on"}, {"application_name", ""},
+	} {
+		b.Send(&pgproto3.ParameterStatus{Name: p[0], Value: p[1]})
+	}
+	b.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: []byte{0, 0, 0, 0}})
+	ss.ready()
+	for {
+		conn.SetDeadline(time.Now().Add(idle))
+		if err := b.Flush(); err != nil {
+			return
+		}
+		msg, err := b.Receive()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "57P05", Message: fmt.Sprintf("terminating connection: idle for %v", idle)})
+				b.Flush()
+			} else if !errors.Is(err, io.EOF) {
+				// A malformed or too large message: this client only.
+				b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08P01", Message: "invalid message: " + err.Error()})
+				b.Flush()
+			}
+			return
+		}
+		conn.SetDeadline(time.Time{}) // a statement may take long
+		switch m := msg.(type) {
+		case *pgproto3.Query:
+			ss.query(m.String)
+			ss.ready()
+		case *pgproto3.Terminate:
+			return
+		default:
+			b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "0A000",
+				Message: fmt.Sprintf("the tandem proxy does not speak the extended query protocol yet (%T): use the simple protocol (psql; pgx with QueryExecModeSimpleProtocol)", msg)})
+			b.Flush()
+			return
+		}
+	}
+}
+
+// startup reads the startup message (refusing TLS, which this part does
+// not offer) and returns the user.
+func startup(conn net.Conn, b *pgproto3.Backend) (string, error) {
+	for range 2 {
+		msg, err := b.ReceiveStartupMessage()
+		if err != nil {
+			return "", err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			if _, err := conn.Write([]byte("N")); err != nil {
+				return "", err
+			}
+		case *pgproto3.StartupMessage:
+			user := m.Parameters["user"]
+			if user == "" {
+				b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28000", Message: "no user in the startup message"})
+				b.Flush()
+				return "", errors.New("no user")
+			}
+			return user, nil
+		default: // a cancel request: nothing to cancel yet
+			return "", errors.New("not a startup message")
+		}
+	}
+	return "", errors.New("too many negotiation requests")
+}
+
+func (ss *session) ready() {
+	status := byte('I')
+	switch {
+	case ss.tx != nil && ss.failed:
+		status = 'E'
+	case ss.tx != nil:
+		status = 'T'
+	}
+	ss.b.Send(&pgproto3.ReadyForQuery{TxStatus: status})
+}
+
+func (ss *session) end() {
+	if ss.tx != nil {
+		ss.tx.Rollback()
+	}
+}
+
+// query runs one simple Query message (one statement: tandem refuses
+// several in one string).
+func (ss *session) query(text string) {
+	ctx := context.Background()
+	if strings.TrimSpace(strings.Trim(strings.TrimSpace(text), ";")) == "" {
+		ss.b.Send(&pgproto3.EmptyQueryResponse{})
+		return
+	}
+	kind, words, err := sqltext.Classify(text)
+	if err != nil {
+		ss.fail(fmt.Errorf("%w: %v", tandem.ErrRefused, err))
+		return
+	}
+	if kind == sqltext.Txn {
+		ss.txn(ctx, words)
+		return
+	}
+	if ss.failed {
+		ss.b.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"})
+		return
+	}
+	tag := strings.ToUpper(strings.Fields(words + " x")[0])
+	if kind == sqltext.DDL || isPlainDML(text, tag) {
+		var res sql.Result
+		if ss.tx != nil {
+			res, err = ss.tx.ExecContext(ctx, text)
+		} else {
+			res, err = ss.s.DB.ExecContext(ctx, text)
+		}
+		if err != nil {
+			ss.fail(err)
+			return
+		}
+		ss.complete(commandTag(words, tag, res))
+		return
+	}
+	var rows *sql.Rows
+	if ss.tx != nil {
+		rows, err = ss.tx.QueryContext(ctx, text)
+	} else {
+		rows, err = ss.s.DB.QueryContext(ctx, text)
+	}
+	if err != nil {
+		ss.fail(err)
+		return
+	}
+	n, err := ss.sendRows(rows)
+	if err != nil {
+		ss.fail(err)
+		return
+	}
+	switch tag {
+	case "INSERT":
+		ss.complete("INSERT 0 " + strconv.FormatInt(n, 10))
+	case "UPDATE", "DELETE", "MERGE":
+		ss.complete(tag + " " + strconv.FormatInt(n, 10))
+	default:
+		ss.complete("SELECT " + strconv.FormatInt(n, 10))
+	}
+}
+
+// isPlainDML reports whether text is an INSERT, UPDATE or DELETE that
+// returns no rows (its result is a count).
+func isPlainDML(text, tag string) bool {
+	switch tag {
+	case "INSERT", "UPDATE", "DELETE":
+		return !strings.Contains(strings.ToLower(text), "returning")
+	}
+	return false
+}
+
+// commandTag is the CommandComplete tag of a statement run with Exec.
+func commandTag(words, tag string, res sql.Result) string {
+	n, _ := res.RowsAffected()
+	switch tag {
+	case "INSERT":
+		return "INSERT 0 " + strconv.FormatInt(n, 10)
+	case "UPDATE", "DELETE":
+		return tag + " " + strconv.FormatInt(n, 10)
+	}
+	f := strings.Fields(words) // CREATE TABLE, ALTER TABLE, DROP INDEX ...
+	if len(f) > 2 {
+		f = f[:2]
+	}
+	return strings.Join(f, " ")
+}
+
+// txn runs BEGIN, COMMIT or ROLLBACK (and refuses savepoints).
+func (ss *session) txn(ctx context.Context, word string) {
+	switch word {
+	case "BEGIN", "START":
+		if ss.tx != nil {
+			ss.b.Send(&pgproto3.NoticeResponse{Severity: "WARNING", Code: "25001", Message: "there is already a transaction in progress"})
+			ss.complete("BEGIN")
+			return
+		}
+		tx, err := ss.s.DB.BeginTx(ctx, nil)
+		if err != nil {
+			ss.fail(err)
+			return
+		}
+		ss.tx, ss.failed = tx, false
+		ss.complete("BEGIN")
+	case "COMMIT", "END":
+		if ss.tx == nil {
+			ss.b.Send(&pgproto3.NoticeResponse{Severity: "WARNING", Code: "25P01", Message: "there is no transaction in progress"})
+			ss.complete("COMMIT")
+			return
+		}
+		tx, failed := ss.tx, ss.failed
+		ss.tx, ss.failed = nil, false
+		if failed {
+			tx.Rollback()
+			ss.complete("ROLLBACK")
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			ss.fail(err)
+			return
+		}
+		ss.complete("COMMIT")
+	case "ROLLBACK", "ABORT":
+		if ss.tx == nil {
+			ss.b.Send(&pgproto3.NoticeResponse{Severity: "WARNING", Code: "25P01", Message: "there is no transaction in progress"})
+		} else {
+			ss.tx.Rollback()
+			ss.tx, ss.failed = nil, false
+		}
+		ss.complete("ROLLBACK")
+	default:
+		ss.fail(fmt.Errorf("%w: %s: savepoints and prepared transactions are not supported through the proxy", tandem.ErrRefused, word))
+	}
+}
+
+func (ss *session) complete(tag string) {
+	ss.b.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+}
+
+// fail answers err: the database's own error with its SQLSTATE where it
+// is one, else tandem's, mapped; inside a transaction, the transaction is
+// aborted until it ends.
+func (ss *session) fail(err error) {
+	if ss.tx != nil {
+		ss.failed = true
+	}
+	e := &pgproto3.ErrorResponse{Severity: "ERROR", Code: "XX000", Message: err.Error()}
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe):
+		// The database's own error, as the database said it.
+		e.Message, e.Code, e.Detail, e.Hint = pe.Message, pe.Code, pe.Detail, pe.Hint
+	case errors.Is(err, tandem.ErrRefused):
+		e.Code = "0A000" // feature_not_supported
+	case errors.Is(err, tandem.ErrNotCommitted), errors.Is(err, tandem.ErrNodeDown), errors.Is(err, tandem.ErrBusy):
+		e.Code = "40001" // serialization_failure: the client may run it again
+	case errors.Is(err, tandem.ErrOutcomeUnknown):
+		e.Code = "40003" // statement_completion_unknown
+	}
+	ss.b.Send(e)
+}
+
+// sendRows sends rows' description and its rows in text format, and
+// returns how many.
+func (ss *session) sendRows(rows *sql.Rows) (int64, error) {
+	defer rows.Close()
+	cols, err := rows.ColumnTypes()
+	if err != nil {
+		return 0, err
+	}
+	oids := make([]uint32, len(cols))
+	desc := &pgproto3.RowDescription{Fields: make([]pgproto3.FieldDescription, len(cols))}
+	for i, c := range cols {
+		oids[i] = pgtype.TextOID
+		if t, ok := ss.types.TypeForName(strings.ToLower(c.DatabaseTypeName())); ok {
+			oids[i] = t.OID
+		}
+		desc.Fields[i] = pgproto3.FieldDescription{Name: []byte(c.Name()), DataTypeOID: oids[i], DataTypeSize: -1, TypeModifier: -1}
+	}
+	ss.b.Send(desc)
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return n, err
+		}
+		row := make([][]byte, len(cols))
+		for i, v := range vals {
+			if v == nil {
+				continue // NULL
+			}
+			text, err := ss.types.Encode(oids[i], pgtype.TextFormatCode, v, nil)
+			if err != nil {
+				text = []byte(fmt.Sprint(v))
+			}
+			row[i] = text
+		}
+		ss.b.Send(&pgproto3.DataRow{Values: row})
+		n++
+	}
+	return n, rows.Err()
+}
