@@ -218,3 +218,37 @@ func FuzzParseVerifier(f *testing.F) {
 		}
 	})
 }
+
+func TestReadUsers(t *testing.T) {
+	a, _ := NewVerifier("a")
+	b, _ := NewVerifier("b")
+	users, err := ReadUsers(strings.NewReader("# the proxy's users\n\napp:" + a.String() + "\n ops : " + b.String() + " \n"))
+	if err != nil || len(users) != 2 || users["app"].String() != a.String() || users["ops"].String() != b.String() {
+		t.Fatalf("ReadUsers: %v, %v", users, err)
+	}
+	_, err = ReadUsers(strings.NewReader("app:" + a.String() + "\nno colon\napp:" + b.String() + "\nx:md5secret\n"))
+	for _, want := range []string{"line 2: want name:verifier", `line 3: user "app" given twice`, `line 4: user "x": not a SCRAM-SHA-256 verifier`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadUsers of bad lines: %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "md5secret") {
+		t.Errorf("the error repeats a verifier's text: %v", err)
+	}
+	if _, err := ReadUsers(strings.NewReader("# nobody\n")); err == nil {
+		t.Error("a file without users was accepted")
+	}
+}
+
+// FuzzReadUsers: any text is users or an error, never a panic.
+func FuzzReadUsers(f *testing.F) {
+	v, _ := verifierOf("x", []byte("salt"), 4096)
+	f.Add("app:" + v.String() + "\n")
+	f.Add("# c\n:x\na:b:c\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		users, err := ReadUsers(strings.NewReader(s))
+		if err == nil && len(users) == 0 {
+			t.Fatal("no error and no user")
+		}
+	})
+}
