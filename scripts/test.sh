@@ -22,6 +22,7 @@ fi
 #   pgpool2         pgpool-II, which bench/tpcb compares tandem with
 #   etcd-server     the etcd clusters internal/dbserver starts (arbiter/etcd)
 #   prometheus      promtool, which checks the /metrics output (metrics_test.go)
+#   php-cli, php-pgsql  PHP's PDO, a client of the proxy (proxy/pgwire)
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 # internal/dbserver finds initdb and postgres the same ways.
@@ -38,6 +39,8 @@ fi
 # internal/dbserver runs /usr/bin/etcd, or etcd on PATH.
 { [ -x /usr/bin/etcd ] || command -v etcd >/dev/null; } || missing+=(etcd-server)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v php >/dev/null || missing+=(php-cli)
+{ command -v php >/dev/null && php -m 2>/dev/null | grep -q pdo_pgsql; } || missing+=(php-pgsql)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "test.sh: ${missing[*]} not found: installing (apt-get install ${missing[*]})"

@@ -49,7 +49,7 @@ var commands = []command{
 	{"gen", "generate Go models from a Propel schema.xml", runGen},
 	{"config", "import a Propel runtime-conf.xml or propel.yaml as a tandem config", runConfig},
 	{"demo", "write a bookstore to two SQLite files and show they are identical", runDemo},
-	{"proxy", "serve PostgreSQL's protocol in front of the cluster (simple query protocol so far)", runProxy},
+	{"proxy", "serve PostgreSQL's protocol in front of the cluster (tandem proxy hash-password: a user's verifier)", runProxy},
 	{"version", "print tandem's version and the revision it was built from", runVersion},
 }
 

@@ -32,9 +32,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	setUsage(fs, "tandem proxy [--config F] --users F [--listen 127.0.0.1:6432] | tandem proxy hash-password",
 		"Serves PostgreSQL's wire protocol in front of the cluster: psql and any\n"+
 			"PostgreSQL client write through it to every datasource. Clients authenticate\n"+
-			"with SCRAM-SHA-256 against the users file. So far the simple query protocol\n"+
-			"only (psql; drivers in their simple-protocol mode). hash-password reads a\n"+
-			"password on stdin and prints its verifier for the users file.")
+			"with SCRAM-SHA-256 against the users file; the simple and the extended query\n"+
+			"protocols. hash-password reads a password on stdin and prints its verifier\n"+
+			"for the users file.")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -75,7 +75,12 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		<-ctx.Done()
 		l.Close()
 	}()
-	if err := (&pgwire.Server{DB: db, Users: users, Log: logger(stderr)}).Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+	var dsns []string // what the extended protocol's statements are is asked of any of them
+	for _, ds := range cfg.Datasources {
+		dsns = append(dsns, ds.ResolvedDSN())
+	}
+	srv := &pgwire.Server{DB: db, Users: users, Log: logger(stderr), Describe: pgwire.DescribeOn(ctx, dsns...)}
+	if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fail(stderr, "proxy", err)
 	}
 	return 0

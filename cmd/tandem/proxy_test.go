@@ -91,15 +91,14 @@ func TestProxyCommandServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgx.ConnectConfig(ctx, pc)
+	conn, err := pgx.ConnectConfig(ctx, pc) // the extended protocol, pgx's default
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE t (id bigserial PRIMARY KEY, v text)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO t (v) VALUES ('a'), ('b')`); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO t (v) VALUES ($1), ($2)`, "a", "b"); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)

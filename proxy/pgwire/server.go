@@ -24,13 +24,16 @@ import (
 // Server serves PostgreSQL's protocol (version 3) in front of a tandem
 // cluster, through DB: a *sql.DB of tandem's database/sql driver
 // (stdlib.OpenDB), so that the protocol front stays apart from the capture
-// path (a MySQL front can share it). This part speaks the simple query
-// protocol (what psql sends), with transactions; the extended protocol is
-// refused with an error that says so.
+// path (a MySQL front can share it): the simple query protocol (what psql
+// sends) and the extended one (Parse, Bind, Describe, Execute, Close,
+// Sync: drivers' prepared statements), with transactions.
 type Server struct {
 	DB    *sql.DB
 	Users Users // SCRAM-SHA-256 verifiers; every client authenticates
-	Log   *slog.Logger
+	// Describe tells the extended protocol's Parse what a statement's
+	// parameters and columns are (DescribeOn); nil: Parse is refused.
+	Describe Describer
+	Log      *slog.Logger
 	// IdleTimeout closes a connection that sends nothing for that long
 	// (0: 10 minutes).
 	IdleTimeout time.Duration
@@ -74,6 +77,13 @@ type session struct {
 	tx     *sql.Tx
 	failed bool // the transaction met an error: only ROLLBACK (or COMMIT) ends it
 	types  *pgtype.Map
+	// The extended protocol's named statements and portals, whether a
+	// message of it is being handled, and whether an error has the
+	// messages up to the next Sync ignored.
+	stmts    map[string]*prepared
+	portals  map[string]*portal
+	ext      bool
+	skipping bool
 }
 
 func (s *Server) serve(conn net.Conn) {
@@ -107,7 +117,7 @@ func (s *Server) serve(conn net.Conn) {
 		s.log().Info("proxy: authentication failed", "user", user, "remote", conn.RemoteAddr().String())
 		return
 	}
-	ss := &session{s: s, conn: conn, b: b, types: pgtype.NewMap()}
+	ss := &session{s: s, conn: conn, b: b, types: pgtype.NewMap(), stmts: map[string]*prepared{}, portals: map[string]*portal{}}
 	defer ss.end()
 	for _, p := range [][2]string{
 		{"server_version", "15.0 (tandem proxy)"}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
@@ -143,9 +153,12 @@ func (s *Server) serve(conn net.Conn) {
 			ss.ready()
 		case *pgproto3.Terminate:
 			return
+		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Sync, *pgproto3.Flush:
+			ss.ext = true
+			ss.extended(m)
+			ss.ext = false
 		default:
-			b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "0A000",
-				Message: fmt.Sprintf("the tandem proxy does not speak the extended query protocol yet (%T): use the simple protocol (psql; pgx with QueryExecModeSimpleProtocol)", msg)})
+			b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08P01", Message: fmt.Sprintf("unexpected message %T", msg)})
 			b.Flush()
 			return
 		}
@@ -210,12 +223,16 @@ func (ss *session) query(text string) {
 		ss.fail(fmt.Errorf("%w: %v", tandem.ErrRefused, err))
 		return
 	}
+	if f := strings.Fields(text); strings.EqualFold(f[0], "DEALLOCATE") {
+		ss.deallocate(f[1:])
+		return
+	}
 	if kind == sqltext.Txn {
 		ss.txn(ctx, words)
 		return
 	}
 	if ss.failed {
-		ss.b.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"})
+		ss.aborted()
 		return
 	}
 	tag := strings.ToUpper(strings.Fields(words + " x")[0])
@@ -256,6 +273,30 @@ func (ss *session) query(text string) {
 	default:
 		ss.complete("SELECT " + strconv.FormatInt(n, 10))
 	}
+}
+
+// deallocate runs DEALLOCATE [PREPARE] name | ALL, on the proxy's own
+// statements (drivers such as PHP's PDO free theirs so).
+func (ss *session) deallocate(args []string) {
+	if len(args) > 0 && strings.EqualFold(args[0], "PREPARE") {
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		ss.failWith(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42601", Message: "DEALLOCATE: want a statement's name, or ALL"})
+		return
+	}
+	name := strings.Trim(strings.TrimSuffix(args[0], ";"), `"`)
+	if strings.EqualFold(name, "ALL") {
+		clear(ss.stmts)
+		ss.complete("DEALLOCATE ALL")
+		return
+	}
+	if _, ok := ss.stmts[name]; !ok {
+		ss.failWith(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", name)})
+		return
+	}
+	delete(ss.stmts, name)
+	ss.complete("DEALLOCATE")
 }
 
 // isPlainDML reports whether text is an INSERT, UPDATE or DELETE that
@@ -339,9 +380,6 @@ func (ss *session) complete(tag string) {
 // is one, else tandem's, mapped; inside a transaction, the transaction is
 // aborted until it ends.
 func (ss *session) fail(err error) {
-	if ss.tx != nil {
-		ss.failed = true
-	}
 	e := &pgproto3.ErrorResponse{Severity: "ERROR", Code: "XX000", Message: err.Error()}
 	var pe *pgconn.PgError
 	switch {
@@ -355,15 +393,33 @@ func (ss *session) fail(err error) {
 	case errors.Is(err, tandem.ErrOutcomeUnknown):
 		e.Code = "40003" // statement_completion_unknown
 	}
+	ss.failWith(e)
+}
+
+// failWith sends e: inside a transaction, it is aborted until it ends; in
+// the extended protocol, the messages up to Sync are ignored.
+func (ss *session) failWith(e *pgproto3.ErrorResponse) {
+	ss.s.log().Debug("proxy: statement failed", "code", e.Code, "err", e.Message)
+	if ss.tx != nil {
+		ss.failed = true
+	}
+	if ss.ext {
+		ss.skipping = true
+	}
 	ss.b.Send(e)
+}
+
+// aborted answers a statement sent to a transaction an error aborted.
+func (ss *session) aborted() {
+	ss.failWith(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"})
 }
 
 // sendRows sends rows' description and its rows in text format, and
 // returns how many.
 func (ss *session) sendRows(rows *sql.Rows) (int64, error) {
-	defer rows.Close()
 	cols, err := rows.ColumnTypes()
 	if err != nil {
+		rows.Close()
 		return 0, err
 	}
 	oids := make([]uint32, len(cols))
@@ -376,6 +432,20 @@ func (ss *session) sendRows(rows *sql.Rows) (int64, error) {
 		desc.Fields[i] = pgproto3.FieldDescription{Name: []byte(c.Name()), DataTypeOID: oids[i], DataTypeSize: -1, TypeModifier: -1}
 	}
 	ss.b.Send(desc)
+	return ss.dataRows(rows, oids, make([]int16, len(oids)))
+}
+
+// dataRows sends rows, each column of oids[i] in formats[i], and returns
+// how many.
+func (ss *session) dataRows(rows *sql.Rows, oids []uint32, formats []int16) (int64, error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return 0, err
+	}
+	if len(cols) != len(oids) {
+		return 0, fmt.Errorf("the statement returned %d columns, %d were described", len(cols), len(oids))
+	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -391,11 +461,14 @@ func (ss *session) sendRows(rows *sql.Rows) (int64, error) {
 			if v == nil {
 				continue // NULL
 			}
-			text, err := ss.types.Encode(oids[i], pgtype.TextFormatCode, v, nil)
+			enc, err := ss.types.Encode(oids[i], formats[i], v, nil)
 			if err != nil {
-				text = []byte(fmt.Sprint(v))
+				if formats[i] != pgtype.TextFormatCode {
+					return n, fmt.Errorf("column %s: %v", cols[i], err)
+				}
+				enc = []byte(fmt.Sprint(v))
 			}
-			row[i] = text
+			row[i] = enc
 		}
 		ss.b.Send(&pgproto3.DataRow{Values: row})
 		n++

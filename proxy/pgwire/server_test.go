@@ -1,8 +1,10 @@
 package pgwire
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -51,8 +53,19 @@ func proxyPair(t *testing.T) (string, *tandem.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go (&Server{DB: db, Users: Users{"app": v}}).Serve(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go (&Server{DB: db, Users: Users{"app": v}, Log: log, Describe: DescribeOn(ctx, a.DSN("app", ""), b.DSN("app", ""))}).Serve(l)
 	return l.Addr().String(), cfg
+}
+
+// testWriter logs through t.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 func identical(t *testing.T, cfg *tandem.Config) {
@@ -171,12 +184,146 @@ func TestPgxThroughTheProxy(t *testing.T) {
 	}
 	identical(t, cfg)
 
-	ext, err := pgx.Connect(ctx, dsn)
+}
+
+// pgx in its default mode (the extended protocol: Parse, Describe, Bind
+// with binary arguments, Execute, statements cached by name) writes and
+// reads values of many types through the proxy, in and out of
+// transactions; a failed statement aborts its transaction.
+func TestPgxExtendedProtocolThroughTheProxy(t *testing.T) {
+	addr, cfg := proxyPair(t)
+	host, port, _ := net.SplitHostPort(addr)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ext.Close(ctx)
-	if _, err := ext.Exec(ctx, `SELECT $1::int`, 1); err == nil || !strings.Contains(err.Error(), "extended query protocol") {
-		t.Errorf("the extended protocol: %v, want refused saying so", err)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE vals (id bigserial PRIMARY KEY, t text, n bigint, f double precision, b boolean, at timestamptz, raw bytea, d numeric(10,2))`); err != nil {
+		t.Fatal(err)
 	}
+	at := time.Date(2026, 12, 7, 10, 11, 12, 345678000, time.UTC)
+	for i := range 5 {
+		tag, err := conn.Exec(ctx, `INSERT INTO vals (t, n, f, b, at, raw, d) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			fmt.Sprintf("row %d, 'quoted'", i), int64(i)*1000000000000, float64(i)+0.25, i%2 == 0, at.Add(time.Duration(i)*time.Hour), []byte{0, 1, byte(i)}, "12.50")
+		if err != nil || tag.String() != "INSERT 0 1" {
+			t.Fatalf("insert %d: %v %v", i, tag, err)
+		}
+	}
+	var (
+		id   int64
+		text string
+		n    int64
+		f    float64
+		b    bool
+		when time.Time
+		raw  []byte
+		d    string
+	)
+	err = conn.QueryRow(ctx, `SELECT id, t, n, f, b, at, raw, d::text FROM vals WHERE n = $1`, int64(3000000000000)).Scan(&id, &text, &n, &f, &b, &when, &raw, &d)
+	if err != nil || text != "row 3, 'quoted'" || n != 3000000000000 || f != 3.25 || b || !when.Equal(at.Add(3*time.Hour)) || !bytes.Equal(raw, []byte{0, 1, 3}) || d != "12.50" {
+		t.Errorf("read back: %d %q %d %v %v %v %v %q (%v)", id, text, n, f, b, when, raw, d, err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE vals SET f = f * $1 WHERE b = $2`, 2.0, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO vals (id, t) VALUES ($1, $2)`, id, "taken"); err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Errorf("a duplicate key in a transaction: %v, want 23505", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE vals SET f = 0`); err == nil || !strings.Contains(err.Error(), "25P02") {
+		t.Errorf("a statement after the error: %v, want 25P02", err)
+	}
+	tx.Rollback(ctx)
+	var sum float64
+	if err := conn.QueryRow(ctx, `SELECT sum(f) FROM vals`).Scan(&sum); err != nil || sum != 0.25+1.25+2.25+3.25+4.25 {
+		t.Errorf("after the rolled back transaction: sum %v (%v)", sum, err)
+	}
+	rows, err := conn.Query(ctx, `SELECT id, t FROM vals ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	for rows.Next() {
+		count++
+	}
+	if rows.Err() != nil || count != 5 {
+		t.Errorf("%d rows (%v), want 5", count, rows.Err())
+	}
+	identical(t, cfg)
+}
+
+// phpScript is a PHP application in the style of a Propel one, through
+// PDO's pgsql driver (server-side prepared statements: the extended
+// protocol): ids from the sequence before each insert, as Propel's pgsql
+// adapter takes them, timestamps, a transaction, a delete. It prints the
+// ids it saved and the final count.
+const phpScript = `<?php
+[$dsn, $user, $pass] = [$argv[1], $argv[2], $argv[3]];
+$pdo = new PDO($dsn, $user, $pass, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+$pdo->exec("CREATE TABLE book (id serial PRIMARY KEY, title varchar(255) NOT NULL, isbn varchar(24) UNIQUE, created_at timestamp NOT NULL DEFAULT now(), price numeric(8,2))");
+$ids = [];
+for ($i = 1; $i <= 6; $i++) {
+	$id = $pdo->query("SELECT nextval('book_id_seq')")->fetchColumn();
+	$st = $pdo->prepare("INSERT INTO book (id, title, isbn, created_at, price) VALUES (:p1, :p2, :p3, :p4, :p5)");
+	$st->bindValue(':p1', $id, PDO::PARAM_INT);
+	$st->bindValue(':p2', "Book $i", PDO::PARAM_STR);
+	$st->bindValue(':p3', "978-$i", PDO::PARAM_STR);
+	$st->bindValue(':p4', gmdate('Y-m-d H:i:s'), PDO::PARAM_STR);
+	$st->bindValue(':p5', 10 + $i / 4, PDO::PARAM_STR);
+	$st->execute();
+	$ids[] = $id;
+}
+$pdo->beginTransaction();
+$pdo->prepare("UPDATE book SET price = price * 2 WHERE id <= :max")->execute([':max' => $ids[1]]);
+$pdo->prepare("INSERT INTO book (title) VALUES (:t)")->execute([':t' => 'in the transaction']);
+$pdo->commit();
+try {
+	$pdo->prepare("INSERT INTO book (title, isbn) VALUES (:t, :i)")->execute([':t' => 'dup', ':i' => '978-1']);
+	echo "duplicate accepted\n";
+} catch (PDOException $e) {
+	echo "duplicate refused: " . $e->getCode() . "\n";
+}
+$pdo->prepare("DELETE FROM book WHERE id = :id")->execute([':id' => $ids[5]]);
+$row = $pdo->query("SELECT count(*) AS n, sum(price) AS total FROM book")->fetch(PDO::FETCH_ASSOC);
+echo "ids " . implode(",", $ids) . "\n";
+echo "count {$row['n']} total {$row['total']}\n";
+`
+
+// PHP's PDO (Debian's php-cli and php-pgsql), a client nobody here wrote,
+// runs a Propel-style script through the proxy; both databases end
+// identical.
+func TestPHPPDOThroughTheProxy(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err == nil {
+		if out, _ := exec.Command(php, "-m").Output(); !strings.Contains(string(out), "pdo_pgsql") {
+			err = fmt.Errorf("php has no pdo_pgsql")
+		}
+	}
+	if err != nil {
+		if os.Getenv("TANDEM_FAIL_ON_SKIP") == "1" {
+			t.Fatalf("%v: apt-get install php-cli php-pgsql (TANDEM_FAIL_ON_SKIP=1)", err)
+		}
+		t.Skip(err)
+	}
+	addr, cfg := proxyPair(t)
+	host, port, _ := net.SplitHostPort(addr)
+	script := filepath.Join(t.TempDir(), "app.php")
+	if err := os.WriteFile(script, []byte(phpScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(php, script, fmt.Sprintf("pgsql:host=%s;port=%s;dbname=app;sslmode=prefer", host, port), "app", "app pw").CombinedOutput()
+	if err != nil {
+		t.Fatalf("php: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{"duplicate refused: 23505", "ids 1,2,3,4,5,6", "count 6 total 74.50"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the script's output lacks %q:\n%s", want, text)
+		}
+	}
+	identical(t, cfg)
 }
