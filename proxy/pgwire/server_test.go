@@ -327,3 +327,55 @@ func TestPHPPDOThroughTheProxy(t *testing.T) {
 	}
 	identical(t, cfg)
 }
+
+// A client that sends a message too large, or of an unknown type, is
+// answered with an error and disconnected; another client goes on.
+func TestBadClientInputClosesThatClientOnly(t *testing.T) {
+	addr, _ := proxyPair(t)
+	host, port, _ := net.SplitHostPort(addr)
+	dsn := fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port)
+	ctx := context.Background()
+	good, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close(ctx)
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"too large", []byte{'Q', 0x7f, 0xff, 0xff, 0xff}},
+		{"unknown type", []byte{'!', 0, 0, 0, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := bad.PgConn().Hijack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := raw.Conn
+			defer c.Close()
+			if _, err := c.Write(tc.msg); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			reply := make([]byte, 1024)
+			n, _ := c.Read(reply)
+			if n == 0 || reply[0] != 'E' {
+				t.Errorf("reply %q, want an ErrorResponse", reply[:n])
+			}
+			for {
+				if _, err := c.Read(reply); err != nil {
+					break // closed by the proxy
+				}
+			}
+		})
+	}
+	var one int
+	if err := good.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("the other client after the bad ones: %d, %v", one, err)
+	}
+}
