@@ -79,7 +79,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, ds := range cfg.Datasources {
 		dsns = append(dsns, ds.ResolvedDSN())
 	}
-	srv := &pgwire.Server{DB: db, Users: users, Log: logger(stderr), Describe: pgwire.DescribeOn(ctx, dsns...)}
+	srv := &pgwire.Server{DB: db, Users: users, Log: logger(stderr), Describe: pgwire.DescribeOn(ctx, dsns...), Status: c.LastStatus}
 	if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fail(stderr, "proxy", err)
 	}

@@ -33,7 +33,10 @@ type Server struct {
 	// Describe tells the extended protocol's Parse what a statement's
 	// parameters and columns are (DescribeOn); nil: Parse is refused.
 	Describe Describer
-	Log      *slog.Logger
+	// Status answers SHOW tandem_nodes (Cluster.LastStatus: it never
+	// waits on a datasource); nil: SHOW tandem_nodes is refused.
+	Status func() (*tandem.Status, error)
+	Log    *slog.Logger
 	// IdleTimeout closes a connection that sends nothing for that long
 	// (0: 10 minutes).
 	IdleTimeout time.Duration
@@ -226,6 +229,9 @@ func (ss *session) query(text string) {
 	if f := strings.Fields(text); strings.EqualFold(f[0], "DEALLOCATE") {
 		ss.deallocate(f[1:])
 		return
+	} else if len(f) == 2 && strings.EqualFold(f[0], "SHOW") && strings.EqualFold(strings.TrimSuffix(f[1], ";"), "tandem_nodes") {
+		ss.showNodes()
+		return
 	}
 	if kind == sqltext.Txn {
 		ss.txn(ctx, words)
@@ -273,6 +279,39 @@ func (ss *session) query(text string) {
 	default:
 		ss.complete("SELECT " + strconv.FormatInt(n, 10))
 	}
+}
+
+// showNodes answers SHOW tandem_nodes, as pgpool-II's SHOW pool_nodes:
+// a row per datasource, its role, state, keys behind, and last error.
+func (ss *session) showNodes() {
+	if ss.s.Status == nil {
+		ss.fail(fmt.Errorf("%w: SHOW tandem_nodes: the proxy has no status to show", tandem.ErrRefused))
+		return
+	}
+	st, err := ss.s.Status()
+	if err != nil {
+		ss.fail(err)
+		return
+	}
+	cols := []string{"node", "driver", "role", "state", "behind", "conflicts", "in_doubt", "error"}
+	desc := &pgproto3.RowDescription{}
+	for _, c := range cols {
+		desc.Fields = append(desc.Fields, pgproto3.FieldDescription{Name: []byte(c), DataTypeOID: pgtype.TextOID, DataTypeSize: -1, TypeModifier: -1})
+	}
+	ss.b.Send(desc)
+	for _, n := range st.Nodes {
+		role := "secondary"
+		if n.Primary {
+			role = "primary"
+		}
+		vals := []string{n.Name, n.Driver, role, n.State, strconv.FormatInt(n.Behind, 10), strconv.FormatInt(n.Conflicts, 10), strconv.FormatInt(n.InDoubt, 10), n.Error}
+		row := make([][]byte, len(vals))
+		for i, v := range vals {
+			row[i] = []byte(v)
+		}
+		ss.b.Send(&pgproto3.DataRow{Values: row})
+	}
+	ss.complete("SHOW")
 }
 
 // deallocate runs DEALLOCATE [PREPARE] name | ALL, on the proxy's own

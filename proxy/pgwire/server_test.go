@@ -56,7 +56,7 @@ func proxyPair(t *testing.T) (string, *tandem.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go (&Server{DB: db, Users: Users{"app": v}, Log: log, Describe: DescribeOn(ctx, a.DSN("app", ""), b.DSN("app", ""))}).Serve(l)
+	go (&Server{DB: db, Users: Users{"app": v}, Log: log, Describe: DescribeOn(ctx, a.DSN("app", ""), b.DSN("app", "")), Status: c.LastStatus}).Serve(l)
 	return l.Addr().String(), cfg
 }
 
@@ -117,6 +117,7 @@ INSERT INTO notes (body) VALUES ('r') RETURNING body;
 DELETE FROM notes WHERE body = 'two';
 SELECT body FROM notes ORDER BY id;
 SELECT count(*) AS n, bool_and(r >= 0 AND r < 1) AS ok FROM notes;
+SHOW tandem_nodes;
 `
 	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0",
 		fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=prefer", host, port))
@@ -132,6 +133,7 @@ SELECT count(*) AS n, bool_and(r >= 0 AND r < 1) AS ok FROM notes;
 		"division by zero", "current transaction is aborted", "ROLLBACK",
 		"body\nr\n(1 row)\nINSERT 0 1", "DELETE 1",
 		"body\none!\nthree\nr\n(3 rows)", "n|ok\n3|t\n(1 row)",
+		"node|driver|role|state|behind|conflicts|in_doubt|error\nfoo|postgres|primary|in sync|0|0|0|\nbar|postgres|secondary|in sync|0|0|0|\n(2 rows)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("psql's output lacks %q:\n%s", want, text)
