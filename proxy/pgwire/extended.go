@@ -77,7 +77,8 @@ type portal struct {
 }
 
 func (ss *session) extended(msg pgproto3.FrontendMessage) {
-	ctx := context.Background()
+	ctx, done := ss.statement()
+	defer done()
 	if ss.skipping {
 		if _, ok := msg.(*pgproto3.Sync); !ok {
 			return // after an error, everything up to Sync is ignored

@@ -2,7 +2,9 @@ package pgwire
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +48,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns int
+	// running: each session's key (BackendKeyData) to the cancel of the
+	// statement it runs now, for cancel requests.
+	running map[[2]uint32]*session
 }
 
 // maxMessage bounds a client message: a larger one closes the connection.
@@ -87,6 +92,40 @@ type session struct {
 	portals  map[string]*portal
 	ext      bool
 	skipping bool
+
+	key    [2]uint32          // process id and secret key the client cancels with
+	mu     sync.Mutex         // guards cancel
+	cancel context.CancelFunc // ends the statement running now; nil between statements
+}
+
+// statement returns the context of one statement, which a cancel request
+// ends; done releases it.
+func (ss *session) statement() (ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ss.mu.Lock()
+	ss.cancel = cancel
+	ss.mu.Unlock()
+	return ctx, func() {
+		ss.mu.Lock()
+		ss.cancel = nil
+		ss.mu.Unlock()
+		cancel()
+	}
+}
+
+// cancelRequest ends the statement of the session key names, if any runs.
+func (s *Server) cancelRequest(pid, secret uint32) {
+	s.mu.Lock()
+	ss := s.running[[2]uint32{pid, secret}]
+	s.mu.Unlock()
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	if ss.cancel != nil {
+		ss.cancel()
+	}
+	ss.mu.Unlock()
 }
 
 func (s *Server) serve(conn net.Conn) {
@@ -107,7 +146,11 @@ func (s *Server) serve(conn net.Conn) {
 	b := pgproto3.NewBackend(conn, conn)
 	b.SetMaxBodyLen(maxMessage)
 	conn.SetDeadline(time.Now().Add(30 * time.Second)) // the startup and authentication
-	user, err := startup(conn, b)
+	user, cancel, err := startup(conn, b)
+	if cancel != nil {
+		s.cancelRequest(cancel.ProcessID, cancel.SecretKey)
+		return
+	}
 	if err != nil {
 		return
 	}
@@ -129,7 +172,19 @@ func (s *Server) serve(conn net.Conn) {
 	} {
 		b.Send(&pgproto3.ParameterStatus{Name: p[0], Value: p[1]})
 	}
-	b.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: []byte{0, 0, 0, 0}})
+	var kb [8]byte
+	if _, err := rand.Read(kb[:]); err != nil {
+		return
+	}
+	ss.key = [2]uint32{binary.BigEndian.Uint32(kb[:4]) & 0x7fffffff, binary.BigEndian.Uint32(kb[4:])}
+	s.mu.Lock()
+	if s.running == nil {
+		s.running = map[[2]uint32]*session{}
+	}
+	s.running[ss.key] = ss
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); delete(s.running, ss.key); s.mu.Unlock() }()
+	b.Send(&pgproto3.BackendKeyData{ProcessID: ss.key[0], SecretKey: kb[4:]})
 	ss.ready()
 	for {
 		conn.SetDeadline(time.Now().Add(idle))
@@ -168,32 +223,40 @@ func (s *Server) serve(conn net.Conn) {
 	}
 }
 
+// cancelKey is a cancel request's key.
+type cancelKey struct{ ProcessID, SecretKey uint32 }
+
 // startup reads the startup message (refusing TLS, which this part does
-// not offer) and returns the user.
-func startup(conn net.Conn, b *pgproto3.Backend) (string, error) {
+// not offer) and returns the user, or a cancel request's key.
+func startup(conn net.Conn, b *pgproto3.Backend) (string, *cancelKey, error) {
 	for range 2 {
 		msg, err := b.ReceiveStartupMessage()
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		switch m := msg.(type) {
 		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
 			if _, err := conn.Write([]byte("N")); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		case *pgproto3.StartupMessage:
 			user := m.Parameters["user"]
 			if user == "" {
 				b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28000", Message: "no user in the startup message"})
 				b.Flush()
-				return "", errors.New("no user")
+				return "", nil, errors.New("no user")
 			}
-			return user, nil
-		default: // a cancel request: nothing to cancel yet
-			return "", errors.New("not a startup message")
+			return user, nil, nil
+		case *pgproto3.CancelRequest:
+			if len(m.SecretKey) != 4 {
+				return "", nil, errors.New("a cancel request with a key of another length")
+			}
+			return "", &cancelKey{m.ProcessID, binary.BigEndian.Uint32(m.SecretKey)}, nil
+		default:
+			return "", nil, errors.New("not a startup message")
 		}
 	}
-	return "", errors.New("too many negotiation requests")
+	return "", nil, errors.New("too many negotiation requests")
 }
 
 func (ss *session) ready() {
@@ -216,7 +279,8 @@ func (ss *session) end() {
 // query runs one simple Query message (one statement: tandem refuses
 // several in one string).
 func (ss *session) query(text string) {
-	ctx := context.Background()
+	ctx, done := ss.statement()
+	defer done()
 	if strings.TrimSpace(strings.Trim(strings.TrimSpace(text), ";")) == "" {
 		ss.b.Send(&pgproto3.EmptyQueryResponse{})
 		return
@@ -431,6 +495,8 @@ func (ss *session) fail(err error) {
 		e.Code = "40001" // serialization_failure: the client may run it again
 	case errors.Is(err, tandem.ErrOutcomeUnknown):
 		e.Code = "40003" // statement_completion_unknown
+	case errors.Is(err, context.Canceled):
+		e.Code, e.Message = "57014", "canceling statement due to user request"
 	}
 	ss.failWith(e)
 }

@@ -383,3 +383,40 @@ func TestBadClientInputClosesThatClientOnly(t *testing.T) {
 		t.Errorf("the other client after the bad ones: %d, %v", one, err)
 	}
 }
+
+// A cancel request (on a connection of its own, with the key the session
+// was given) ends the statement running: the client gets 57014 and its
+// session goes on.
+func TestCancelRequest(t *testing.T) {
+	addr, _ := proxyPair(t)
+	host, port, _ := net.SplitHostPort(addr)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(ctx, "SELECT pg_sleep(60)")
+		errs <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the statement has begun (not a timing assertion: a cancel that comes first is retried)
+	var got error
+	for deadline := time.Now().Add(20 * time.Second); got == nil && time.Now().Before(deadline); {
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got = <-errs:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if got == nil || !strings.Contains(got.Error(), "57014") {
+		t.Fatalf("the cancelled statement: %v, want 57014", got)
+	}
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("the session after the cancel: %d %v", one, err)
+	}
+}
