@@ -437,7 +437,9 @@ func (ss *session) txn(ctx context.Context, word string) {
 			ss.complete("BEGIN")
 			return
 		}
-		tx, err := ss.s.DB.BeginTx(ctx, nil)
+		// Not the statement's context: database/sql rolls a transaction
+		// back when the context it began with ends.
+		tx, err := ss.s.DB.BeginTx(context.WithoutCancel(ctx), nil)
 		if err != nil {
 			ss.fail(err)
 			return
