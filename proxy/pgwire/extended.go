@@ -2,7 +2,6 @@ package pgwire
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -231,14 +230,8 @@ func (ss *session) execute(ctx context.Context, pt *portal) {
 		ss.aborted()
 		return
 	}
-	var err error
 	if len(p.desc.Fields) == 0 {
-		var res sql.Result
-		if ss.tx != nil {
-			res, err = ss.tx.ExecContext(ctx, p.query, pt.args...)
-		} else {
-			res, err = ss.s.DB.ExecContext(ctx, p.query, pt.args...)
-		}
+		res, err := ss.exec(ctx, p.query, pt.args...)
 		if err != nil {
 			ss.extFail(err)
 			return
@@ -247,12 +240,7 @@ func (ss *session) execute(ctx context.Context, pt *portal) {
 		ss.complete(commandTag(p.words, tag, res))
 		return
 	}
-	var rows *sql.Rows
-	if ss.tx != nil {
-		rows, err = ss.tx.QueryContext(ctx, p.query, pt.args...)
-	} else {
-		rows, err = ss.s.DB.QueryContext(ctx, p.query, pt.args...)
-	}
+	rows, err := ss.query(ctx, p.query, pt.args...)
 	if err != nil {
 		ss.extFail(err)
 		return

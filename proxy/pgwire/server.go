@@ -207,7 +207,7 @@ func (s *Server) serve(conn net.Conn) {
 		conn.SetDeadline(time.Time{}) // a statement may take long
 		switch m := msg.(type) {
 		case *pgproto3.Query:
-			ss.query(m.String)
+			ss.simpleQuery(m.String)
 			ss.ready()
 		case *pgproto3.Terminate:
 			return
@@ -276,9 +276,9 @@ func (ss *session) end() {
 	}
 }
 
-// query runs one simple Query message (one statement: tandem refuses
+// simpleQuery runs one simple Query message (one statement: tandem refuses
 // several in one string).
-func (ss *session) query(text string) {
+func (ss *session) simpleQuery(text string) {
 	ctx, done := ss.statement()
 	defer done()
 	if strings.TrimSpace(strings.Trim(strings.TrimSpace(text), ";")) == "" {
@@ -307,12 +307,7 @@ func (ss *session) query(text string) {
 	}
 	tag := strings.ToUpper(strings.Fields(words + " x")[0])
 	if kind == sqltext.DDL || isPlainDML(text, tag) {
-		var res sql.Result
-		if ss.tx != nil {
-			res, err = ss.tx.ExecContext(ctx, text)
-		} else {
-			res, err = ss.s.DB.ExecContext(ctx, text)
-		}
+		res, err := ss.exec(ctx, text)
 		if err != nil {
 			ss.fail(err)
 			return
@@ -320,12 +315,7 @@ func (ss *session) query(text string) {
 		ss.complete(commandTag(words, tag, res))
 		return
 	}
-	var rows *sql.Rows
-	if ss.tx != nil {
-		rows, err = ss.tx.QueryContext(ctx, text)
-	} else {
-		rows, err = ss.s.DB.QueryContext(ctx, text)
-	}
+	rows, err := ss.query(ctx, text)
 	if err != nil {
 		ss.fail(err)
 		return
@@ -335,14 +325,25 @@ func (ss *session) query(text string) {
 		ss.fail(err)
 		return
 	}
-	switch tag {
-	case "INSERT":
-		ss.complete("INSERT 0 " + strconv.FormatInt(n, 10))
-	case "UPDATE", "DELETE", "MERGE":
-		ss.complete(tag + " " + strconv.FormatInt(n, 10))
-	default:
-		ss.complete("SELECT " + strconv.FormatInt(n, 10))
+	ss.complete(rowsTag(tag, n))
+}
+
+// exec runs a statement that returns no rows, in the session's
+// transaction if one is open.
+func (ss *session) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if ss.tx != nil {
+		return ss.tx.ExecContext(ctx, query, args...)
 	}
+	return ss.s.DB.ExecContext(ctx, query, args...)
+}
+
+// query runs a statement that returns rows, in the session's transaction
+// if one is open.
+func (ss *session) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if ss.tx != nil {
+		return ss.tx.QueryContext(ctx, query, args...)
+	}
+	return ss.s.DB.QueryContext(ctx, query, args...)
 }
 
 // showNodes answers SHOW tandem_nodes, as pgpool-II's SHOW pool_nodes:

@@ -81,6 +81,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// proxyDSN is the DSN of proxyPair's proxy at addr, as user app.
+func proxyDSN(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port)
+}
+
 func identical(t *testing.T, cfg *tandem.Config) {
 	t.Helper()
 	rep, err := verify.Compare(context.Background(), cfg, verify.Options{})
@@ -150,8 +156,7 @@ SHOW tandem_nodes;
 // pgx, with its simple protocol, writes and reads through the proxy.
 func TestPgxThroughTheProxy(t *testing.T) {
 	addr, cfg := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
-	dsn := fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port)
+	dsn := proxyDSN(addr)
 	ctx := context.Background()
 	pc, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -201,9 +206,8 @@ func TestPgxThroughTheProxy(t *testing.T) {
 // transactions; a failed statement aborts its transaction.
 func TestPgxExtendedProtocolThroughTheProxy(t *testing.T) {
 	addr, cfg := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port))
+	conn, err := pgx.Connect(ctx, proxyDSN(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,8 +340,7 @@ func TestPHPPDOThroughTheProxy(t *testing.T) {
 // answered with an error and disconnected; another client goes on.
 func TestBadClientInputClosesThatClientOnly(t *testing.T) {
 	addr, _ := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
-	dsn := fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port)
+	dsn := proxyDSN(addr)
 	ctx := context.Background()
 	good, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -389,9 +392,8 @@ func TestBadClientInputClosesThatClientOnly(t *testing.T) {
 // session goes on.
 func TestCancelRequest(t *testing.T) {
 	addr, _ := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=app password='app pw' dbname=app sslmode=disable", host, port))
+	conn, err := pgx.Connect(ctx, proxyDSN(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
