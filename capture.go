@@ -396,6 +396,12 @@ func (tx *Tx) beginSQL(ctx context.Context, query, what string) error {
 	if err := refuseKind(kind, words); err != nil {
 		return err
 	}
+	return tx.ready(ctx, words, what)
+}
+
+// ready prepares tx for a statement of the application's (its first
+// keywords: words): capture on, the primary's sequences synced once.
+func (tx *Tx) ready(ctx context.Context, words, what string) error {
 	if err := tx.usable(what); err != nil {
 		return err
 	}

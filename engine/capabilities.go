@@ -15,6 +15,7 @@ type Capabilities struct {
 	Checksummer  Checksummer
 	Capturer     Capturer
 	Violator     Violator
+	Copier       Copier
 }
 
 // CapabilitiesOf returns the optional interfaces e implements.
@@ -31,6 +32,7 @@ func CapabilitiesOf(e Engine) Capabilities {
 	c.Checksummer, _ = e.(Checksummer)
 	c.Capturer, _ = e.(Capturer)
 	c.Violator, _ = e.(Violator)
+	c.Copier, _ = e.(Copier)
 	return c
 }
 

@@ -280,3 +280,27 @@ func unquoted(name string) string {
 	}
 	return name
 }
+
+// Copy reports whether query is a COPY that reads its data from the
+// client (COPY ... FROM STDIN: in) or sends it to the client (COPY ... TO
+// STDOUT: out). Both are false for any other statement, and for a COPY
+// from or to a file or a program on the server.
+func Copy(query string) (in, out bool) {
+	words, n := allWords(query)
+	if n != 1 || len(words) < 3 || words[0] != "COPY" {
+		return false, false
+	}
+	// The last FROM STDIN or TO STDOUT: a query copied out, COPY (SELECT
+	// ... FROM t) TO STDOUT, has FROMs of its own.
+	for i := len(words) - 2; i >= 1; i-- {
+		switch {
+		case words[i] == "FROM" && words[i+1] == "STDIN":
+			return true, false
+		case words[i] == "TO" && words[i+1] == "STDOUT":
+			return false, true
+		case words[i] == "FROM" || words[i] == "TO":
+			return false, false // a file or a program
+		}
+	}
+	return false, false
+}

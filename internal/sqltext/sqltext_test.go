@@ -114,3 +114,27 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestCopy(t *testing.T) {
+	for _, c := range []struct {
+		q       string
+		in, out bool
+	}{
+		{`COPY t FROM STDIN`, true, false},
+		{`copy t (a, b) from stdin with (format csv, header)`, true, false},
+		{`COPY pgbench_accounts FROM STDIN WITH (FREEZE ON)`, true, false},
+		{`COPY t TO STDOUT`, false, true},
+		{`COPY (SELECT a FROM t WHERE b = 'x') TO STDOUT WITH CSV`, false, true},
+		{`COPY (SELECT * FROM stdin) TO STDOUT`, false, true},
+		{`COPY t FROM '/etc/passwd'`, false, false},
+		{`COPY t TO PROGRAM 'rm -rf /'`, false, false},
+		{`COPY t FROM STDIN; DROP TABLE t`, false, false},
+		{`SELECT 1 FROM stdin`, false, false},
+		{`COPY`, false, false},
+	} {
+		in, out := Copy(c.q)
+		if in != c.in || out != c.out {
+			t.Errorf("Copy(%q) = %v, %v; want %v, %v", c.q, in, out, c.in, c.out)
+		}
+	}
+}

@@ -90,6 +90,10 @@ func (ss *session) extended(msg pgproto3.FrontendMessage) {
 			ss.extFail(fmt.Errorf("%w: %v", tandem.ErrRefused, err))
 			return
 		}
+		if in, out := sqltext.Copy(m.Query); in || out {
+			ss.extFail(fmt.Errorf("%w: COPY through the extended protocol: send it as a simple query (as psql's \\copy and drivers' CopyFrom do)", tandem.ErrRefused))
+			return
+		}
 		p := &prepared{query: m.Query, kind: kind, words: words}
 		if m.Query != "" && kind != sqltext.Txn {
 			if ss.s.Describe == nil {

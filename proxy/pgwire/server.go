@@ -70,6 +70,14 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// idle is how long a connection may send nothing.
+func (s *Server) idle() time.Duration {
+	if s.IdleTimeout == 0 {
+		return 10 * time.Minute
+	}
+	return s.IdleTimeout
+}
+
 func (s *Server) log() *slog.Logger {
 	if s.Log != nil {
 		return s.Log
@@ -82,6 +90,7 @@ type session struct {
 	s      *Server
 	conn   net.Conn
 	b      *pgproto3.Backend
+	db     *sql.Conn // the session's handle on the cluster (tandem's driver)
 	tx     *sql.Tx
 	failed bool // the transaction met an error: only ROLLBACK (or COMMIT) ends it
 	types  *pgtype.Map
@@ -139,10 +148,7 @@ func (s *Server) serve(conn net.Conn) {
 	over := s.conns > max
 	s.mu.Unlock()
 	defer func() { s.mu.Lock(); s.conns--; s.mu.Unlock() }()
-	idle := s.IdleTimeout
-	if idle == 0 {
-		idle = 10 * time.Minute
-	}
+	idle := s.idle()
 	b := pgproto3.NewBackend(conn, conn)
 	b.SetMaxBodyLen(maxMessage)
 	conn.SetDeadline(time.Now().Add(30 * time.Second)) // the startup and authentication
@@ -163,7 +169,13 @@ func (s *Server) serve(conn net.Conn) {
 		s.log().Info("proxy: authentication failed", "user", user, "remote", conn.RemoteAddr().String())
 		return
 	}
-	ss := &session{s: s, conn: conn, b: b, types: pgtype.NewMap(), stmts: map[string]*prepared{}, portals: map[string]*portal{}}
+	db, err := s.DB.Conn(context.Background())
+	if err != nil {
+		b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08006", Message: "the proxy cannot reach its cluster: " + err.Error()})
+		b.Flush()
+		return
+	}
+	ss := &session{s: s, conn: conn, b: b, db: db, types: pgtype.NewMap(), stmts: map[string]*prepared{}, portals: map[string]*portal{}}
 	defer ss.end()
 	for _, p := range [][2]string{
 		{"server_version", "15.0 (tandem proxy)"}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
@@ -211,6 +223,8 @@ func (s *Server) serve(conn net.Conn) {
 			ss.ready()
 		case *pgproto3.Terminate:
 			return
+		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
+			// The rest of a COPY that failed: dropped, as PostgreSQL does.
 		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Sync, *pgproto3.Flush:
 			ss.ext = true
 			ss.extended(m)
@@ -274,6 +288,7 @@ func (ss *session) end() {
 	if ss.tx != nil {
 		ss.tx.Rollback()
 	}
+	ss.db.Close()
 }
 
 // simpleQuery runs one simple Query message (one statement: tandem refuses
@@ -305,6 +320,13 @@ func (ss *session) simpleQuery(text string) {
 		ss.aborted()
 		return
 	}
+	if in, out := sqltext.Copy(text); in {
+		ss.copyIn(ctx, text)
+		return
+	} else if out {
+		ss.copyOut(ctx, text)
+		return
+	}
 	tag := strings.ToUpper(strings.Fields(words + " x")[0])
 	if kind == sqltext.DDL || isPlainDML(text, tag) {
 		res, err := ss.exec(ctx, text)
@@ -334,7 +356,7 @@ func (ss *session) exec(ctx context.Context, query string, args ...any) (sql.Res
 	if ss.tx != nil {
 		return ss.tx.ExecContext(ctx, query, args...)
 	}
-	return ss.s.DB.ExecContext(ctx, query, args...)
+	return ss.db.ExecContext(ctx, query, args...)
 }
 
 // query runs a statement that returns rows, in the session's transaction
@@ -343,7 +365,7 @@ func (ss *session) query(ctx context.Context, query string, args ...any) (*sql.R
 	if ss.tx != nil {
 		return ss.tx.QueryContext(ctx, query, args...)
 	}
-	return ss.s.DB.QueryContext(ctx, query, args...)
+	return ss.db.QueryContext(ctx, query, args...)
 }
 
 // showNodes answers SHOW tandem_nodes, as pgpool-II's SHOW pool_nodes:
@@ -440,7 +462,7 @@ func (ss *session) txn(ctx context.Context, word string) {
 		}
 		// Not the statement's context: database/sql rolls a transaction
 		// back when the context it began with ends.
-		tx, err := ss.s.DB.BeginTx(context.WithoutCancel(ctx), nil)
+		tx, err := ss.db.BeginTx(context.WithoutCancel(ctx), nil)
 		if err != nil {
 			ss.fail(err)
 			return

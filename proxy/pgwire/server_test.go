@@ -422,3 +422,100 @@ func TestCancelRequest(t *testing.T) {
 		t.Errorf("the session after the cancel: %d %v", one, err)
 	}
 }
+
+// COPY through the proxy: psql's \copy in and out (text and csv, inside a
+// transaction and not, a duplicate key refusing the whole COPY), pgx's
+// CopyFrom (binary format) and a COPY the client fails half way; the
+// secondary gets every row the primary took, values decided there
+// (clock_timestamp()) included.
+func TestCopyThroughTheProxy(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	needTool(t, err, "postgresql-client")
+	addr, cfg := proxyPair(t)
+	host, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	var in1, in2 strings.Builder
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&in1, "%d,item %d,%d.50\n", i, i, i)
+	}
+	for i := 1001; i <= 1500; i++ {
+		fmt.Fprintf(&in2, "%d,\"item, %d\",%d\n", i, i, i)
+	}
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p1, p2, bad := write("in1.csv", in1.String()), write("in2.csv", in2.String()), write("bad.csv", "2000,new,1\n5,taken,1\n")
+	out := filepath.Join(dir, "out.csv")
+	script := fmt.Sprintf(`CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric, added timestamptz DEFAULT clock_timestamp());
+\copy items (id, name, price) FROM '%s' WITH (FORMAT csv)
+BEGIN;
+\copy items (id, name, price) FROM '%s' WITH (FORMAT csv)
+UPDATE items SET price = price * 2 WHERE id <= 10;
+COMMIT;
+\copy items (id, name, price) FROM '%s' WITH (FORMAT csv)
+\copy (SELECT id, name, price FROM items WHERE id IN (1, 1001, 1500) ORDER BY id) TO '%s' WITH (FORMAT csv)
+\copy nosuch FROM '%s'
+SELECT count(*) AS n FROM items;
+`, p1, p2, bad, out, p1)
+	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0",
+		fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=disable", host, port))
+	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
+	cmd.Stdin = strings.NewReader(script)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, got)
+	}
+	text := string(got)
+	for _, want := range []string{"COPY 1000", "BEGIN", "COPY 500", "UPDATE 10", "COMMIT",
+		"duplicate key value violates unique constraint", "COPY 3", `relation "nosuch" does not exist`, "n\n1500\n(1 row)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("psql's output lacks %q:\n%s", want, text)
+		}
+	}
+	csv, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "1,item 1,3.00\n1001,\"item, 1001\",1001\n1500,\"item, 1500\",1500\n"; string(csv) != want {
+		t.Errorf("\\copy out wrote %q, want %q", csv, want)
+	}
+
+	// pgx's CopyFrom sends the binary format; a source that fails half way
+	// has pgx send CopyFail: nothing of it is written.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, proxyDSN(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rows [][]any
+	for i := 3001; i <= 3200; i++ {
+		rows = append(rows, []any{int32(i), fmt.Sprintf("binary %d", i)})
+	}
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"id", "name"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 200 {
+		t.Fatalf("pgx CopyFrom: %d rows, %v; want 200", n, err)
+	}
+	i := 0
+	_, err = conn.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"id", "name"}, pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i > 50 {
+			return nil, fmt.Errorf("the source ran dry")
+		}
+		return []any{int32(4000 + i), "never"}, nil
+	}))
+	if err == nil || !strings.Contains(err.Error(), "the source ran dry") {
+		t.Fatalf("a failed CopyFrom: %v; want the source's error", err)
+	}
+	var total, never int
+	if err := conn.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE name = 'never') FROM items").Scan(&total, &never); err != nil {
+		t.Fatal(err)
+	}
+	if total != 1700 || never != 0 {
+		t.Errorf("items holds %d rows (%d of the failed COPY); want 1700 (0)", total, never)
+	}
+	identical(t, cfg)
+}
