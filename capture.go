@@ -301,6 +301,8 @@ func refuseKind(kind sqltext.Kind, words string) error {
 		return fmt.Errorf("%w: %s: a session setting would apply to the primary's connection alone and could change what it stores; set it in the datasource's DSN or the database's defaults, alike on every datasource", ErrRefused, words)
 	case sqltext.Outside:
 		return fmt.Errorf("%w: %s cannot be mirrored through tandem: run it on each database", ErrRefused, words)
+	case sqltext.Maintenance:
+		return fmt.Errorf("%w: %s inside a transaction: run it with Cluster.Exec, which runs it on every database", ErrRefused, words)
 	}
 	return nil
 }
@@ -530,14 +532,21 @@ func (tx *Tx) drainTable(ctx context.Context, t *sqlTable) error {
 // or an index) runs on every database, in the same order, under tandem's
 // exclusive lock; the capture triggers of the tables follow it.
 //
+// A maintenance statement (VACUUM, ANALYZE, CHECKPOINT), which changes
+// no row, runs on every database the writes reach, one after the other,
+// outside a transaction.
+//
 // Refused with ErrRefused, nothing written: several statements in one
 // string, transaction control (use Cluster.Tx), session settings (SET,
-// PRAGMA), statements that cannot run in a transaction (VACUUM), and
-// writes to a table without a primary key.
+// PRAGMA), statements that cannot be mirrored (COPY from a server's file,
+// GRANT), and writes to a table without a primary key.
 func (c *Cluster) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	kind, words, err := classify(query)
 	if err != nil {
 		return nil, err
+	}
+	if kind == sqltext.Maintenance {
+		return c.execMaintenance(ctx, query, args)
 	}
 	if err := refuseKind(kind, words); err != nil {
 		return nil, err
@@ -607,6 +616,36 @@ func (c *Cluster) QueryRow(ctx context.Context, query string, args ...any) *Row 
 		return &Row{err: err}
 	}
 	return &Row{row: q.QueryRowContext(ctx, query, args...)}
+}
+
+// execMaintenance runs a statement that changes no row (VACUUM, ANALYZE)
+// on every database the writes reach, in rank order, each on a connection
+// of its own and outside a transaction; the result is the primary's.
+func (c *Cluster) execMaintenance(ctx context.Context, query string, args []any) (sql.Result, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	v := c.view.Load()
+	if v.primary == nil {
+		return nil, v.err
+	}
+	var res sql.Result
+	for _, n := range v.write {
+		if !n.reachable() {
+			continue
+		}
+		r, err := n.conn().Write.ExecContext(ctx, query, args...)
+		if err != nil {
+			return nil, fmt.Errorf("on %s: %w", n.name, err)
+		}
+		if n == v.primary {
+			res = r
+		}
+	}
+	if res == nil {
+		return nil, fmt.Errorf("%w: %s is not reachable", ErrNodeDown, v.primary.name)
+	}
+	return res, nil
 }
 
 // execDDL runs a statement that changes the structure on every database,

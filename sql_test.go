@@ -212,7 +212,7 @@ func TestSQLThatCannotBeMirroredIsRefused(t *testing.T) {
 		{`INSERT INTO kv (k) VALUES ('a;'); DELETE FROM kv`, "2 statements"},
 		{`PRAGMA foreign_keys = OFF`, "PRAGMA"},
 		{`BEGIN`, "Cluster.Tx"},
-		{`VACUUM`, "run it on each database"},
+		{`GRANT SELECT ON kv TO someone`, "run it on each database"},
 		{`INSERT INTO nokey (a, b) VALUES (1, 'x')`, "nokey has no primary key"},
 		{``, "empty statement"},
 	} {
@@ -227,6 +227,13 @@ func TestSQLThatCannotBeMirroredIsRefused(t *testing.T) {
 	})
 	if !errors.Is(err, tandem.ErrRefused) {
 		t.Errorf("DDL through Tx.Query = %v, want ErrRefused", err)
+	}
+	err = c.Tx(ctx, func(tx *tandem.Tx) error {
+		_, err := tx.Exec(ctx, `VACUUM`)
+		return err
+	})
+	if !errors.Is(err, tandem.ErrRefused) || !strings.Contains(err.Error(), "Cluster.Exec") {
+		t.Errorf("VACUUM inside a Tx = %v, want ErrRefused naming Cluster.Exec", err)
 	}
 	// Cluster.Query reads on a read-only connection: a statement that
 	// writes fails there (when it runs: on SQLite, at the first Next).
@@ -330,4 +337,32 @@ func noCaptureLeft(t *testing.T, path string) {
 		}
 		db.Close()
 	}
+}
+
+// VACUUM and ANALYZE change no row: Exec runs them on every database
+// (ANALYZE leaves sqlite_stat1 on each), and the copies stay identical.
+func TestMaintenanceRunsOnEveryDatabase(t *testing.T) {
+	ctx := context.Background()
+	c, path := sqlPair(t)
+	if _, err := c.Exec(ctx, `INSERT INTO kv (k, v) VALUES ('a', 'x'), ('b', 'y')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ANALYZE`, `VACUUM`} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("Exec(%q): %v", q, err)
+		}
+	}
+	for _, f := range []string{"foo", "bar"} {
+		db, err := sql.Open("sqlite3", "file:"+filepath.Join(filepath.Dir(path), f+".db")+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'`).Scan(&n)
+		db.Close()
+		if err != nil || n != 1 {
+			t.Errorf("%s: sqlite_stat1 %d, %v: ANALYZE did not run there", f, n, err)
+		}
+	}
+	sameFiles(t, path)
 }

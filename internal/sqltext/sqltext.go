@@ -19,7 +19,8 @@ const (
 	DDL                 // CREATE, ALTER, DROP: run on every database
 	Txn                 // BEGIN, COMMIT, SAVEPOINT...: refused, use the API
 	Session             // SET, RESET, PRAGMA: refused, changes what is stored
-	Outside             // VACUUM, COPY...: refused, cannot be mirrored
+	Outside             // COPY, GRANT...: refused, cannot be mirrored
+	Maintenance         // VACUUM, ANALYZE, CHECKPOINT: run on every database, outside a transaction
 )
 
 // Classify returns the kind of query and its first keywords (upper
@@ -45,7 +46,9 @@ func Classify(query string) (Kind, string, error) {
 		return Txn, first, nil
 	case "SET", "RESET", "PRAGMA", "USE", "DISCARD":
 		return Session, first, nil
-	case "VACUUM", "COPY", "ATTACH", "DETACH", "REINDEX", "CLUSTER", "CHECKPOINT", "LISTEN", "NOTIFY", "UNLISTEN", "LOAD", "GRANT", "REVOKE", "COMMENT", "SECURITY", "REFRESH", "IMPORT", "LOCK", "FLUSH", "OPTIMIZE", "HANDLER":
+	case "VACUUM", "ANALYZE", "ANALYSE", "CHECKPOINT":
+		return Maintenance, first, nil
+	case "COPY", "ATTACH", "DETACH", "REINDEX", "CLUSTER", "LISTEN", "NOTIFY", "UNLISTEN", "LOAD", "GRANT", "REVOKE", "COMMENT", "SECURITY", "REFRESH", "IMPORT", "LOCK", "FLUSH", "OPTIMIZE", "HANDLER":
 		return Outside, first, nil
 	}
 	return Write, words, nil

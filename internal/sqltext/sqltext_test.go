@@ -25,7 +25,7 @@ func TestClassify(t *testing.T) {
 		{`SAVEPOINT a`, Txn, "SAVEPOINT", ""},
 		{`SET search_path = x`, Session, "SET", ""},
 		{`PRAGMA foreign_keys = OFF`, Session, "PRAGMA", ""},
-		{`VACUUM`, Outside, "VACUUM", ""},
+		{`VACUUM`, Maintenance, "VACUUM", ""},
 		{`INSERT INTO t VALUES (1); DELETE FROM t`, 0, "", "2 statements"},
 		{`INSERT INTO t VALUES ('a;'); DELETE FROM t`, 0, "", "2 statements"},
 		// A backslash escapes a quote in MySQL and E'' strings, not in

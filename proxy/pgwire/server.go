@@ -328,6 +328,14 @@ func (ss *session) simpleQuery(text string) {
 		return
 	}
 	tag := strings.ToUpper(strings.Fields(words + " x")[0])
+	if kind == sqltext.Maintenance {
+		if _, err := ss.exec(ctx, text); err != nil {
+			ss.fail(err)
+			return
+		}
+		ss.complete(tag)
+		return
+	}
 	if kind == sqltext.DDL || isPlainDML(text, tag) {
 		res, err := ss.exec(ctx, text)
 		if err != nil {
@@ -342,6 +350,18 @@ func (ss *session) simpleQuery(text string) {
 		ss.fail(err)
 		return
 	}
+	if cols, err := rows.Columns(); err == nil && len(cols) == 0 {
+		// A statement that returns no rows (CALL, a utility statement):
+		// its tag alone, as PostgreSQL sends.
+		for rows.Next() {
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			ss.fail(err)
+			return
+		}
+		ss.complete(commandTag(words, tag, noResult{}))
+		return
+	}
 	n, err := ss.sendRows(rows)
 	if err != nil {
 		ss.fail(err)
@@ -349,6 +369,12 @@ func (ss *session) simpleQuery(text string) {
 	}
 	ss.complete(rowsTag(tag, n))
 }
+
+// noResult is the result of a statement that reports no count.
+type noResult struct{}
+
+func (noResult) LastInsertId() (int64, error) { return 0, errors.New("no result") }
+func (noResult) RowsAffected() (int64, error) { return 0, errors.New("no result") }
 
 // exec runs a statement that returns no rows, in the session's
 // transaction if one is open.
@@ -431,6 +457,8 @@ func isPlainDML(text, tag string) bool {
 	switch tag {
 	case "INSERT", "UPDATE", "DELETE":
 		return !strings.Contains(strings.ToLower(text), "returning")
+	case "TRUNCATE":
+		return true
 	}
 	return false
 }
