@@ -15,12 +15,12 @@ import (
 type Kind int
 
 const (
-	Write   Kind = iota // DML, a query, a call: run with capture on
-	DDL                 // CREATE, ALTER, DROP: run on every database
-	Txn                 // BEGIN, COMMIT, SAVEPOINT...: refused, use the API
-	Session             // SET, RESET, PRAGMA: refused, changes what is stored
-	Outside             // COPY, GRANT...: refused, cannot be mirrored
-	Maintenance         // VACUUM, ANALYZE, CHECKPOINT: run on every database, outside a transaction
+	Write       Kind = iota // DML, a query, a call: run with capture on
+	DDL                     // CREATE, ALTER, DROP: run on every database
+	Txn                     // BEGIN, COMMIT, SAVEPOINT...: refused, use the API
+	Session                 // SET, RESET, PRAGMA: refused, changes what is stored
+	Outside                 // COPY, GRANT...: refused, cannot be mirrored
+	Maintenance             // VACUUM, ANALYZE, CHECKPOINT: run on every database, outside a transaction
 )
 
 // Classify returns the kind of query and its first keywords (upper
