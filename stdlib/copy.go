@@ -23,16 +23,24 @@ var _ Copier = (*conn)(nil)
 
 // CopyFrom implements Copier.
 func (cn *conn) CopyFrom(ctx context.Context, query string, r io.Reader) (int64, error) {
+	var n int64
+	var err error
 	if cn.tx != nil {
-		return cn.tx.CopyFrom(ctx, query, r)
+		n, err = cn.tx.CopyFrom(ctx, query, r)
+	} else {
+		n, err = cn.c.CopyFrom(ctx, query, r)
 	}
-	return cn.c.CopyFrom(ctx, query, r)
+	return n, notBadConn(err)
 }
 
 // CopyTo implements Copier.
 func (cn *conn) CopyTo(ctx context.Context, query string, w io.Writer) (int64, error) {
+	var n int64
+	var err error
 	if cn.tx != nil {
-		return cn.tx.CopyTo(ctx, query, w)
+		n, err = cn.tx.CopyTo(ctx, query, w)
+	} else {
+		n, err = cn.c.CopyTo(ctx, query, w)
 	}
-	return cn.c.CopyTo(ctx, query, w)
+	return n, notBadConn(err)
 }

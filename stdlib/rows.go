@@ -42,6 +42,14 @@ func (r *rows) ColumnTypeDatabaseTypeName(i int) string { return r.types[i] }
 func (r *rows) Close() error                            { return r.r.Close() }
 
 func (r *rows) Next(dest []driver.Value) error {
+	err := r.next(dest)
+	if err == io.EOF {
+		return err
+	}
+	return notBadConn(err)
+}
+
+func (r *rows) next(dest []driver.Value) error {
 	if r.err != nil {
 		return r.err
 	}

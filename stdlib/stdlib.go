@@ -158,7 +158,8 @@ func (cn *conn) Begin() (driver.Tx, error) {
 // BeginTx implements driver.ConnBeginTx. Only the default isolation
 // level is offered: tandem orders writes by the primary's locks, at the
 // engines' default levels.
-func (cn *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+func (cn *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (_ driver.Tx, err error) {
+	defer func() { err = notBadConn(err) }()
 	if opts.Isolation != driver.IsolationLevel(sql.LevelDefault) {
 		return nil, fmt.Errorf("%w: isolation level %v: tandem runs transactions at the engines' default level", tandem.ErrRefused, sql.IsolationLevel(opts.Isolation))
 	}
@@ -194,9 +195,9 @@ func args(named []driver.NamedValue) []any {
 }
 
 // ExecContext implements driver.ExecerContext.
-func (cn *conn) ExecContext(ctx context.Context, query string, named []driver.NamedValue) (driver.Result, error) {
+func (cn *conn) ExecContext(ctx context.Context, query string, named []driver.NamedValue) (_ driver.Result, err error) {
+	defer func() { err = notBadConn(err) }()
 	var res sql.Result
-	var err error
 	if cn.tx != nil {
 		res, err = cn.tx.Exec(ctx, query, args(named)...)
 	} else {
@@ -213,7 +214,8 @@ func (cn *conn) ExecContext(ctx context.Context, query string, named []driver.Na
 // one that writes (INSERT ... RETURNING, a writable CTE, a function that
 // writes) runs as a write of its own, and its rows are returned once it
 // has committed everywhere.
-func (cn *conn) QueryContext(ctx context.Context, query string, named []driver.NamedValue) (driver.Rows, error) {
+func (cn *conn) QueryContext(ctx context.Context, query string, named []driver.NamedValue) (_ driver.Rows, err error) {
+	defer func() { err = notBadConn(err) }()
 	a := args(named)
 	if cn.tx != nil {
 		r, err := cn.tx.Query(ctx, query, a...)
@@ -234,7 +236,7 @@ func (cn *conn) QueryContext(ctx context.Context, query string, named []driver.N
 		// connection; or refused outright, which the write refuses too).
 	}
 	var out *bufferedRows
-	err := cn.c.Tx(ctx, func(tx *tandem.Tx) error {
+	err = cn.c.Tx(ctx, func(tx *tandem.Tx) error {
 		r, err := tx.Query(ctx, query, a...)
 		if err != nil {
 			return err
@@ -250,7 +252,7 @@ func (cn *conn) QueryContext(ctx context.Context, query string, named []driver.N
 
 func (cn *conn) Ping(ctx context.Context) error {
 	_, err := cn.c.Status(ctx)
-	return err
+	return notBadConn(err)
 }
 
 // ResetSession implements driver.SessionResetter: a connection returned
@@ -272,7 +274,7 @@ func (t *txn) Commit() error {
 	if tx == nil {
 		return sql.ErrTxDone
 	}
-	return tx.Commit()
+	return notBadConn(tx.Commit())
 }
 
 func (t *txn) Rollback() error {
@@ -281,7 +283,7 @@ func (t *txn) Rollback() error {
 	if tx == nil {
 		return sql.ErrTxDone
 	}
-	return tx.Rollback()
+	return notBadConn(tx.Rollback())
 }
 
 // stmt is a statement "prepared" on a connection: its text.
@@ -330,3 +332,29 @@ type result struct{ r sql.Result }
 
 func (r result) LastInsertId() (int64, error) { return r.r.LastInsertId() }
 func (r result) RowsAffected() (int64, error) { return r.r.RowsAffected() }
+
+// notBadConn keeps database/sql from taking err for a broken connection
+// of its own (driver.ErrBadConn, which a database's driver may report
+// under tandem's error): a connection of this driver is a handle on the
+// cluster, which outlives any database's loss. database/sql would discard
+// it, closing the sql.Conn (and the transaction) it serves, and outside a
+// transaction would run the statement again on another connection, after
+// tandem may have written it.
+func notBadConn(err error) error {
+	if err == nil || !errors.Is(err, driver.ErrBadConn) {
+		return err
+	}
+	return &notBadConnErr{err}
+}
+
+// notBadConnErr is an error that is every error it holds but
+// driver.ErrBadConn (it has no Unwrap, which would reach that).
+type notBadConnErr struct{ err error }
+
+func (e *notBadConnErr) Error() string { return e.err.Error() }
+
+func (e *notBadConnErr) Is(target error) bool {
+	return target != driver.ErrBadConn && errors.Is(e.err, target)
+}
+
+func (e *notBadConnErr) As(target any) bool { return errors.As(e.err, target) }

@@ -46,6 +46,7 @@ func (ss *session) copier(fn func(stdlib.Copier) error) error {
 // copyIn runs a COPY ... FROM STDIN: CopyInResponse, then the client's
 // CopyData up to CopyDone (or CopyFail) feeds the primary's COPY.
 func (ss *session) copyIn(ctx context.Context, query string) {
+	ss.noReplay = true // its data is read once
 	ss.b.Send(&pgproto3.CopyInResponse{OverallFormat: copyFormat(query)})
 	if err := ss.b.Flush(); err != nil {
 		return // the connection is gone: the next Receive ends the session
@@ -121,6 +122,7 @@ func (r *copyReader) Read(p []byte) (int, error) {
 // copyOut runs a COPY ... TO STDOUT: CopyOutResponse, CopyData for each
 // row, CopyDone. An error before the first row is an error alone.
 func (ss *session) copyOut(ctx context.Context, query string) {
+	ss.noReplay = true // what it sent is not kept
 	w := &copyWriter{ss: ss, format: copyFormat(query)}
 	var n int64
 	err := ss.copier(func(c stdlib.Copier) (err error) {

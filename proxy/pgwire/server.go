@@ -3,10 +3,13 @@ package pgwire
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -93,6 +96,12 @@ type session struct {
 	db     *sql.Conn // the session's handle on the cluster (tandem's driver)
 	tx     *sql.Tx
 	failed bool // the transaction met an error: only ROLLBACK (or COMMIT) ends it
+	// The transaction's statements, to run it again (replay.go); the
+	// query whose rows are being sent.
+	txlog      []logged
+	txlogBytes int
+	noReplay   bool
+	pending    *logged
 	types  *pgtype.Map
 	// The extended protocol's named statements and portals, whether a
 	// message of it is being handled, and whether an error has the
@@ -353,9 +362,7 @@ func (ss *session) simpleQuery(text string) {
 	if cols, err := rows.Columns(); err == nil && len(cols) == 0 {
 		// A statement that returns no rows (CALL, a utility statement):
 		// its tag alone, as PostgreSQL sends.
-		for rows.Next() {
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		if _, err := ss.dataRows(rows, nil, nil); err != nil {
 			ss.fail(err)
 			return
 		}
@@ -377,21 +384,54 @@ func (noResult) LastInsertId() (int64, error) { return 0, errors.New("no result"
 func (noResult) RowsAffected() (int64, error) { return 0, errors.New("no result") }
 
 // exec runs a statement that returns no rows, in the session's
-// transaction if one is open.
+// transaction if one is open (run again, with the statements before it,
+// when tandem committed nothing: replay.go).
 func (ss *session) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if ss.tx != nil {
-		return ss.tx.ExecContext(ctx, query, args...)
+	if ss.tx == nil {
+		var res sql.Result
+		err := ss.again(ctx, func() (err error) {
+			res, err = ss.db.ExecContext(ctx, query, args...)
+			return err
+		})
+		return res, err
 	}
-	return ss.db.ExecContext(ctx, query, args...)
+	res, err := ss.tx.ExecContext(ctx, query, args...)
+	if err != nil && ss.replayable(err) {
+		if err = ss.replay(ctx, err); err == nil {
+			res, err = ss.tx.ExecContext(ctx, query, args...)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, _ := res.RowsAffected()
+	ss.note(logged{query: query, args: args, n: n})
+	return res, nil
 }
 
 // query runs a statement that returns rows, in the session's transaction
-// if one is open.
+// if one is open; the rows sent (encodeRows) are noted for a replay.
 func (ss *session) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if ss.tx != nil {
-		return ss.tx.QueryContext(ctx, query, args...)
+	ss.pending = nil
+	if ss.tx == nil {
+		var rows *sql.Rows
+		err := ss.again(ctx, func() (err error) {
+			rows, err = ss.db.QueryContext(ctx, query, args...)
+			return err
+		})
+		return rows, err
 	}
-	return ss.db.QueryContext(ctx, query, args...)
+	rows, err := ss.tx.QueryContext(ctx, query, args...)
+	if err != nil && ss.replayable(err) {
+		if err = ss.replay(ctx, err); err == nil {
+			rows, err = ss.tx.QueryContext(ctx, query, args...)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	ss.pending = &logged{query: query, args: args, rows: true}
+	return rows, nil
 }
 
 // showNodes answers SHOW tandem_nodes, as pgpool-II's SHOW pool_nodes:
@@ -496,6 +536,7 @@ func (ss *session) txn(ctx context.Context, word string) {
 			return
 		}
 		ss.tx, ss.failed = tx, false
+		ss.beginLog()
 		ss.complete("BEGIN")
 	case "COMMIT", "END":
 		if ss.tx == nil {
@@ -503,14 +544,22 @@ func (ss *session) txn(ctx context.Context, word string) {
 			ss.complete("COMMIT")
 			return
 		}
-		tx, failed := ss.tx, ss.failed
-		ss.tx, ss.failed = nil, false
-		if failed {
-			tx.Rollback()
+		if ss.failed {
+			ss.tx.Rollback()
+			ss.tx, ss.failed = nil, false
 			ss.complete("ROLLBACK")
 			return
 		}
-		if err := tx.Commit(); err != nil {
+		err := ss.tx.Commit()
+		if err != nil && ss.replayable(err) {
+			if err = ss.replay(ctx, err); err == nil {
+				err = ss.tx.Commit()
+			} else {
+				ss.tx.Rollback()
+			}
+		}
+		ss.tx, ss.failed = nil, false
+		if err != nil {
 			ss.fail(err)
 			return
 		}
@@ -544,10 +593,20 @@ func (ss *session) fail(err error) {
 		e.Message, e.Code, e.Detail, e.Hint = pe.Message, pe.Code, pe.Detail, pe.Hint
 	case errors.Is(err, tandem.ErrRefused):
 		e.Code = "0A000" // feature_not_supported
-	case errors.Is(err, tandem.ErrNotCommitted), errors.Is(err, tandem.ErrNodeDown), errors.Is(err, tandem.ErrBusy):
-		e.Code = "40001" // serialization_failure: the client may run it again
 	case errors.Is(err, tandem.ErrOutcomeUnknown):
 		e.Code = "40003" // statement_completion_unknown
+	case errors.Is(err, tandem.ErrNotCommitted), errors.Is(err, tandem.ErrNodeDown), errors.Is(err, tandem.ErrBusy):
+		e.Code = "40001" // serialization_failure: the client may run it again
+	case errors.As(err, new(*pgconn.ConnectError)):
+		// A database could not be reached: nothing was sent to it.
+		e.Code = "40001"
+	case lostConnection(err) && ss.tx != nil:
+		// The primary's connection broke inside an open transaction: the
+		// database rolled it back.
+		e.Code = "40001"
+	case lostConnection(err):
+		// Outside a transaction, or at its COMMIT: it may have committed.
+		e.Code = "40003"
 	case errors.Is(err, context.Canceled):
 		e.Code, e.Message = "57014", "canceling statement due to user request"
 	}
@@ -594,8 +653,27 @@ func (ss *session) sendRows(rows *sql.Rows) (int64, error) {
 }
 
 // dataRows sends rows, each column of oids[i] in formats[i], and returns
-// how many.
+// how many; in a transaction, the statement is noted with a digest of the
+// rows sent, for a replay.
 func (ss *session) dataRows(rows *sql.Rows, oids []uint32, formats []int16) (int64, error) {
+	p := ss.pending
+	ss.pending = nil
+	var h hash.Hash
+	if p != nil {
+		h = sha256.New()
+	}
+	n, err := ss.encodeRows(rows, oids, formats, h, true)
+	if err == nil && p != nil {
+		p.oids, p.formats, p.n = oids, formats, n
+		p.digest = [sha256.Size]byte(h.Sum(nil))
+		ss.note(*p)
+	}
+	return n, err
+}
+
+// encodeRows encodes rows, each column of oids[i] in formats[i], sends
+// them if send, hashes them into h if not nil, and returns how many.
+func (ss *session) encodeRows(rows *sql.Rows, oids []uint32, formats []int16, h hash.Hash, send bool) (int64, error) {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
@@ -619,17 +697,61 @@ func (ss *session) dataRows(rows *sql.Rows, oids []uint32, formats []int16) (int
 			if v == nil {
 				continue // NULL
 			}
-			enc, err := ss.types.Encode(oids[i], formats[i], v, nil)
+			enc, err := ss.encode(oids[i], formats[i], v)
 			if err != nil {
-				if formats[i] != pgtype.TextFormatCode {
-					return n, fmt.Errorf("column %s: %v", cols[i], err)
-				}
-				enc = []byte(fmt.Sprint(v))
+				return n, fmt.Errorf("column %s: %v", cols[i], err)
 			}
 			row[i] = enc
 		}
-		ss.b.Send(&pgproto3.DataRow{Values: row})
+		if h != nil {
+			digestOf(h, row)
+		}
+		if send {
+			ss.b.Send(&pgproto3.DataRow{Values: row})
+		}
 		n++
 	}
-	return n, rows.Err()
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	return n, rows.Close()
+}
+
+// encode encodes v, a value of type oid as the driver scanned it, in
+// format. A value the driver hands over as text (numeric, intervals, a
+// type pgx has no Go type for) is decoded from its text first where the
+// binary format is asked for.
+func (ss *session) encode(oid uint32, format int16, v any) ([]byte, error) {
+	enc, err := ss.types.Encode(oid, format, v, nil)
+	if err == nil {
+		return enc, nil
+	}
+	if format == pgtype.TextFormatCode {
+		return []byte(fmt.Sprint(v)), nil
+	}
+	var text []byte
+	switch t := v.(type) {
+	case string:
+		text = []byte(t)
+	case []byte:
+		text = t
+	default:
+		return nil, err
+	}
+	dt, ok := ss.types.TypeForOID(oid)
+	if !ok {
+		return nil, err
+	}
+	val, derr := dt.Codec.DecodeValue(ss.types, oid, pgtype.TextFormatCode, text)
+	if derr != nil {
+		return nil, fmt.Errorf("%v (and as text: %v)", err, derr)
+	}
+	return ss.types.Encode(oid, format, val, nil)
+}
+
+// lostConnection reports whether err is a connection to a database that
+// broke (rather than the database's answer).
+func lostConnection(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }

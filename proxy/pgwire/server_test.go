@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,13 @@ import (
 // the proxy in front of it (user app, password "app pw"); it returns the
 // proxy's address and the cluster's config.
 func proxyPair(t *testing.T) (string, *tandem.Config) {
+	t.Helper()
+	addr, cfg, _, _ := proxyPairOf(t)
+	return addr, cfg
+}
+
+// proxyPairOf is proxyPair, also returning the servers of foo and bar.
+func proxyPairOf(t *testing.T) (string, *tandem.Config, *dbserver.Server, *dbserver.Server) {
 	t.Helper()
 	a, b := dbserver.Start(t, dbserver.Postgres), dbserver.Start(t, dbserver.Postgres)
 	a.CreateDatabase(t, "app")
@@ -57,7 +65,7 @@ func proxyPair(t *testing.T) (string, *tandem.Config) {
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go (&Server{DB: db, Users: Users{"app": v}, Log: log, Describe: DescribeOn(ctx, a.DSN("app", ""), b.DSN("app", "")), Status: c.LastStatus}).Serve(l)
-	return l.Addr().String(), cfg
+	return l.Addr().String(), cfg, a, b
 }
 
 // needTool skips the test when a client program is missing (err), or
@@ -568,4 +576,135 @@ func TestPgbenchThroughTheProxy(t *testing.T) {
 			t.Errorf("%s: balances accounts %d, branches %d, tellers %d, history %d (%d rows, want 800): pgbench's invariant fails", ds.Name, a, b, tl, h, n)
 		}
 	}
+}
+
+// phpLoop is a Propel-style PHP application that keeps working: an id
+// from the sequence, an insert, a transaction (an update, an insert of a
+// review), a delete of every fifth book. It prints each id it saved and
+// deleted, and "done" at the end; any error ends it with the exception.
+const phpLoop = `<?php
+[$dsn, $user, $pass, $n] = [$argv[1], $argv[2], $argv[3], (int)$argv[4]];
+$pdo = new PDO($dsn, $user, $pass, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+$pdo->exec("CREATE TABLE book (id serial PRIMARY KEY, title varchar(255) NOT NULL, created_at timestamp NOT NULL DEFAULT now(), price numeric(8,2))");
+$pdo->exec("CREATE TABLE review (id serial PRIMARY KEY, book_id int NOT NULL, stars int NOT NULL, at timestamptz DEFAULT clock_timestamp())");
+echo "ready\n";
+for ($i = 1; $i <= $n; $i++) {
+	$id = $pdo->query("SELECT nextval('book_id_seq')")->fetchColumn();
+	$st = $pdo->prepare("INSERT INTO book (id, title, created_at, price) VALUES (:p1, :p2, :p3, :p4)");
+	$st->execute([':p1' => $id, ':p2' => "Book $i", ':p3' => gmdate('Y-m-d H:i:s'), ':p4' => 10 + $i / 4]);
+	$pdo->beginTransaction();
+	$pdo->prepare("UPDATE book SET price = price + 1 WHERE id = :id")->execute([':id' => $id]);
+	$pdo->prepare("INSERT INTO review (book_id, stars) VALUES (:b, :s)")->execute([':b' => $id, ':s' => $i % 5 + 1]);
+	$pdo->commit();
+	echo "saved $id\n";
+	if ($i % 5 == 0) {
+		$pdo->prepare("DELETE FROM book WHERE id = :id")->execute([':id' => $id]);
+		echo "deleted $id\n";
+	}
+	usleep(10000);
+}
+echo "done\n";
+`
+
+// The PHP application runs on, unchanged and without an error, while the
+// secondary is SIGKILLed and restarted under it: every book it saved is
+// on both databases (those it deleted on neither), and they end identical.
+func TestPHPPDOWhileTheSecondaryIsKilled(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err == nil {
+		if out, _ := exec.Command(php, "-m").Output(); !strings.Contains(string(out), "pdo_pgsql") {
+			err = fmt.Errorf("php has no pdo_pgsql")
+		}
+	}
+	needTool(t, err, "php-cli php-pgsql")
+	addr, cfg, a, b := proxyPairOf(t)
+	host, port, _ := net.SplitHostPort(addr)
+	script := filepath.Join(t.TempDir(), "loop.php")
+	if err := os.WriteFile(script, []byte(phpLoop), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(php, script, fmt.Sprintf("pgsql:host=%s;port=%s;dbname=app;sslmode=disable", host, port), "app", "app pw", "400")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A change of structure needs every database: the loss comes after
+	// the tables are made.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "ready") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if err := b.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("bar SIGKILLed")
+	time.Sleep(3 * time.Second)
+	b.Restart(t)
+	t.Log("bar restarted")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("php: %v\n%s", err, out.String())
+	}
+	saved, deleted := map[int]bool{}, map[int]bool{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		var id int
+		if n, _ := fmt.Sscanf(line, "saved %d", &id); n == 1 {
+			saved[id] = true
+		} else if n, _ := fmt.Sscanf(line, "deleted %d", &id); n == 1 {
+			deleted[id] = true
+		}
+	}
+	if !strings.Contains(out.String(), "done") || len(saved) != 400 {
+		t.Fatalf("the script saved %d books, want 400:\n%s", len(saved), out.String())
+	}
+	ctx := context.Background()
+	// Catch-up brings bar back: wait until it holds every book.
+	for _, s := range []*dbserver.Server{a, b} {
+		conn, err := pgx.Connect(ctx, s.DSN("app", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var books, reviews int
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM book), (SELECT count(*) FROM review)`).Scan(&books, &reviews)
+			if err == nil && books == len(saved)-len(deleted) && reviews == len(saved) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil || books != len(saved)-len(deleted) || reviews != len(saved) {
+			t.Errorf("%s: %d books, %d reviews (%v); want %d and %d", s.Addr(), books, reviews, err, len(saved)-len(deleted), len(saved))
+		}
+		rows, err := conn.Query(ctx, `SELECT id FROM book`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id int
+			rows.Scan(&id)
+			if !saved[id] || deleted[id] {
+				t.Errorf("%s holds book %d, which the script did not keep (saved %v, deleted %v)", s.Addr(), id, saved[id], deleted[id])
+			}
+		}
+		rows.Close()
+		conn.Close(ctx)
+	}
+	identical(t, cfg)
+}
+
+// syncBuffer is a bytes.Buffer a process writes while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
