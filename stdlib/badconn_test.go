@@ -20,6 +20,9 @@ func TestErrBadConnDoesNotReachDatabaseSQL(t *testing.T) {
 	if errors.Is(err, driver.ErrBadConn) {
 		t.Error("driver.ErrBadConn reaches database/sql")
 	}
+	if !errors.Is(err, ErrLostConnection) {
+		t.Error("not ErrLostConnection")
+	}
 	if !errors.Is(err, tandem.ErrNotCommitted) {
 		t.Error("tandem.ErrNotCommitted is lost")
 	}

@@ -354,7 +354,15 @@ type notBadConnErr struct{ err error }
 func (e *notBadConnErr) Error() string { return e.err.Error() }
 
 func (e *notBadConnErr) Is(target error) bool {
+	if target == ErrLostConnection {
+		return true
+	}
 	return target != driver.ErrBadConn && errors.Is(e.err, target)
 }
+
+// ErrLostConnection is what an error of this driver is (errors.Is) when a
+// database's connection broke under it: the driver.ErrBadConn of the
+// database's driver, which this driver does not hand database/sql.
+var ErrLostConnection = errors.New("a database's connection broke")
 
 func (e *notBadConnErr) As(target any) bool { return errors.As(e.err, target) }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,17 +30,35 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	config := configFlag(fs)
 	usersFile := fs.String("users", "", "the users file: name:verifier lines (tandem proxy hash-password makes a verifier) (required)")
 	listen := fs.String("listen", "127.0.0.1:6432", "the address to listen on")
-	setUsage(fs, "tandem proxy [--config F] --users F [--listen 127.0.0.1:6432] | tandem proxy hash-password",
+	certFile := fs.String("tls-cert", "", "a PEM certificate (chain): TLS is offered to clients that ask for it")
+	keyFile := fs.String("tls-key", "", "the PEM key of --tls-cert")
+	requireTLS := fs.Bool("require-tls", false, "refuse clients without TLS, but on loopback (needs --tls-cert)")
+	setUsage(fs, "tandem proxy [--config F] --users F [--listen 127.0.0.1:6432] [--tls-cert F --tls-key F [--require-tls]] | tandem proxy hash-password",
 		"Serves PostgreSQL's wire protocol in front of the cluster: psql and any\n"+
 			"PostgreSQL client write through it to every datasource. Clients authenticate\n"+
-			"with SCRAM-SHA-256 against the users file; the simple and the extended query\n"+
-			"protocols. hash-password reads a password on stdin and prints its verifier\n"+
-			"for the users file.")
+			"with SCRAM-SHA-256 against the users file (a line name:trust lets that user\n"+
+			"in without a password from loopback only); the simple and the extended query\n"+
+			"protocols, COPY, transactions. hash-password reads a password on stdin and\n"+
+			"prints its verifier for the users file.")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
 	if *usersFile == "" {
 		return usageErr(stderr, "proxy", "--users is required: the file of name:verifier lines")
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usageErr(stderr, "proxy", "--tls-cert and --tls-key go together")
+	}
+	if *requireTLS && *certFile == "" {
+		return usageErr(stderr, "proxy", "--require-tls needs --tls-cert and --tls-key")
+	}
+	var tlsConfig *tls.Config
+	if *certFile != "" {
+		pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fail(stderr, "proxy", fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	}
 	f, err := os.Open(*usersFile)
 	if err != nil {
@@ -79,7 +98,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, ds := range cfg.Datasources {
 		dsns = append(dsns, ds.ResolvedDSN())
 	}
-	srv := &pgwire.Server{DB: db, Users: users, Log: logger(stderr), Describe: pgwire.DescribeOn(ctx, dsns...), Status: c.LastStatus}
+	srv := &pgwire.Server{DB: db, Users: users, Log: logger(stderr), Describe: pgwire.DescribeOn(ctx, dsns...), Status: c.LastStatus,
+		TLS: tlsConfig, RequireTLS: *requireTLS}
 	if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fail(stderr, "proxy", err)
 	}

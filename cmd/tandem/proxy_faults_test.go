@@ -262,7 +262,7 @@ func TestProxyFaults(t *testing.T) {
 					if err != nil {
 						setH.Failed[id] = err
 						fail("set", err)
-						if during && secOnly.Load() {
+						if during || secOnly.Load() { // the write overlapped a secondary's fault
 							setErrs = append(setErrs, fmt.Sprintf("id %d: %v", id, err))
 						}
 					} else {

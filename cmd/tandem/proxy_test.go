@@ -50,6 +50,9 @@ func TestProxyHashPasswordAndBadStarts(t *testing.T) {
 		{[]string{"proxy", "--config", cfg, "--users", filepath.Join(dir, "nosuch")}, "no such file"},
 		{[]string{"proxy", "--config", cfg, "--users", cfg}, "line 1: user \"datasources\": not a SCRAM-SHA-256 verifier"},
 		{[]string{"proxy", "--config", cfg, "--users", users}, "datasource foo uses driver sqlite: the proxy speaks PostgreSQL's protocol"},
+		{[]string{"proxy", "--config", cfg, "--users", users, "--tls-cert", cfg}, "--tls-cert and --tls-key go together"},
+		{[]string{"proxy", "--config", cfg, "--users", users, "--require-tls"}, "--require-tls needs --tls-cert"},
+		{[]string{"proxy", "--config", cfg, "--users", users, "--tls-cert", cfg, "--tls-key", cfg}, "--tls-cert/--tls-key:"},
 	} {
 		if code, _, errs := runT(t, tc.args...); code != 2 || !strings.Contains(errs, tc.want) {
 			t.Errorf("tandem %s: exit %d, stderr %q; want 2 and %q", strings.Join(tc.args, " "), code, errs, tc.want)

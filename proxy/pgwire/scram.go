@@ -30,6 +30,9 @@ type Verifier struct {
 	Salt       []byte
 	StoredKey  []byte
 	ServerKey  []byte
+	// Trust lets the user in without a password, from a loopback address
+	// only (a users file line name:trust); the keys are then unused.
+	Trust bool
 }
 
 // scramIterations is how many PBKDF2 rounds a new verifier takes:
@@ -57,6 +60,9 @@ func verifierOf(password string, salt []byte, iterations int) (Verifier, error) 
 
 // String is the verifier's text form (PostgreSQL's).
 func (v Verifier) String() string {
+	if v.Trust {
+		return "trust"
+	}
 	b := base64.StdEncoding.EncodeToString
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", v.Iterations, b(v.Salt), b(v.StoredKey), b(v.ServerKey))
 }

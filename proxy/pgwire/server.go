@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/binary"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/internal/sqltext"
+	"github.com/tandemdb/tandem/stdlib"
 )
 
 // Server serves PostgreSQL's protocol (version 3) in front of a tandem
@@ -42,6 +44,11 @@ type Server struct {
 	// waits on a datasource); nil: SHOW tandem_nodes is refused.
 	Status func() (*tandem.Status, error)
 	Log    *slog.Logger
+	// TLS, when set, is offered to clients that ask for it (sslmode=
+	// prefer, require, verify-full); nil: TLS is declined. RequireTLS
+	// refuses clients that do not ask for it, but on loopback.
+	TLS        *tls.Config
+	RequireTLS bool
 	// IdleTimeout closes a connection that sends nothing for that long
 	// (0: 10 minutes).
 	IdleTimeout time.Duration
@@ -102,7 +109,7 @@ type session struct {
 	txlogBytes int
 	noReplay   bool
 	pending    *logged
-	types  *pgtype.Map
+	types      *pgtype.Map
 	// The extended protocol's named statements and portals, whether a
 	// message of it is being handled, and whether an error has the
 	// messages up to the next Sync ignored.
@@ -161,7 +168,7 @@ func (s *Server) serve(conn net.Conn) {
 	b := pgproto3.NewBackend(conn, conn)
 	b.SetMaxBodyLen(maxMessage)
 	conn.SetDeadline(time.Now().Add(30 * time.Second)) // the startup and authentication
-	user, cancel, err := startup(conn, b)
+	conn, b, user, cancel, err := s.startup(conn, b)
 	if cancel != nil {
 		s.cancelRequest(cancel.ProcessID, cancel.SecretKey)
 		return
@@ -174,7 +181,23 @@ func (s *Server) serve(conn net.Conn) {
 		b.Flush()
 		return
 	}
-	if err := Authenticate(b, s.Users, user); err != nil {
+	_, secure := conn.(*tls.Conn)
+	loopback := isLoopback(conn.RemoteAddr())
+	if s.RequireTLS && !secure && !loopback {
+		b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28000", Message: "the proxy requires TLS (sslmode=require)"})
+		b.Flush()
+		return
+	}
+	if v, ok := s.Users[user]; ok && v.Trust {
+		// trust: configured for this user, and only from this machine.
+		if !loopback {
+			s.log().Info("proxy: trust refused off loopback", "user", user, "remote", conn.RemoteAddr().String())
+			b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28000", Message: fmt.Sprintf("user %q is trusted on loopback connections only", user)})
+			b.Flush()
+			return
+		}
+		b.Send(&pgproto3.AuthenticationOk{})
+	} else if err := Authenticate(b, s.Users, user); err != nil {
 		s.log().Info("proxy: authentication failed", "user", user, "remote", conn.RemoteAddr().String())
 		return
 	}
@@ -249,37 +272,64 @@ func (s *Server) serve(conn net.Conn) {
 // cancelKey is a cancel request's key.
 type cancelKey struct{ ProcessID, SecretKey uint32 }
 
-// startup reads the startup message (refusing TLS, which this part does
-// not offer) and returns the user, or a cancel request's key.
-func startup(conn net.Conn, b *pgproto3.Backend) (string, *cancelKey, error) {
-	for range 2 {
+// isLoopback reports whether addr is a loopback address (a client on
+// this machine).
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// startup reads the startup message, after TLS if the client asks for it
+// and s offers it (GSSAPI encryption is declined), and returns the
+// connection and backend to go on with (over TLS, if so) and the user, or
+// a cancel request's key.
+func (s *Server) startup(conn net.Conn, b *pgproto3.Backend) (net.Conn, *pgproto3.Backend, string, *cancelKey, error) {
+	for range 3 {
 		msg, err := b.ReceiveStartupMessage()
 		if err != nil {
-			return "", nil, err
+			return conn, b, "", nil, err
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+		case *pgproto3.SSLRequest:
+			_, already := conn.(*tls.Conn)
+			if s.TLS == nil || already {
+				if _, err := conn.Write([]byte("N")); err != nil {
+					return conn, b, "", nil, err
+				}
+				continue
+			}
+			if _, err := conn.Write([]byte("S")); err != nil {
+				return conn, b, "", nil, err
+			}
+			tc := tls.Server(conn, s.TLS)
+			if err := tc.Handshake(); err != nil {
+				return conn, b, "", nil, fmt.Errorf("TLS handshake: %w", err)
+			}
+			conn = tc
+			b = pgproto3.NewBackend(tc, tc)
+			b.SetMaxBodyLen(maxMessage)
+		case *pgproto3.GSSEncRequest:
 			if _, err := conn.Write([]byte("N")); err != nil {
-				return "", nil, err
+				return conn, b, "", nil, err
 			}
 		case *pgproto3.StartupMessage:
 			user := m.Parameters["user"]
 			if user == "" {
 				b.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28000", Message: "no user in the startup message"})
 				b.Flush()
-				return "", nil, errors.New("no user")
+				return conn, b, "", nil, errors.New("no user")
 			}
-			return user, nil, nil
+			return conn, b, user, nil, nil
 		case *pgproto3.CancelRequest:
 			if len(m.SecretKey) != 4 {
-				return "", nil, errors.New("a cancel request with a key of another length")
+				return conn, b, "", nil, errors.New("a cancel request with a key of another length")
 			}
-			return "", &cancelKey{m.ProcessID, binary.BigEndian.Uint32(m.SecretKey)}, nil
+			return conn, b, "", &cancelKey{m.ProcessID, binary.BigEndian.Uint32(m.SecretKey)}, nil
 		default:
-			return "", nil, errors.New("not a startup message")
+			return conn, b, "", nil, errors.New("not a startup message")
 		}
 	}
-	return "", nil, errors.New("too many negotiation requests")
+	return conn, b, "", nil, errors.New("too many negotiation requests")
 }
 
 func (ss *session) ready() {
@@ -753,5 +803,6 @@ func (ss *session) encode(oid uint32, format int16, v any) ([]byte, error) {
 // broke (rather than the database's answer).
 func lostConnection(err error) bool {
 	var ne net.Error
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, stdlib.ErrLostConnection) || errors.Is(err, driver.ErrBadConn) ||
+		errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }

@@ -3,6 +3,7 @@ package pgwire
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,12 +28,20 @@ import (
 // proxy's address and the cluster's config.
 func proxyPair(t *testing.T) (string, *tandem.Config) {
 	t.Helper()
-	addr, cfg, _, _ := proxyPairOf(t)
-	return addr, cfg
+	p := proxyPairOf(t)
+	return p.addr, p.cfg
 }
 
-// proxyPairOf is proxyPair, also returning the servers of foo and bar.
-func proxyPairOf(t *testing.T) (string, *tandem.Config, *dbserver.Server, *dbserver.Server) {
+// pair is what proxyPairOf starts.
+type pair struct {
+	addr string
+	cfg  *tandem.Config
+	a, b *dbserver.Server // foo's and bar's
+	db   *sql.DB          // the proxy's: tandem's driver over the cluster
+}
+
+// proxyPairOf is proxyPair, also returning the servers and the proxy's DB.
+func proxyPairOf(t *testing.T) *pair {
 	t.Helper()
 	a, b := dbserver.Start(t, dbserver.Postgres), dbserver.Start(t, dbserver.Postgres)
 	a.CreateDatabase(t, "app")
@@ -65,7 +74,7 @@ func proxyPairOf(t *testing.T) (string, *tandem.Config, *dbserver.Server, *dbser
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go (&Server{DB: db, Users: Users{"app": v}, Log: log, Describe: DescribeOn(ctx, a.DSN("app", ""), b.DSN("app", "")), Status: c.LastStatus}).Serve(l)
-	return l.Addr().String(), cfg, a, b
+	return &pair{l.Addr().String(), cfg, a, b, db}
 }
 
 // needTool skips the test when a client program is missing (err), or
@@ -617,7 +626,8 @@ func TestPHPPDOWhileTheSecondaryIsKilled(t *testing.T) {
 		}
 	}
 	needTool(t, err, "php-cli php-pgsql")
-	addr, cfg, a, b := proxyPairOf(t)
+	p := proxyPairOf(t)
+	addr, cfg, a, b := p.addr, p.cfg, p.a, p.b
 	host, port, _ := net.SplitHostPort(addr)
 	script := filepath.Join(t.TempDir(), "loop.php")
 	if err := os.WriteFile(script, []byte(phpLoop), 0o644); err != nil {

@@ -9,7 +9,8 @@ import (
 
 // ReadUsers reads a users file: one user a line, "name:verifier" (the
 // verifier as ParseVerifier reads it, as `tandem proxy hash-password`
-// prints it); blank lines and lines starting with # are skipped. Every
+// prints it), or "name:trust" for a user let in without a password from
+// loopback connections only; blank lines and lines starting with # are skipped. Every
 // bad line is reported, by number, without its text (it holds a
 // verifier).
 func ReadUsers(r io.Reader) (Users, error) {
@@ -30,6 +31,10 @@ func ReadUsers(r io.Reader) (Users, error) {
 		}
 		if _, dup := users[name]; dup {
 			problems = append(problems, fmt.Sprintf("line %d: user %q given twice", n, name))
+			continue
+		}
+		if strings.TrimSpace(text) == "trust" {
+			users[name] = Verifier{Trust: true}
 			continue
 		}
 		v, err := ParseVerifier(strings.TrimSpace(text))
