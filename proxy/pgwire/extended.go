@@ -227,7 +227,7 @@ func (ss *session) execute(ctx context.Context, pt *portal) {
 		return
 	}
 	if p.kind == sqltext.Txn {
-		ss.txn(ctx, p.words)
+		ss.txn(ctx, p.words, p.query)
 		return
 	}
 	if ss.failed {

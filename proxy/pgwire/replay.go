@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"time"
 
 	"github.com/tandemdb/tandem"
@@ -118,7 +119,11 @@ func (ss *session) replay(ctx context.Context, cause error) error {
 		ss.tx = tx
 		err = ss.rerun(ctx)
 		if err == nil {
-			ss.s.log().Info("proxy: a transaction ran again", "statements", len(ss.txlog), "because", cause.Error())
+			level := slog.LevelDebug // a ROLLBACK TO SAVEPOINT
+			if nothingCommitted(cause) {
+				level = slog.LevelInfo
+			}
+			ss.s.log().Log(ctx, level, "proxy: a transaction ran again", "statements", len(ss.txlog), "because", cause.Error())
 			return nil
 		}
 		if errors.Is(err, errDiffers) {

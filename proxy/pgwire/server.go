@@ -109,6 +109,7 @@ type session struct {
 	txlogBytes int
 	noReplay   bool
 	pending    *logged
+	savepoints []savepoint
 	types      *pgtype.Map
 	// The extended protocol's named statements and portals, whether a
 	// message of it is being handled, and whether an error has the
@@ -372,7 +373,7 @@ func (ss *session) simpleQuery(text string) {
 		return
 	}
 	if kind == sqltext.Txn {
-		ss.txn(ctx, words)
+		ss.txn(ctx, words, text)
 		return
 	}
 	if ss.failed {
@@ -569,8 +570,13 @@ func commandTag(words, tag string, res sql.Result) string {
 	return strings.Join(f, " ")
 }
 
-// txn runs BEGIN, COMMIT or ROLLBACK (and refuses savepoints).
-func (ss *session) txn(ctx context.Context, word string) {
+// txn runs BEGIN, COMMIT, ROLLBACK and the savepoints' statements
+// (savepoint.go); word is text's first keyword.
+func (ss *session) txn(ctx context.Context, word, text string) {
+	if word == "SAVEPOINT" || word == "RELEASE" || word == "ROLLBACK" && rollbackTo(text) {
+		ss.savepoint(ctx, word, text)
+		return
+	}
 	switch word {
 	case "BEGIN", "START":
 		if ss.tx != nil {
@@ -585,7 +591,7 @@ func (ss *session) txn(ctx context.Context, word string) {
 			ss.fail(err)
 			return
 		}
-		ss.tx, ss.failed = tx, false
+		ss.tx, ss.failed, ss.savepoints = tx, false, ss.savepoints[:0]
 		ss.beginLog()
 		ss.complete("BEGIN")
 	case "COMMIT", "END":
@@ -623,7 +629,7 @@ func (ss *session) txn(ctx context.Context, word string) {
 		}
 		ss.complete("ROLLBACK")
 	default:
-		ss.fail(fmt.Errorf("%w: %s: savepoints and prepared transactions are not supported through the proxy", tandem.ErrRefused, word))
+		ss.fail(fmt.Errorf("%w: %s: prepared transactions are not supported through the proxy", tandem.ErrRefused, word))
 	}
 }
 

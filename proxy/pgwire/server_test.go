@@ -545,7 +545,7 @@ SELECT count(*) AS n FROM items;
 // balance invariant holds on each.
 func TestPgbenchThroughTheProxy(t *testing.T) {
 	pgbench, err := exec.LookPath("pgbench")
-	needTool(t, err, "postgresql-contrib")
+	needTool(t, err, "postgresql")
 	psql, err := exec.LookPath("psql")
 	needTool(t, err, "postgresql-client")
 	addr, cfg := proxyPair(t)
@@ -717,4 +717,56 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Savepoints through the proxy: ROLLBACK TO undoes what followed the
+// savepoint (an error included) on every database, RELEASE keeps it, and
+// psql's ON_ERROR_ROLLBACK (a savepoint around each statement) lets a
+// transaction go on past a failed statement.
+func TestSavepointsThroughTheProxy(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	needTool(t, err, "postgresql-client")
+	addr, cfg := proxyPair(t)
+	host, port, _ := net.SplitHostPort(addr)
+	script := `CREATE TABLE sp (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
+SAVEPOINT outside;
+BEGIN;
+INSERT INTO sp (id) VALUES (1);
+SAVEPOINT s1;
+INSERT INTO sp (id) VALUES (2);
+SELECT 1/0;
+ROLLBACK TO SAVEPOINT s1;
+INSERT INTO sp (id) VALUES (3);
+SAVEPOINT "S2";
+INSERT INTO sp (id) VALUES (4);
+RELEASE SAVEPOINT "S2";
+ROLLBACK TO nosuch;
+ROLLBACK TO s1;
+INSERT INTO sp (id) VALUES (5);
+COMMIT;
+\set ON_ERROR_ROLLBACK on
+BEGIN;
+INSERT INTO sp (id) VALUES (6);
+INSERT INTO sp (id) VALUES (1);
+INSERT INTO sp (id) VALUES (7);
+COMMIT;
+SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM sp;
+`
+	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0", fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=disable", host, port))
+	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{
+		"SAVEPOINT can only be used in transaction blocks", "division by zero", `savepoint "nosuch" does not exist`,
+		"duplicate key value", "ids\n1,5,6,7\n(1 row)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("psql's output lacks %q:\n%s", want, text)
+		}
+	}
+	identical(t, cfg)
 }
