@@ -73,6 +73,13 @@ type portal struct {
 	stmt    *prepared
 	args    []any
 	formats []int16 // per result column (one for all, or none: text)
+	// An Execute with a row limit reads the whole result into rows, sends
+	// up to the limit and suspends the portal; the next Executes send on
+	// from sent (the session's connection stays free for other
+	// statements meanwhile).
+	rows    [][][]byte
+	sent    int
+	started bool
 }
 
 func (ss *session) extended(msg pgproto3.FrontendMessage) {
@@ -171,8 +178,8 @@ func (ss *session) extended(msg pgproto3.FrontendMessage) {
 			ss.extFailCode("34000", fmt.Errorf("portal %q does not exist", m.Portal))
 			return
 		}
-		if m.MaxRows > 0 {
-			ss.extFail(fmt.Errorf("%w: Execute with a row limit (a cursor): fetch the whole result", tandem.ErrRefused))
+		if m.MaxRows > 0 || pt.started {
+			ss.executeSome(ctx, pt, int(m.MaxRows))
 			return
 		}
 		ss.execute(ctx, pt)
@@ -260,6 +267,54 @@ func (ss *session) execute(ctx context.Context, pt *portal) {
 		return
 	}
 	ss.complete(rowsTag(firstWord(p.words), n))
+}
+
+// executeSome runs an Execute with a row limit (max; 0: every row left)
+// or one on a portal a limit suspended: the first reads the whole result,
+// each sends up to max rows of it, then PortalSuspended while rows are
+// left, else its tag.
+func (ss *session) executeSome(ctx context.Context, pt *portal, max int) {
+	p := pt.stmt
+	if !pt.started {
+		if p.query == "" || p.kind == sqltext.Txn || len(p.desc.Fields) == 0 {
+			ss.execute(ctx, pt) // no rows to limit
+			return
+		}
+		if ss.failed {
+			ss.aborted()
+			return
+		}
+		rows, err := ss.query(ctx, p.query, pt.args...)
+		if err != nil {
+			ss.extFail(err)
+			return
+		}
+		oids := make([]uint32, len(p.desc.Fields))
+		formats := make([]int16, len(oids))
+		for i, f := range p.desc.Fields {
+			oids[i], formats[i] = f.DataTypeOID, formatOf(pt.formats, i)
+		}
+		if _, err := ss.dataRowsTo(rows, oids, formats, func(r [][]byte) { pt.rows = append(pt.rows, r) }); err != nil {
+			pt.rows = nil
+			ss.extFail(err)
+			return
+		}
+		pt.started = true
+	}
+	end := len(pt.rows)
+	if max > 0 && pt.sent+max < end {
+		end = pt.sent + max
+	}
+	for _, r := range pt.rows[pt.sent:end] {
+		ss.sendRow(r)
+	}
+	n := end - pt.sent
+	pt.sent = end
+	if pt.sent < len(pt.rows) {
+		ss.b.Send(&pgproto3.PortalSuspended{})
+		return
+	}
+	ss.complete(rowsTag(firstWord(p.words), int64(n)))
 }
 
 func firstWord(words string) string {

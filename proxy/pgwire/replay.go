@@ -155,7 +155,7 @@ func (ss *session) rerun(ctx context.Context) error {
 			return err
 		}
 		d := sha256.New()
-		n, err := ss.encodeRows(rows, l.oids, l.formats, d, false)
+		n, err := ss.encodeRows(rows, l.oids, l.formats, d, nil)
 		if err != nil {
 			return err
 		}

@@ -712,13 +712,18 @@ func (ss *session) sendRows(rows *sql.Rows) (int64, error) {
 // how many; in a transaction, the statement is noted with a digest of the
 // rows sent, for a replay.
 func (ss *session) dataRows(rows *sql.Rows, oids []uint32, formats []int16) (int64, error) {
+	return ss.dataRowsTo(rows, oids, formats, ss.sendRow)
+}
+
+// dataRowsTo is dataRows handing the rows to sink.
+func (ss *session) dataRowsTo(rows *sql.Rows, oids []uint32, formats []int16, sink func([][]byte)) (int64, error) {
 	p := ss.pending
 	ss.pending = nil
 	var h hash.Hash
 	if p != nil {
 		h = sha256.New()
 	}
-	n, err := ss.encodeRows(rows, oids, formats, h, true)
+	n, err := ss.encodeRows(rows, oids, formats, h, sink)
 	if err == nil && p != nil {
 		p.oids, p.formats, p.n = oids, formats, n
 		p.digest = [sha256.Size]byte(h.Sum(nil))
@@ -727,9 +732,13 @@ func (ss *session) dataRows(rows *sql.Rows, oids []uint32, formats []int16) (int
 	return n, err
 }
 
-// encodeRows encodes rows, each column of oids[i] in formats[i], sends
-// them if send, hashes them into h if not nil, and returns how many.
-func (ss *session) encodeRows(rows *sql.Rows, oids []uint32, formats []int16, h hash.Hash, send bool) (int64, error) {
+// sendRow sends one encoded row.
+func (ss *session) sendRow(row [][]byte) { ss.b.Send(&pgproto3.DataRow{Values: row}) }
+
+// encodeRows encodes rows, each column of oids[i] in formats[i], hands
+// each to sink if not nil, hashes them into h if not nil, and returns how
+// many.
+func (ss *session) encodeRows(rows *sql.Rows, oids []uint32, formats []int16, h hash.Hash, sink func([][]byte)) (int64, error) {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
@@ -762,8 +771,8 @@ func (ss *session) encodeRows(rows *sql.Rows, oids []uint32, formats []int16, h 
 		if h != nil {
 			digestOf(h, row)
 		}
-		if send {
-			ss.b.Send(&pgproto3.DataRow{Values: row})
+		if sink != nil {
+			sink(row)
 		}
 		n++
 	}

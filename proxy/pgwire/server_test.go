@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tandemdb/tandem"
 	"github.com/tandemdb/tandem/internal/dbserver"
@@ -769,4 +771,86 @@ SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM sp;
 		}
 	}
 	identical(t, cfg)
+}
+
+// Execute with a row limit (how JDBC's setFetchSize reads): the portal
+// sends that many rows, is suspended, and sends on at the next Execute;
+// another statement may run in between.
+func TestExecuteWithARowLimit(t *testing.T) {
+	addr, _ := proxyPair(t)
+	ctx := context.Background()
+	conn, err := pgconn.Connect(ctx, proxyDSN(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.Exec(ctx, `CREATE TABLE lim (id int PRIMARY KEY)`).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, `INSERT INTO lim SELECT generate_series(1, 5)`).Close(); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := conn.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	fe := hc.Frontend
+	// read collects the messages up to one of the kinds in until, as text.
+	read := func(until ...string) []string {
+		t.Helper()
+		var got []string
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("receive after %v: %v", got, err)
+			}
+			var s string
+			switch m := msg.(type) {
+			case *pgproto3.DataRow:
+				s = "row " + string(m.Values[0])
+			case *pgproto3.CommandComplete:
+				s = "complete " + string(m.CommandTag)
+			case *pgproto3.ErrorResponse:
+				s = "error " + m.Message
+			default:
+				s = strings.TrimPrefix(fmt.Sprintf("%T", msg), "*pgproto3.")
+			}
+			got = append(got, s)
+			for _, u := range until {
+				if strings.HasPrefix(s, u) {
+					return got
+				}
+			}
+		}
+	}
+	fe.Send(&pgproto3.Query{String: "BEGIN"})
+	fe.Flush()
+	read("ReadyForQuery")
+	fe.Send(&pgproto3.Parse{Name: "s", Query: "SELECT id FROM lim ORDER BY id"})
+	fe.Send(&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "c"})
+	fe.Send(&pgproto3.Execute{Portal: "c", MaxRows: 2})
+	fe.Send(&pgproto3.Sync{})
+	fe.Flush()
+	if got, want := strings.Join(read("ReadyForQuery"), "|"), "ParseComplete|BindComplete|row 1|row 2|PortalSuspended|ReadyForQuery"; got != want {
+		t.Fatalf("the first fetch: %s, want %s", got, want)
+	}
+	fe.Send(&pgproto3.Query{String: "INSERT INTO lim VALUES (6)"})
+	fe.Flush()
+	if got := strings.Join(read("ReadyForQuery"), "|"); !strings.Contains(got, "complete INSERT 0 1") {
+		t.Fatalf("an insert between fetches: %s", got)
+	}
+	for _, want := range []string{"row 3|row 4|PortalSuspended|ReadyForQuery", "row 5|complete SELECT 1|ReadyForQuery", "complete SELECT 0|ReadyForQuery"} {
+		fe.Send(&pgproto3.Execute{Portal: "c", MaxRows: 2})
+		fe.Send(&pgproto3.Sync{})
+		fe.Flush()
+		if got := strings.Join(read("ReadyForQuery"), "|"); got != want {
+			t.Fatalf("a fetch: %s, want %s", got, want)
+		}
+	}
+	fe.Send(&pgproto3.Query{String: "COMMIT"})
+	fe.Flush()
+	if got := strings.Join(read("ReadyForQuery"), "|"); !strings.Contains(got, "complete COMMIT") {
+		t.Fatalf("commit: %s", got)
+	}
 }
