@@ -331,7 +331,7 @@ func rowsTag(tag string, n int64) string {
 	switch tag {
 	case "INSERT":
 		return "INSERT 0 " + strconv.FormatInt(n, 10)
-	case "UPDATE", "DELETE", "MERGE":
+	case "UPDATE", "DELETE", "MERGE", "FETCH", "MOVE":
 		return tag + " " + strconv.FormatInt(n, 10)
 	}
 	return "SELECT " + strconv.FormatInt(n, 10)

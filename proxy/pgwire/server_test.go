@@ -753,6 +753,12 @@ INSERT INTO sp (id) VALUES (1);
 INSERT INTO sp (id) VALUES (7);
 COMMIT;
 SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM sp;
+BEGIN;
+DECLARE cur CURSOR FOR SELECT id AS fetched FROM sp ORDER BY id;
+FETCH 2 FROM cur;
+FETCH 2 FROM cur;
+CLOSE cur;
+COMMIT;
 `
 	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0", fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=disable", host, port))
 	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
@@ -764,7 +770,7 @@ SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM sp;
 	text := string(out)
 	for _, want := range []string{
 		"SAVEPOINT can only be used in transaction blocks", "division by zero", `savepoint "nosuch" does not exist`,
-		"duplicate key value", "ids\n1,5,6,7\n(1 row)",
+		"duplicate key value", "ids\n1,5,6,7\n(1 row)", "fetched\n1\n5\n(2 rows)", "fetched\n6\n7\n(2 rows)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("psql's output lacks %q:\n%s", want, text)
