@@ -110,7 +110,15 @@ func showNodes(ctx context.Context, dsn string) ([]nodeRow, error) {
 	return out, rows.Err()
 }
 
+// TestProxyFaults runs the faults with each arbiter that decides a
+// failover: the witness file both proxies share, and a 3-member etcd.
 func TestProxyFaults(t *testing.T) {
+	for _, arbiter := range []string{"witness", "etcd"} {
+		t.Run(arbiter, func(t *testing.T) { proxyFaults(t, arbiter) })
+	}
+}
+
+func proxyFaults(t *testing.T, arbiter string) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TANDEM_PROXY_SEED"); s != "" {
 		var err error
@@ -126,7 +134,14 @@ func TestProxyFaults(t *testing.T) {
 	net := map[string]*dbserver.Proxy{}
 	direct := map[string]*sql.DB{}
 	var cfgText strings.Builder
-	cfgText.WriteString("timeout: 2s\narbiter: witness\ndatasources:\n")
+	cfgText.WriteString("timeout: 2s\n")
+	if arbiter == "etcd" {
+		etcd := dbserver.StartEtcd(t, 3)
+		fmt.Fprintf(&cfgText, "arbiter: {kind: etcd, endpoints: [%s], key: /tandem/proxy, request_timeout: 2s}\n", strings.Join(etcd.Endpoints(), ", "))
+	} else {
+		cfgText.WriteString("arbiter: witness\n")
+	}
+	cfgText.WriteString("datasources:\n")
 	for _, name := range []string{"foo", "bar"} {
 		s := srv[name]
 		s.CreateDatabase(t, "app")
@@ -177,6 +192,7 @@ func TestProxyFaults(t *testing.T) {
 		setH     = &jepsen.SetHistory{Acked: map[int64]string{}, Failed: map[int64]error{}, Vals: map[int64]string{}}
 		bankH    = &jepsen.BankHistory{Accounts: accounts, Total: accounts * balance}
 		nextID   atomic.Int64
+		acks     atomic.Int64 // set writes acknowledged
 		secOnly  atomic.Bool // a fault of a secondary alone is on
 		setErrs  []string    // set errors while secOnly
 		stop     = make(chan struct{})
@@ -267,6 +283,7 @@ func TestProxyFaults(t *testing.T) {
 						}
 					} else {
 						setH.Acked[id] = val
+						acks.Add(1)
 						setH.MaxLatency = max(setH.MaxLatency, time.Since(start))
 					}
 					mu.Unlock()
@@ -413,7 +430,15 @@ func TestProxyFaults(t *testing.T) {
 			if err := srv[victim].Kill(); err != nil {
 				t.Fatal(err)
 			}
+			a := acks.Load()
 			time.Sleep(hold)
+			// The other database took over: writes went on without the
+			// killed one.
+			if n := acks.Load() - a; n == 0 {
+				t.Errorf("fault %d: no set write was acknowledged in the %v %s was down", i+1, hold, victim)
+			} else {
+				t.Logf("fault %d: %d set writes acknowledged while %s was down", i+1, n, victim)
+			}
 			srv[victim].Restart(t)
 		case "pause primary":
 			if err := srv[victim].Pause(); err != nil {
