@@ -11,7 +11,7 @@
 # after a PROXYBENCH_WARMUP (3s) warm-up run, in 3 interleaved rounds whose
 # order rotates. After every run each database must hold pgbench's balance
 # invariant; at the end tandem verify must find the tandem pair identical.
-# About 15 minutes. The table (tx/s, average, median and p99 latency, the
+# About 9 minutes. The table (tx/s, average, median and p99 latency, the
 # targets) goes to stdout and bench/out/proxy.txt.
 #
 #   bash bench/proxy.sh
@@ -38,4 +38,4 @@ mkdir -p "$(dirname "$PROXYBENCH_OUT")"
 export TANDEM_FAIL_ON_SKIP=1 # a missing server or program is an error here, not a skip
 echo "proxy: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%FT%TZ)" >&2
 go test -count=1 -v -timeout 60m -run '^TestProxyBench$' ./bench/tpcb 2>&1 |
-	grep -v '^=== RUN'
+	grep --line-buffered -v '^=== RUN' # each run's line as it ends

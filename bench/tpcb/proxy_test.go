@@ -53,7 +53,7 @@ import (
 // tandem verify must find the tandem pair identical.
 //
 // It runs only with PROXYBENCH=1 (bash bench/proxy.sh): it loads 1,000,000
-// accounts five times and runs for about a quarter of an hour. Settings
+// accounts five times and runs for about 9 minutes. Settings
 // (environment): PROXYBENCH_SCALE (10), PROXYBENCH_DURATION (20s, per run),
 // PROXYBENCH_WARMUP (3s, before each run), PROXYBENCH_ROUNDS (3),
 // PROXYBENCH_CLIENTS (1,8), PROXYBENCH_OUT (also write the table there),
@@ -67,7 +67,7 @@ func TestProxyBench(t *testing.T) {
 	started := time.Now()
 	pgbench := needProgram(t, "pgbench", "postgresql-client")
 	requirePgpool(t)
-	bin := tandemBinary(t)
+	bin, built := tandemBinary(t)
 
 	a, b := dbserver.Start(t, dbserver.Postgres), dbserver.Start(t, dbserver.Postgres)
 	for _, db := range []string{"direct", "tandem", "pgpool"} {
@@ -216,7 +216,7 @@ func TestProxyBench(t *testing.T) {
 		}
 	}
 
-	table := proxyTable(s, cases, started)
+	table := proxyTable(s, cases, started, built)
 	fmt.Print("\n" + table)
 	if s.out != "" {
 		if err := os.WriteFile(s.out, []byte(table), 0o644); err != nil {
@@ -355,20 +355,32 @@ func needProgram(t *testing.T, name, pkg string) string {
 	return p
 }
 
-// tandemBinary is PROXYBENCH_TANDEM, or ./cmd/tandem built for the test.
-func tandemBinary(t *testing.T) string {
+// tandemBinary is PROXYBENCH_TANDEM, or ./cmd/tandem built for the test;
+// and what it was built from.
+func tandemBinary(t *testing.T) (bin, from string) {
 	t.Helper()
 	if p := os.Getenv("PROXYBENCH_TANDEM"); p != "" {
-		return p
+		return p, p + " (PROXYBENCH_TANDEM)"
 	}
-	bin := filepath.Join(t.TempDir(), "tandem")
+	// The checkout's revision, and whether files outside bench/ differ
+	// from it (the build takes the working tree as it is).
+	from = "the working tree"
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		from = "commit " + strings.TrimSpace(string(out))
+		if out, err := exec.Command("git", "status", "--porcelain", "--", ":/", ":(exclude,top)bench").Output(); err == nil {
+			if n := len(strings.Fields(strings.TrimSpace(string(out)))) / 2; n > 0 {
+				from += fmt.Sprintf(" plus uncommitted changes to %s outside bench/", plural(n, "file"))
+			}
+		}
+	}
+	bin = filepath.Join(t.TempDir(), "tandem")
 	t0 := time.Now()
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/tandemdb/tandem/cmd/tandem").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build ./cmd/tandem: %v\n%s", err, out)
 	}
-	t.Logf("built tandem in %v", time.Since(t0).Round(time.Second))
-	return bin
+	t.Logf("built tandem from %s in %v", from, time.Since(t0).Round(time.Second))
+	return bin, "tandem built from " + from
 }
 
 // runTandem runs the tandem command with stdin, and returns its output
@@ -689,9 +701,29 @@ func compareCopies(ctx context.Context, dbs []pgTarget) string {
 	}
 	var parts []string
 	for _, tr := range rep.Tables {
-		if len(tr.Differences) > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s rows differ", len(tr.Differences), tr.Table))
+		if len(tr.Differences) == 0 {
+			continue
 		}
+		kinds := map[string]int{}
+		var cols []string
+		for _, d := range tr.Differences {
+			kinds[d.Kind]++
+			for _, c := range d.Columns {
+				if !slices.Contains(cols, c) {
+					cols = append(cols, c)
+				}
+			}
+		}
+		var what []string
+		for _, k := range []string{verify.DiffChanged, verify.DiffMissing, verify.DiffExtra} {
+			if kinds[k] > 0 {
+				what = append(what, fmt.Sprintf("%d %s", kinds[k], k))
+			}
+		}
+		if len(cols) > 0 {
+			what = append(what, "in "+strings.Join(cols, ", "))
+		}
+		parts = append(parts, fmt.Sprintf("%d %s rows differ (%s)", len(tr.Differences), tr.Table, strings.Join(what, "; ")))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -730,9 +762,10 @@ func versions(db pgTarget) string {
 
 // proxyTable is the run's table: the machine, every case at every client
 // count, and the targets.
-func proxyTable(s proxySettings, cases []*proxyCase, started time.Time) string {
+func proxyTable(s proxySettings, cases []*proxyCase, started time.Time, built string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "machine: %d cores (nproc), %s, %s; %s\n", runtime.NumCPU(), runtime.Version(), started.UTC().Format(time.RFC3339), versions(cases[0].dbs[0]))
+	fmt.Fprintf(&b, "%s\n", built)
 	fmt.Fprintf(&b, "pgbench TPC-B (built-in script, simple protocol), scale %d (%d accounts); each run %v after a %v warm-up run; %d interleaved rounds; -j 2 at an even client count\n\n",
 		s.scale, s.scale*100000, s.duration, s.warmup, s.rounds)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
