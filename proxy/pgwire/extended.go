@@ -256,17 +256,24 @@ func (ss *session) execute(ctx context.Context, pt *portal) {
 		ss.extFail(err)
 		return
 	}
-	oids := make([]uint32, len(p.desc.Fields))
-	formats := make([]int16, len(oids))
-	for i, f := range p.desc.Fields {
-		oids[i], formats[i] = f.DataTypeOID, formatOf(pt.formats, i)
-	}
+	oids, formats := pt.columns()
 	n, err := ss.dataRows(rows, oids, formats)
 	if err != nil {
 		ss.extFail(err)
 		return
 	}
 	ss.complete(rowsTag(firstWord(p.words), n))
+}
+
+// columns returns the types of the portal's result columns, and the
+// format each is sent in.
+func (pt *portal) columns() (oids []uint32, formats []int16) {
+	fields := pt.stmt.desc.Fields
+	oids, formats = make([]uint32, len(fields)), make([]int16, len(fields))
+	for i, f := range fields {
+		oids[i], formats[i] = f.DataTypeOID, formatOf(pt.formats, i)
+	}
+	return oids, formats
 }
 
 // executeSome runs an Execute with a row limit (max; 0: every row left)
@@ -289,11 +296,7 @@ func (ss *session) executeSome(ctx context.Context, pt *portal, max int) {
 			ss.extFail(err)
 			return
 		}
-		oids := make([]uint32, len(p.desc.Fields))
-		formats := make([]int16, len(oids))
-		for i, f := range p.desc.Fields {
-			oids[i], formats[i] = f.DataTypeOID, formatOf(pt.formats, i)
-		}
+		oids, formats := pt.columns()
 		if _, err := ss.dataRowsTo(rows, oids, formats, func(r [][]byte) { pt.rows = append(pt.rows, r) }); err != nil {
 			pt.rows = nil
 			ss.extFail(err)

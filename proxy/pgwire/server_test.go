@@ -92,6 +92,37 @@ func needTool(t *testing.T, err error, packages string) {
 	t.Skip(err, ": apt-get install", packages)
 }
 
+// needPHP returns php's path, needing PDO's pgsql driver (needTool).
+func needPHP(t *testing.T) string {
+	t.Helper()
+	php, err := exec.LookPath("php")
+	if err == nil {
+		if out, _ := exec.Command(php, "-m").Output(); !strings.Contains(string(out), "pdo_pgsql") {
+			err = fmt.Errorf("php has no pdo_pgsql")
+		}
+	}
+	needTool(t, err, "php-cli php-pgsql")
+	return php
+}
+
+// psqlScript runs script through psql (ON_ERROR_STOP off, unaligned) as
+// user app on the proxy at addr, and returns its output.
+func psqlScript(t *testing.T, addr, sslmode, script string) string {
+	t.Helper()
+	psql, err := exec.LookPath("psql")
+	needTool(t, err, "postgresql-client")
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0",
+		fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=%s", host, port, sslmode))
+	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
 // testWriter logs through t.
 type testWriter struct{ t *testing.T }
 
@@ -123,10 +154,7 @@ func identical(t *testing.T, cfg *tandem.Config) {
 // aborted until ROLLBACK), INSERT ... RETURNING, DELETE; both databases
 // end identical.
 func TestPsqlThroughTheProxy(t *testing.T) {
-	psql, err := exec.LookPath("psql")
-	needTool(t, err, "postgresql-client")
 	addr, cfg := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
 	script := `CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL, at timestamptz DEFAULT clock_timestamp(), r double precision DEFAULT random());
 INSERT INTO notes (body) VALUES ('one'), ('two');
 BEGIN;
@@ -144,15 +172,7 @@ SELECT body FROM notes ORDER BY id;
 SELECT count(*) AS n, bool_and(r >= 0 AND r < 1) AS ok FROM notes;
 SHOW tandem_nodes;
 `
-	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0",
-		fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=prefer", host, port))
-	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql: %v\n%s", err, out)
-	}
-	text := string(out)
+	text := psqlScript(t, addr, "prefer", script)
 	for _, want := range []string{
 		"CREATE TABLE", "INSERT 0 2", "BEGIN", "UPDATE 1", "COMMIT",
 		"division by zero", "current transaction is aborted", "ROLLBACK",
@@ -329,13 +349,7 @@ echo "count {$row['n']} total {$row['total']}\n";
 // runs a Propel-style script through the proxy; both databases end
 // identical.
 func TestPHPPDOThroughTheProxy(t *testing.T) {
-	php, err := exec.LookPath("php")
-	if err == nil {
-		if out, _ := exec.Command(php, "-m").Output(); !strings.Contains(string(out), "pdo_pgsql") {
-			err = fmt.Errorf("php has no pdo_pgsql")
-		}
-	}
-	needTool(t, err, "php-cli php-pgsql")
+	php := needPHP(t)
 	addr, cfg := proxyPair(t)
 	host, port, _ := net.SplitHostPort(addr)
 	script := filepath.Join(t.TempDir(), "app.php")
@@ -448,10 +462,7 @@ func TestCancelRequest(t *testing.T) {
 // secondary gets every row the primary took, values decided there
 // (clock_timestamp()) included.
 func TestCopyThroughTheProxy(t *testing.T) {
-	psql, err := exec.LookPath("psql")
-	needTool(t, err, "postgresql-client")
 	addr, cfg := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	var in1, in2 strings.Builder
 	for i := 1; i <= 1000; i++ {
@@ -480,15 +491,7 @@ COMMIT;
 \copy nosuch FROM '%s'
 SELECT count(*) AS n FROM items;
 `, p1, p2, bad, out, p1)
-	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0",
-		fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=disable", host, port))
-	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
-	cmd.Stdin = strings.NewReader(script)
-	got, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql: %v\n%s", err, got)
-	}
-	text := string(got)
+	text := psqlScript(t, addr, "disable", script)
 	for _, want := range []string{"COPY 1000", "BEGIN", "COPY 500", "UPDATE 10", "COMMIT",
 		"duplicate key value violates unique constraint", "COPY 3", `relation "nosuch" does not exist`, "n\n1500\n(1 row)"} {
 		if !strings.Contains(text, want) {
@@ -621,13 +624,7 @@ echo "done\n";
 // secondary is SIGKILLed and restarted under it: every book it saved is
 // on both databases (those it deleted on neither), and they end identical.
 func TestPHPPDOWhileTheSecondaryIsKilled(t *testing.T) {
-	php, err := exec.LookPath("php")
-	if err == nil {
-		if out, _ := exec.Command(php, "-m").Output(); !strings.Contains(string(out), "pdo_pgsql") {
-			err = fmt.Errorf("php has no pdo_pgsql")
-		}
-	}
-	needTool(t, err, "php-cli php-pgsql")
+	php := needPHP(t)
 	p := proxyPairOf(t)
 	addr, cfg, a, b := p.addr, p.cfg, p.a, p.b
 	host, port, _ := net.SplitHostPort(addr)
@@ -726,10 +723,7 @@ func (s *syncBuffer) String() string {
 // psql's ON_ERROR_ROLLBACK (a savepoint around each statement) lets a
 // transaction go on past a failed statement.
 func TestSavepointsThroughTheProxy(t *testing.T) {
-	psql, err := exec.LookPath("psql")
-	needTool(t, err, "postgresql-client")
 	addr, cfg := proxyPair(t)
-	host, port, _ := net.SplitHostPort(addr)
 	script := `CREATE TABLE sp (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
 SAVEPOINT outside;
 BEGIN;
@@ -760,14 +754,7 @@ FETCH 2 FROM cur;
 CLOSE cur;
 COMMIT;
 `
-	cmd := exec.Command(psql, "-X", "-A", "-v", "ON_ERROR_STOP=0", fmt.Sprintf("host=%s port=%s user=app dbname=app sslmode=disable", host, port))
-	cmd.Env = append(os.Environ(), "PGPASSWORD=app pw")
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql: %v\n%s", err, out)
-	}
-	text := string(out)
+	text := psqlScript(t, addr, "disable", script)
 	for _, want := range []string{
 		"SAVEPOINT can only be used in transaction blocks", "division by zero", `savepoint "nosuch" does not exist`,
 		"duplicate key value", "ids\n1,5,6,7\n(1 row)", "fetched\n1\n5\n(2 rows)", "fetched\n6\n7\n(2 rows)",
