@@ -475,6 +475,46 @@ func (tx *Tx) drain(ctx context.Context) error {
 	return nil
 }
 
+// bulkyDrain is how many keys one drain of a table reads before its
+// capture table is vacuumed after the Tx (engine.CaptureVacuumer).
+const bulkyDrain = 10000
+
+// vacuumLater has the health loop vacuum the capture tables of tables.
+func (c *Cluster) vacuumLater(tables map[string]bool) {
+	c.vacuums.Lock()
+	if c.vacuums.tables == nil {
+		c.vacuums.tables = map[string]bool{}
+	}
+	for name := range tables {
+		c.vacuums.tables[name] = true
+	}
+	c.vacuums.Unlock()
+	c.kick()
+}
+
+// vacuumCaptures vacuums the capture tables a large drain left, on every
+// reachable database whose engine needs it (the secondaries' too: their
+// applies fill theirs).
+func (c *Cluster) vacuumCaptures(ctx context.Context) {
+	c.vacuums.Lock()
+	tables := c.vacuums.tables
+	c.vacuums.tables = nil
+	c.vacuums.Unlock()
+	for name := range tables {
+		for _, n := range c.nodes {
+			if n.caps.Vacuumer == nil || !n.reachable() {
+				continue
+			}
+			vctx, cancel := c.stepContext(ctx)
+			_, err := n.conn().Write.ExecContext(vctx, n.caps.Vacuumer.VacuumCapture(name))
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("vacuum a capture table", "node", n.name, "table", name, "err", err)
+			}
+		}
+	}
+}
+
 func (tx *Tx) drainTable(ctx context.Context, t *sqlTable) error {
 	p := tx.primary
 	r, err := tx.tx.QueryContext(ctx, t.drain)
@@ -489,9 +529,16 @@ func (tx *Tx) drainTable(ctx context.Context, t *sqlTable) error {
 	for i := range raw {
 		ptrs[i] = &raw[i]
 	}
+	keys := 0
 	for r.Next() {
 		if err := r.Scan(ptrs...); err != nil {
 			return err
+		}
+		if keys++; keys == bulkyDrain && p.caps.Vacuumer != nil {
+			if tx.bulky == nil {
+				tx.bulky = map[string]bool{}
+			}
+			tx.bulky[t.def.T.Name] = true
 		}
 		key := make([]any, nk)
 		for i, ci := range t.def.PK {

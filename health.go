@@ -82,6 +82,7 @@ func (c *Cluster) health() {
 		if err := c.catchUpAll(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("catch-up", "err", err)
 		}
+		c.vacuumCaptures(ctx)
 		if time.Since(lastSweep) >= c.interval*4 {
 			lastSweep = time.Now()
 			sctx, cancel := c.stepContext(ctx)

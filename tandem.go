@@ -108,6 +108,12 @@ type Cluster struct {
 	configFile string          // the config file, for messages
 
 	kicks      chan struct{} // asks the health loop to check now
+	// vacuums names the tables whose capture tables a large drain left to
+	// vacuum (engine.CaptureVacuumer): the health loop does it.
+	vacuums struct {
+		sync.Mutex
+		tables map[string]bool
+	}
 	stop       chan struct{} // closed by Close
 	healthDone chan struct{}
 	background bool // run the health loop (false: WithoutBackground)

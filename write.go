@@ -139,6 +139,9 @@ type Tx struct {
 	// statement ran); undrained: a query may have changed rows not sent
 	// yet (capture.go).
 	capturing, undrained bool
+	// bulky names the tables a drain read many keys of: their capture
+	// tables are vacuumed once the Tx ends (capture.go).
+	bulky map[string]bool
 	// members counts the Cluster.Tx calls a group's transaction holds
 	// (see grouper), and memberOps the ops they made: each counts as one
 	// write, like a whole Tx.
@@ -500,6 +503,10 @@ func (tx *Tx) commit(ctx context.Context) error {
 func (tx *Tx) finish(err error) error {
 	if !tx.done {
 		tx.abort()
+	}
+	if tx.bulky != nil {
+		tx.c.vacuumLater(tx.bulky)
+		tx.bulky = nil
 	}
 	if !tx.committed {
 		for _, f := range tx.ids {

@@ -16,6 +16,7 @@ type Capabilities struct {
 	Capturer     Capturer
 	Violator     Violator
 	Copier       Copier
+	Vacuumer     CaptureVacuumer
 }
 
 // CapabilitiesOf returns the optional interfaces e implements.
@@ -33,6 +34,7 @@ func CapabilitiesOf(e Engine) Capabilities {
 	c.Capturer, _ = e.(Capturer)
 	c.Violator, _ = e.(Violator)
 	c.Copier, _ = e.(Copier)
+	c.Vacuumer, _ = e.(CaptureVacuumer)
 	return c
 }
 

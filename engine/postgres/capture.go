@@ -198,3 +198,8 @@ func (Engine) TransactionalDDL() bool { return true }
 
 // Refuse implements engine.Capturer: the triggers see every statement.
 func (Engine) Refuse(string) string { return "" }
+
+// VacuumCapture implements engine.CaptureVacuumer.
+func (e Engine) VacuumCapture(name string) string {
+	return "VACUUM " + e.Quote(engine.CaptureName(name))
+}
