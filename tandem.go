@@ -107,7 +107,7 @@ type Cluster struct {
 	arbiterErr error           // why the view could not be read last time (under mu)
 	configFile string          // the config file, for messages
 
-	kicks      chan struct{} // asks the health loop to check now
+	kicks chan struct{} // asks the health loop to check now
 	// vacuums names the tables whose capture tables a large drain left to
 	// vacuum (engine.CaptureVacuumer): the health loop does it.
 	vacuums struct {

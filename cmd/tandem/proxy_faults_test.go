@@ -193,8 +193,8 @@ func proxyFaults(t *testing.T, arbiter string) {
 		bankH    = &jepsen.BankHistory{Accounts: accounts, Total: accounts * balance}
 		nextID   atomic.Int64
 		acks     atomic.Int64 // set writes acknowledged
-		secOnly  atomic.Bool // a fault of a secondary alone is on
-		setErrs  []string    // set errors while secOnly
+		secOnly  atomic.Bool  // a fault of a secondary alone is on
+		setErrs  []string     // set errors while secOnly
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 		failures = map[string]int{}
