@@ -366,7 +366,8 @@ func proxyFaults(t *testing.T, arbiter string) {
 		})
 	}
 
-	// settled waits until both proxies see every datasource in sync.
+	// settled waits until both proxies see every datasource in sync and
+	// foo primary.
 	settled := func(what string) {
 		t.Helper()
 		var last []nodeRow
@@ -380,7 +381,11 @@ func proxyFaults(t *testing.T, arbiter string) {
 					break
 				}
 				for _, r := range rows {
-					if r.state != "in sync" || r.behind != "0" {
+					// In sync, and writes handed back to the configured
+					// primary (which the health loop does once foo is in
+					// step): the next fault's victim is then what it is
+					// called.
+					if r.state != "in sync" || r.behind != "0" || (r.name == "foo") != (r.role == "primary") {
 						ok = false
 					}
 				}
@@ -423,7 +428,9 @@ func proxyFaults(t *testing.T, arbiter string) {
 			victim = other[p]
 			secOnly.Store(true)
 		}
+		mu.Lock()
 		before := bankH.Transfers
+		mu.Unlock()
 		t.Logf("fault %d: %s (%s) for %v", i+1, kind, victim, hold)
 		switch kind {
 		case "kill secondary", "kill primary":
