@@ -26,8 +26,9 @@ import (
 )
 
 const (
-	// maxReplays bounds how many times one transaction runs again.
-	maxReplays = 5
+	// maxReplays bounds how many times one transaction runs again (and
+	// Server.RetryFor how long it keeps trying).
+	maxReplays = 20
 	// maxLogged bounds the statements and argument bytes kept for a
 	// transaction; past either it cannot run again.
 	maxLogged      = 1000
@@ -90,13 +91,21 @@ func (ss *session) replayable(err error) bool {
 // when a secondary kept tandem's lock past the timeout (ErrBusy) until it
 // is left out.
 func (ss *session) again(ctx context.Context, fn func() error) error {
+	start := time.Now()
 	err := fn()
-	for i := 1; i <= maxReplays && err != nil && nothingCommitted(err) && ctx.Err() == nil; i++ {
+	for i := 1; i <= maxReplays && err != nil && nothingCommitted(err) && ctx.Err() == nil && time.Since(start) < ss.s.retryFor(); i++ {
 		ss.s.log().Info("proxy: a statement runs again", "because", err.Error())
-		time.Sleep(time.Duration(i) * 50 * time.Millisecond)
+		time.Sleep(backoff(i))
 		err = fn()
 	}
 	return err
+}
+
+// backoff is the wait before the i-th try again: 50 ms more each time, at
+// most half a second (a secondary is left out within the cluster's
+// timeout).
+func backoff(i int) time.Duration {
+	return min(time.Duration(i)*50*time.Millisecond, 500*time.Millisecond)
 }
 
 // nothingCommitted reports whether err says that nothing was committed.
@@ -109,9 +118,12 @@ func nothingCommitted(err error) bool {
 // was committed. It returns nil when the transaction is where it was
 // (ss.tx is then the new one), else the error to report.
 func (ss *session) replay(ctx context.Context, cause error) error {
-	for i := range maxReplays {
+	start := time.Now()
+	for i := 0; i < maxReplays && (i == 0 || time.Since(start) < ss.s.retryFor()); i++ {
 		ss.tx.Rollback()
-		time.Sleep(time.Duration(i) * 50 * time.Millisecond)
+		if i > 0 {
+			time.Sleep(backoff(i))
+		}
 		tx, err := ss.db.BeginTx(context.WithoutCancel(ctx), nil)
 		if err != nil {
 			return fmt.Errorf("%w (and beginning it again: %w)", cause, err)

@@ -55,6 +55,10 @@ type Server struct {
 	// MaxConns bounds the connections served at once (0: 100); one over
 	// is refused with SQLSTATE 53300.
 	MaxConns int
+	// RetryFor bounds how long a statement or transaction that tandem
+	// committed nowhere keeps running again before the client gets 40001
+	// (0: 10 s; replay.go).
+	RetryFor time.Duration
 
 	mu    sync.Mutex
 	conns int
@@ -78,6 +82,14 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go s.serve(conn)
 	}
+}
+
+// retryFor is RetryFor or its default.
+func (s *Server) retryFor() time.Duration {
+	if s.RetryFor == 0 {
+		return 10 * time.Second
+	}
+	return s.RetryFor
 }
 
 // idle is how long a connection may send nothing.
@@ -447,7 +459,7 @@ func (ss *session) exec(ctx context.Context, query string, args ...any) (sql.Res
 		return res, err
 	}
 	res, err := ss.tx.ExecContext(ctx, query, args...)
-	if err != nil && ss.replayable(err) {
+	for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
 		if err = ss.replay(ctx, err); err == nil {
 			res, err = ss.tx.ExecContext(ctx, query, args...)
 		}
@@ -473,7 +485,7 @@ func (ss *session) query(ctx context.Context, query string, args ...any) (*sql.R
 		return rows, err
 	}
 	rows, err := ss.tx.QueryContext(ctx, query, args...)
-	if err != nil && ss.replayable(err) {
+	for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
 		if err = ss.replay(ctx, err); err == nil {
 			rows, err = ss.tx.QueryContext(ctx, query, args...)
 		}
@@ -607,12 +619,12 @@ func (ss *session) txn(ctx context.Context, word, text string) {
 			return
 		}
 		err := ss.tx.Commit()
-		if err != nil && ss.replayable(err) {
-			if err = ss.replay(ctx, err); err == nil {
-				err = ss.tx.Commit()
-			} else {
+		for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
+			if err = ss.replay(ctx, err); err != nil {
 				ss.tx.Rollback()
+				break
 			}
+			err = ss.tx.Commit()
 		}
 		ss.tx, ss.failed = nil, false
 		if err != nil {
