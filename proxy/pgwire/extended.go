@@ -251,18 +251,28 @@ func (ss *session) execute(ctx context.Context, pt *portal) {
 		ss.complete(commandTag(p.words, tag, res))
 		return
 	}
-	rows, err := ss.query(ctx, p.query, pt.args...)
-	if err != nil {
-		ss.extFail(err)
-		return
-	}
-	oids, formats := pt.columns()
-	n, err := ss.dataRows(rows, oids, formats)
-	if err != nil {
-		ss.extFail(err)
+	n, ok := ss.portalRows(ctx, pt, ss.sendRow)
+	if !ok {
 		return
 	}
 	ss.complete(rowsTag(firstWord(p.words), n))
+}
+
+// portalRows runs the portal's query and hands its rows, encoded as
+// bound, to sink; on an error it answers it and returns false.
+func (ss *session) portalRows(ctx context.Context, pt *portal, sink func([][]byte)) (int64, bool) {
+	rows, err := ss.query(ctx, pt.stmt.query, pt.args...)
+	if err != nil {
+		ss.extFail(err)
+		return 0, false
+	}
+	oids, formats := pt.columns()
+	n, err := ss.dataRowsTo(rows, oids, formats, sink)
+	if err != nil {
+		ss.extFail(err)
+		return n, false
+	}
+	return n, true
 }
 
 // columns returns the types of the portal's result columns, and the
@@ -291,15 +301,8 @@ func (ss *session) executeSome(ctx context.Context, pt *portal, max int) {
 			ss.aborted()
 			return
 		}
-		rows, err := ss.query(ctx, p.query, pt.args...)
-		if err != nil {
-			ss.extFail(err)
-			return
-		}
-		oids, formats := pt.columns()
-		if _, err := ss.dataRowsTo(rows, oids, formats, func(r [][]byte) { pt.rows = append(pt.rows, r) }); err != nil {
+		if _, ok := ss.portalRows(ctx, pt, func(r [][]byte) { pt.rows = append(pt.rows, r) }); !ok {
 			pt.rows = nil
-			ss.extFail(err)
 			return
 		}
 		pt.started = true

@@ -108,6 +108,19 @@ func backoff(i int) time.Duration {
 	return min(time.Duration(i)*50*time.Millisecond, 500*time.Millisecond)
 }
 
+// retrying runs fn, a step of the session's transaction (a statement,
+// the commit), and while tandem says nothing was committed, runs the
+// transaction again (replay) and fn after it, for up to RetryFor.
+func (ss *session) retrying(ctx context.Context, fn func() error) error {
+	err := fn()
+	for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
+		if err = ss.replay(ctx, err); err == nil {
+			err = fn()
+		}
+	}
+	return err
+}
+
 // nothingCommitted reports whether err says that nothing was committed.
 func nothingCommitted(err error) bool {
 	return errors.Is(err, tandem.ErrNotCommitted) && !errors.Is(err, tandem.ErrOutcomeUnknown)

@@ -458,12 +458,11 @@ func (ss *session) exec(ctx context.Context, query string, args ...any) (sql.Res
 		})
 		return res, err
 	}
-	res, err := ss.tx.ExecContext(ctx, query, args...)
-	for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
-		if err = ss.replay(ctx, err); err == nil {
-			res, err = ss.tx.ExecContext(ctx, query, args...)
-		}
-	}
+	var res sql.Result
+	err := ss.retrying(ctx, func() (err error) {
+		res, err = ss.tx.ExecContext(ctx, query, args...)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -484,12 +483,11 @@ func (ss *session) query(ctx context.Context, query string, args ...any) (*sql.R
 		})
 		return rows, err
 	}
-	rows, err := ss.tx.QueryContext(ctx, query, args...)
-	for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
-		if err = ss.replay(ctx, err); err == nil {
-			rows, err = ss.tx.QueryContext(ctx, query, args...)
-		}
-	}
+	var rows *sql.Rows
+	err := ss.retrying(ctx, func() (err error) {
+		rows, err = ss.tx.QueryContext(ctx, query, args...)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -618,13 +616,9 @@ func (ss *session) txn(ctx context.Context, word, text string) {
 			ss.complete("ROLLBACK")
 			return
 		}
-		err := ss.tx.Commit()
-		for start := time.Now(); err != nil && ss.replayable(err) && time.Since(start) < ss.s.retryFor(); {
-			if err = ss.replay(ctx, err); err != nil {
-				ss.tx.Rollback()
-				break
-			}
-			err = ss.tx.Commit()
+		err := ss.retrying(ctx, func() error { return ss.tx.Commit() }) // the replay's ss.tx, after one
+		if err != nil {
+			ss.tx.Rollback() // a replay's transaction that did not commit
 		}
 		ss.tx, ss.failed = nil, false
 		if err != nil {
